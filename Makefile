@@ -1,0 +1,51 @@
+# citycase — the two commands a newcomer needs: `make run` and `make test`.
+# Every target creates .venv and installs the project into it on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format infra-up infra-down migrate clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## run: every service in one process (SQLite files, embedded event log) on http://127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/python -m services run all --mode embedded
+
+## test: the whole suite; starts the local PostgreSQL and Kafka when they are not running
+test: $(STAMP) infra-up
+	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests — that is a failure" >&2; exit 1; fi; \
+	exit $$status
+
+## lint: ruff (lint + format check) and mypy
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## infra-up / infra-down: local PostgreSQL (Debian packages) and Kafka (KRaft, jars from Maven Central)
+infra-up:
+	deploy/local/up.sh
+
+infra-down:
+	deploy/local/down.sh
+
+## migrate: bring every service schema to head (production mode: PostgreSQL)
+migrate: $(STAMP)
+	$(BIN)/python -m services migrate all --mode production
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

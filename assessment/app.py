@@ -1,0 +1,12 @@
+"""The assessment service as the runtime sees it."""
+
+from __future__ import annotations
+
+from assessment.api import router
+from assessment.consumers import consumers
+from assessment.models import metadata
+from services.spec import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="assessment", title="citycase assessment", metadata=metadata, router=router, consumers=consumers
+)

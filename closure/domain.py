@@ -1,0 +1,1 @@
+"""The closure service's rules and state transitions: pure functions and classes, no I/O."""

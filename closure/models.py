@@ -1,0 +1,7 @@
+"""The closure service's tables, in its own schema ``closure``."""
+
+from __future__ import annotations
+
+from shared.messaging.tables import service_metadata
+
+metadata = service_metadata()

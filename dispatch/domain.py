@@ -1,0 +1,1 @@
+"""The dispatch service's rules and state transitions: pure functions and classes, no I/O."""

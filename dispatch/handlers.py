@@ -1,0 +1,3 @@
+"""The dispatch service's use cases: load, decide with the domain, save and emit events in one
+transaction.
+"""

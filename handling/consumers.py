@@ -1,0 +1,11 @@
+"""The events the handling service reacts to."""
+
+from __future__ import annotations
+
+from shared.messaging.consumer import ConsumerSpec
+from shared.settings import Settings
+
+
+def consumers(_settings: Settings) -> list[ConsumerSpec]:
+    """The handling service's consumer groups."""
+    return []

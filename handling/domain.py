@@ -1,0 +1,1 @@
+"""The handling service's rules and state transitions: pure functions and classes, no I/O."""

@@ -1,0 +1,3 @@
+"""The intake service's use cases: load, decide with the domain, save and emit events in one
+transaction.
+"""

@@ -1,0 +1,20 @@
+"""The intake schema's outbox and inbox.
+
+Revision ID: 0001
+Revises:
+"""
+
+from shared.migrations import create_messaging_tables_v1, drop_messaging_tables_v1
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_messaging_tables_v1()
+
+
+def downgrade() -> None:
+    drop_messaging_tables_v1()

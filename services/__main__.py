@@ -1,0 +1,63 @@
+"""The command line: ``python -m services run all|intake|... [--mode embedded|production]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from services.app import create_app
+from services.registry import load_specs
+from shared.db import create_engine
+from shared.migrations import upgrade_to_head
+from shared.settings import SERVICE_NAMES, Mode, Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the command."""
+    parser = argparse.ArgumentParser(prog="python -m services", description="citycase services")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="serve one service, or all of them in one process")
+    run.add_argument("service", choices=("all", *SERVICE_NAMES))
+    _add_mode(run)
+    run.add_argument("--host", help="interface to listen on (default from CITYCASE_HTTP_HOST)")
+    run.add_argument("--port", type=int, help="port to listen on (default from CITYCASE_HTTP_PORT)")
+
+    migrate = commands.add_parser("migrate", help="bring service schemas to the newest revision")
+    migrate.add_argument("services", nargs="*", choices=("all", *SERVICE_NAMES), help="default: all")
+    _add_mode(migrate)
+
+    args = parser.parse_args(argv)
+    overrides = {"mode": args.mode} if args.mode else {}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "run":
+        app = create_app([args.service], settings)
+        uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
+        return 0
+    asyncio.run(_migrate(args.services or ["all"], settings))
+    return 0
+
+
+def _add_mode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=[m.value for m in Mode], help="default from CITYCASE_MODE (embedded)")
+
+
+async def _migrate(names: Sequence[str], settings: Settings) -> None:
+    for spec in load_specs(names):
+        engine = create_engine(settings.database_url(spec.name))
+        try:
+            await upgrade_to_head(spec.name, engine)
+            print(f"{spec.name}: schema at head")
+        finally:
+            await engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

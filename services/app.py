@@ -1,0 +1,89 @@
+"""The app factory: one FastAPI app per process, each service mounted under its own prefix
+(``/intake``, ``/dispatch``...) with its own OpenAPI docs, plus process-wide health and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.registry import load_specs
+from services.runtime import Runtime, ServiceRuntime
+from shared.clock import Clock, SystemClock
+from shared.http import install_error_handlers
+from shared.settings import Settings
+
+
+def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The ASGI app of a process running ``service_names``."""
+    runtime = Runtime(load_specs(service_names), settings, clock or SystemClock())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="citycase", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for service in runtime.services:
+        app.mount(f"/{service.name}", _service_app(service, runtime))
+
+    @app.get("/healthz", summary="Liveness: the process is up", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: every service's database and the event bus answer", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        checks = {f"{s.name}.database": await _probe(s.check_database) for s in runtime.services}
+        checks["bus"] = await _probe(runtime.check_bus)
+        return _readiness(checks)
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
+    app = FastAPI(title=service.spec.title, version="0.1.0")
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(service.spec.router)
+
+    @app.get("/healthz", summary="Liveness", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service.name}
+
+    @app.get("/readyz", summary="Readiness: the service's database and the event bus answer", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        return _readiness({"database": await _probe(service.check_database), "bus": await _probe(runtime.check_bus)})
+
+    return app
+
+
+async def _probe(check: Callable[[], Awaitable[None]]) -> str:
+    try:
+        await check()
+    except Exception as exc:
+        return f"down: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+def _readiness(checks: dict[str, str]) -> JSONResponse:
+    ready = all(result == "ok" for result in checks.values())
+    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+
+
+def service_of(request: Request) -> ServiceRuntime:
+    """The service runtime behind a request, for route dependencies."""
+    service: ServiceRuntime = request.app.state.service
+    return service

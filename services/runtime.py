@@ -1,0 +1,161 @@
+"""The running parts of a process: the bus, and per service its store, relay and consumers.
+
+Writes never wait for the bus: a service whose broker is down still accepts requests, the outbox
+fills, and the relay drains it when the broker is back. Readiness says which dependency is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from services.spec import ServiceSpec
+from shared.bus import Bus, TopicSpec
+from shared.bus.embedded import EmbeddedLog
+from shared.bus.kafka import KafkaBus
+from shared.clock import Clock
+from shared.db import create_engine
+from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.relay import OutboxRelay
+from shared.messaging.store import ServiceStore
+from shared.migrations import upgrade_to_head
+from shared.settings import Mode, Settings
+
+log = logging.getLogger(__name__)
+
+_BUS_RETRY_S = 2.0
+
+
+def build_bus(settings: Settings, client_id: str) -> Bus:
+    """The bus of the configured mode."""
+    if settings.mode is Mode.EMBEDDED:
+        return EmbeddedLog(settings.event_log_path)
+    return KafkaBus(
+        settings.kafka_bootstrap_servers, client_id=client_id, replication_factor=settings.kafka_replication_factor
+    )
+
+
+def topics(settings: Settings) -> list[TopicSpec]:
+    """The topics every process makes sure of at start-up."""
+    return [
+        TopicSpec(settings.topic_case_events, settings.kafka_partitions),
+        TopicSpec(settings.topic_dead_letter, 1),
+        TopicSpec(settings.topic_integration, settings.kafka_partitions),
+    ]
+
+
+class ServiceRuntime:
+    """One service inside a process."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings, clock: Clock, bus: Bus) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.clock = clock
+        self.bus = bus
+        self.store = ServiceStore(
+            spec.name,
+            create_engine(settings.database_url(spec.name), pool_size=settings.pg_pool_size),
+            spec.metadata,
+            clock=clock,
+            case_events_topic=settings.topic_case_events,
+        )
+        self.relay = OutboxRelay(
+            self.store,
+            bus,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+            retention=timedelta(hours=settings.outbox_retention_hours),
+        )
+        self.consumers = [
+            ConsumerRunner(
+                consumer,
+                self.store,
+                bus,
+                dead_letter_topic=settings.topic_dead_letter,
+                batch_size=settings.consumer_batch_size,
+                max_attempts=settings.consumer_max_attempts,
+            )
+            for consumer in spec.consumers(settings)
+        ]
+
+    @property
+    def name(self) -> str:
+        """The service's name, also its path prefix and schema."""
+        return self.spec.name
+
+    async def migrate(self) -> None:
+        """Bring the service's schema up to date."""
+        await upgrade_to_head(self.spec.name, self.store.engine)
+
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        """Start the relay and the consumers."""
+        return [asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")] + [
+            asyncio.create_task(runner.run(), name=f"{self.name}-{runner.spec.name}") for runner in self.consumers
+        ]
+
+    async def check_database(self) -> None:
+        """Raise unless the service's database answers."""
+        async with self.store.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Release the database connections."""
+        await self.store.engine.dispose()
+
+
+class Runtime:
+    """Everything a process runs: one bus shared by its services."""
+
+    def __init__(self, specs: Sequence[ServiceSpec], settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.bus = build_bus(settings, client_id="citycase-" + "-".join(spec.name for spec in specs))
+        self.services = [ServiceRuntime(spec, settings, clock, self.bus) for spec in specs]
+        self.bus_connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Migrate the databases, then connect the bus in the background and start the workers."""
+        if self.settings.mode is Mode.EMBEDDED:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.migrate_on_start:
+            for service in self.services:
+                await service.migrate()
+        self._tasks.append(asyncio.create_task(self._connect_and_work(), name="bus-connect"))
+
+    async def _connect_and_work(self) -> None:
+        while True:
+            try:
+                await self.bus.start()
+                if self.settings.kafka_create_topics or self.settings.mode is Mode.EMBEDDED:
+                    await self.bus.ensure_topics(topics(self.settings))
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event bus unreachable (%s); retrying in %.0fs", exc, _BUS_RETRY_S)
+                await self.bus.close()
+                await asyncio.sleep(_BUS_RETRY_S)
+        self.bus_connected.set()
+        for service in self.services:
+            self._tasks.extend(service.background_tasks())
+
+    async def stop(self) -> None:
+        """Stop the workers, then close the bus and the databases."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.bus.close()
+        for service in self.services:
+            await service.close()
+
+    async def check_bus(self) -> None:
+        """Raise unless the bus is connected and answers."""
+        if not self.bus_connected.is_set():
+            raise ConnectionError("not connected to the event bus yet")
+        await self.bus.ping()

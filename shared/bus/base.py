@@ -1,0 +1,97 @@
+"""What every bus backend offers: keyed, partitioned, durable topics with consumer groups.
+
+The shapes follow Kafka's so that the embedded log behaves the same way: a message's key picks
+its partition (murmur2, like Kafka's default partitioner), order is kept within a partition, and
+a consumer group commits the next offset to read per partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to publish."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A message read back from a partition, with its position."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> bytes | None:
+        """The first header called ``name``, if any."""
+        return next((value for key, value in self.headers if key == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to make sure of at start-up."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+TopicPartition = tuple[str, int]
+
+
+class Subscription(Protocol):
+    """One member of a consumer group, reading the partitions it was assigned."""
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Up to ``max_records`` new records, in offset order within each partition."""
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record, for the group, the next offset to read in each partition."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the group."""
+        ...
+
+
+class Bus(Protocol):
+    """A backend: publish durably, subscribe as a group member, and say whether it is reachable."""
+
+    async def start(self) -> None:
+        """Connect; must be called before anything else."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and disconnect."""
+        ...
+
+    async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet; existing ones are left as they are."""
+        ...
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish in order and return once every message is durably stored; raise otherwise."""
+        ...
+
+    async def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
+        """Join ``group`` reading ``topics`` from the group's committed offsets (else the start)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise when the backend cannot be reached."""
+        ...

@@ -1,0 +1,152 @@
+"""The Apache Kafka backend (aiokafka): idempotent producer with acks=all, consumer groups with
+manual offset commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from shared.bus.base import Message, Record, TopicSpec
+from shared.bus.base import TopicPartition as Position
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class KafkaSubscription:
+    """A consumer group member on Kafka."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]:
+        """The next records of the assigned partitions, in offset order per partition."""
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [
+            Record(
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key,
+                value=m.value or b"",
+                headers=tuple(m.headers),
+                timestamp_ms=m.timestamp,
+            )
+            for tp in sorted(batches, key=lambda tp: (tp.topic, tp.partition))
+            for m in batches[tp]
+        ]
+
+    async def commit(self, offsets: Mapping[Position, int]) -> None:
+        """Commit the group's offsets; a rebalance in between only means a redelivery, which the
+        inbox absorbs, so a refused commit is logged and not raised.
+        """
+        try:
+            await self._consumer.commit(
+                {TopicPartition(topic, partition): o for (topic, partition), o in offsets.items()}
+            )
+        except CommitFailedError:
+            log.warning("offset commit refused after a rebalance; the batch will be redelivered")
+
+    async def close(self) -> None:
+        """Leave the group."""
+        await self._consumer.stop()
+
+
+class KafkaBus:
+    """Kafka through aiokafka."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "citycase",
+        replication_factor: int = 1,
+        linger_ms: int = 5,
+        request_timeout_ms: int = 15000,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.replication_factor = replication_factor
+        self.linger_ms = linger_ms
+        self.request_timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect the producer; raises when no broker answers."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.linger_ms,
+            request_timeout_ms=self.request_timeout_ms,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def close(self) -> None:
+        """Flush pending messages and disconnect."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The started producer."""
+        if self._producer is None:
+            raise RuntimeError("the Kafka bus is not started")
+        return self._producer
+
+    async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
+        """Create missing topics with the configured replication factor."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t.name not in existing]
+            if missing:
+                response = await admin.create_topics(
+                    [
+                        NewTopic(t.name, t.partitions, self.replication_factor, topic_configs=dict(t.config))
+                        for t in missing
+                    ]
+                )
+                for name, code, *_ in response.topic_errors:
+                    if code not in (0, _TOPIC_ALREADY_EXISTS):
+                        raise KafkaError(f"cannot create topic {name}: error code {code}")
+        finally:
+            await admin.close()
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Send in order and wait until every message is acknowledged by all in-sync replicas."""
+        producer = self.producer
+        deliveries = [await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers)) for m in messages]
+        await asyncio.gather(*deliveries)
+
+    async def subscribe(self, group: str, topics: Sequence[str]) -> KafkaSubscription:
+        """Join a consumer group; offsets are committed only by ``commit``."""
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        return KafkaSubscription(consumer)
+
+    async def ping(self) -> None:
+        """Raise unless a broker answers a metadata request within a few seconds."""
+        await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=3)

@@ -1,0 +1,129 @@
+"""The envelope of every event: CloudEvents 1.0, carried over the bus in Kafka binary mode.
+
+Attributes travel as ``ce_*`` headers, the payload as the JSON value, the case id (the CloudEvents
+``subject``) as the key, so a case's events share a partition and keep their order. The payload's
+schema version is the tail of ``dataschema`` (``urn:citycase:event:case.filed:v1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from cloudevents.core.bindings import kafka
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import ValidationError
+
+from shared.bus import Message, Record
+from shared.clock import Clock
+from shared.events.catalogue import CATALOGUE, Catalogue, EventPayload, UnknownEventType
+from shared.ids import new_id
+
+CONTENT_TYPE = "application/json"
+_SCHEMA_PREFIX = "urn:citycase:event:"
+_FORMAT = JSONFormat()
+
+
+class MalformedEvent(ValueError):
+    """A record that is not a valid event of the catalogue; the reason says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A fact about a case, as it travels between services."""
+
+    id: UUID
+    source: str
+    subject: str
+    time: datetime
+    data: EventPayload
+
+    @property
+    def type(self) -> str:
+        """The CloudEvents type, e.g. ``case.filed``."""
+        return self.data.TYPE
+
+    @property
+    def version(self) -> int:
+        """The payload's schema version."""
+        return self.data.VERSION
+
+    @classmethod
+    def occurred(cls, data: EventPayload, *, subject: str | UUID, source: str, clock: Clock) -> Event:
+        """A new event with a fresh id, stamped with the clock's current time."""
+        return cls(id=new_id(), source=source, subject=str(subject), time=clock.now(), data=data)
+
+
+def dataschema(event_type: str, version: int) -> str:
+    """The ``dataschema`` URI naming a payload schema and its version."""
+    return f"{_SCHEMA_PREFIX}{event_type}:v{version}"
+
+
+def encode(event: Event, topic: str) -> Message:
+    """The Kafka binary-mode message of an event, keyed by its subject (the case id)."""
+    cloud_event = CloudEvent(
+        attributes={
+            "id": str(event.id),
+            "source": event.source,
+            "type": event.type,
+            "subject": event.subject,
+            "time": event.time,
+            "datacontenttype": CONTENT_TYPE,
+            "dataschema": dataschema(event.type, event.version),
+        },
+        data=event.data.model_dump(mode="json"),
+    )
+    message = kafka.to_binary(cloud_event, _FORMAT, key_mapper=lambda ce: ce.get_subject())
+    key = message.key.encode() if isinstance(message.key, str) else message.key
+    return Message(topic=topic, key=key, value=message.value, headers=tuple(message.headers.items()))
+
+
+def decode(record: Record, catalogue: Catalogue = CATALOGUE) -> Event:
+    """The event in a record; ``MalformedEvent`` or ``UnknownEventType`` when it cannot be read."""
+    try:
+        cloud_event = kafka.from_binary(
+            kafka.KafkaMessage(headers=dict(record.headers), key=record.key, value=record.value),
+            _FORMAT,
+            CloudEvent,
+        )
+    except Exception as exc:  # the SDK raises many types for bad headers; all mean "malformed"
+        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
+    event_type = cloud_event.get_type()
+    version = _schema_version(cloud_event.get_dataschema(), event_type)
+    model = catalogue.model_for(event_type, version)
+    data: Any = cloud_event.get_data()
+    if not isinstance(data, dict):
+        raise MalformedEvent(f"{event_type}: the value is not a JSON object")
+    try:
+        payload = model.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedEvent(f"{event_type} v{version}: {_summary(exc)}") from exc
+    subject, time = cloud_event.get_subject(), cloud_event.get_time()
+    if not subject:
+        raise MalformedEvent(f"{event_type}: no subject (case id)")
+    if time is None or time.tzinfo is None:
+        raise MalformedEvent(f"{event_type}: no time with a timezone")
+    try:
+        event_id = UUID(cloud_event.get_id())
+    except ValueError as exc:
+        raise MalformedEvent(f"{event_type}: id is not a UUID") from exc
+    return Event(id=event_id, source=cloud_event.get_source(), subject=subject, time=time.astimezone(UTC), data=payload)
+
+
+def _schema_version(schema: str | None, event_type: str) -> int:
+    if schema is None:
+        raise MalformedEvent(f"{event_type}: no dataschema, so no schema version")
+    name, _, version = schema.removeprefix(_SCHEMA_PREFIX).rpartition(":v")
+    if not schema.startswith(_SCHEMA_PREFIX) or name != event_type or not version.isdigit():
+        raise MalformedEvent(f"{event_type}: dataschema {schema!r} does not name this type's version")
+    return int(version)
+
+
+def _summary(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in error.errors()[:5])
+
+
+__all__ = ["CONTENT_TYPE", "Event", "MalformedEvent", "UnknownEventType", "dataschema", "decode", "encode"]

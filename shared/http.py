@@ -1,0 +1,40 @@
+"""HTTP conventions shared by every service: one JSON error shape, ``{code, message, details}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorBody(BaseModel):
+    """What every error response carries."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    """A JSON error response in the project's shape."""
+    return JSONResponse(status_code=status, content=ErrorBody(code=code, message=message, details=details).model_dump())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render framework errors in the project's error shape."""
+
+    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return error_response(422, "invalid_request", "the request is not valid", details)
+
+    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -1,0 +1,198 @@
+"""Idempotent consumers: read a batch, apply each event once, commit effects and inbox together,
+then commit the offsets.
+
+A crash between the database commit and the offset commit redelivers the batch; the inbox makes
+the second delivery a no-op. Records that are not events of the catalogue (malformed, unknown
+type or version) go to the dead-letter topic with the reason, through the outbox of the same
+transaction, and the consumer moves on. A handler that keeps failing on one event is retried a
+few times and then dead-lettered too, so one poison event cannot stop a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from shared.bus import Bus, Message, Record
+from shared.bus.base import TopicPartition
+from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
+from shared.events.envelope import Event, MalformedEvent, decode
+from shared.messaging.store import ServiceStore, Transaction
+from shared.metrics import EVENTS_CONSUMED
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Transaction, Event], Awaitable[None]]
+
+# Failures of the infrastructure, not of the event: retry the batch for as long as it takes.
+_INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError)
+_MAX_BACKOFF_S = 5.0
+
+DLQ_REASON = "dlq_reason"
+DLQ_CONSUMER = "dlq_consumer"
+DLQ_ORIGIN = "dlq_origin"
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """What a consumer group reads and which handler applies each event type.
+
+    Event types of the catalogue without a handler here are not this consumer's business and are
+    skipped; types outside the catalogue are dead-lettered.
+    """
+
+    name: str
+    topics: Sequence[str]
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+
+
+class _RetryBatch(Exception):
+    """A handler failed on an event that has attempts left: roll back and run the batch again."""
+
+
+class ConsumerRunner:
+    """Runs one consumer group member until cancelled."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        store: ServiceStore,
+        bus: Bus,
+        *,
+        dead_letter_topic: str,
+        batch_size: int = 200,
+        max_attempts: int = 3,
+        retry_delay_s: float = 0.2,
+        catalogue: Catalogue = CATALOGUE,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.bus = bus
+        self.dead_letter_topic = dead_letter_topic
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.retry_delay_s = retry_delay_s
+        self.catalogue = catalogue
+        self._failures: Counter[UUID] = Counter()
+
+    async def run(self) -> None:
+        """Join the group and apply batches forever, rejoining after a lost connection."""
+        delay = self.retry_delay_s
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("consumer %s lost the bus; rejoining in %.1fs", self.spec.name, delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF_S)
+
+    async def _consume(self) -> None:
+        subscription = await self.bus.subscribe(self.spec.name, self.spec.topics)
+        try:
+            while True:
+                records = await subscription.fetch(self.batch_size, timeout_s=1.0)
+                if records:
+                    await self.apply(records)
+                    await subscription.commit(next_offsets(records))
+        finally:
+            await subscription.close()
+
+    async def apply(self, records: Sequence[Record]) -> None:
+        """Apply one batch durably, retrying until it commits."""
+        delay = self.retry_delay_s
+        while True:
+            try:
+                await self._apply_once(records)
+                return
+            except asyncio.CancelledError:
+                raise
+            except _RetryBatch:
+                pass
+            except Exception:
+                log.warning("consumer %s could not commit a batch; retrying", self.spec.name, exc_info=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF_S)
+
+    async def _apply_once(self, records: Sequence[Record]) -> None:
+        outcomes: Counter[str] = Counter()
+        async with self.store.transaction() as tx:
+            decoded: list[tuple[Record, Event | None]] = []
+            for record in records:
+                try:
+                    decoded.append((record, decode(record, self.catalogue)))
+                except (MalformedEvent, UnknownEventType) as exc:
+                    self._dead_letter(tx, record, str(exc))
+                    outcomes["dead_lettered"] += 1
+            wanted = [event.id for _, event in decoded if event is not None and event.type in self.spec.handlers]
+            seen = await self.store.already_processed(tx, self.spec.name, wanted)
+            applied: list[Event] = []
+            for record, event in decoded:
+                if event is None:
+                    continue
+                handler = self.spec.handlers.get(event.type)
+                if handler is None:
+                    outcomes["ignored"] += 1
+                elif event.id in seen:
+                    outcomes["duplicate"] += 1
+                elif await self._handle(tx, handler, record, event):
+                    seen.add(event.id)
+                    applied.append(event)
+                    outcomes["applied"] += 1
+                else:
+                    outcomes["dead_lettered"] += 1
+            await self.store.mark_processed(tx, self.spec.name, applied)
+        for event in applied:
+            self._failures.pop(event.id, None)
+        for outcome, count in outcomes.items():
+            EVENTS_CONSUMED.labels(self.spec.name, outcome).inc(count)
+
+    async def _handle(self, tx: Transaction, handler: Handler, record: Record, event: Event) -> bool:
+        """Run one handler in a savepoint; False when the event was dead-lettered instead."""
+        try:
+            async with tx.savepoint():
+                await handler(tx, event)
+            return True
+        except _INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as exc:
+            self._failures[event.id] += 1
+            attempts = self._failures[event.id]
+            if attempts < self.max_attempts:
+                log.warning("consumer %s: %s %s failed (attempt %d)", self.spec.name, event.type, event.id, attempts)
+                raise _RetryBatch from exc
+            log.error(
+                "consumer %s: dead-lettering %s %s after %d attempts", self.spec.name, event.type, event.id, attempts
+            )
+            self._failures.pop(event.id, None)
+            self._dead_letter(tx, record, f"handler failed {attempts} times: {type(exc).__name__}: {exc}")
+            return False
+
+    def _dead_letter(self, tx: Transaction, record: Record, reason: str) -> None:
+        origin = f"{record.topic}/{record.partition}/{record.offset}"
+        # The id derives from the consumer and the record's position: a redelivered record
+        # dead-lettered again by the same consumer is one dead letter, not two.
+        message_id = uuid5(NAMESPACE_URL, f"citycase-dlq:{self.spec.name}:{origin}")
+        headers = (
+            *record.headers,
+            (DLQ_REASON, reason.encode()),
+            (DLQ_CONSUMER, self.spec.name.encode()),
+            (DLQ_ORIGIN, origin.encode()),
+        )
+        tx.send(Message(self.dead_letter_topic, record.key, record.value, headers), message_id=message_id)
+
+
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """For each partition in the batch, the offset after the last record read."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        position = (record.topic, record.partition)
+        offsets[position] = max(offsets.get(position, 0), record.offset + 1)
+    return offsets

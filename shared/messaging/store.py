@@ -1,0 +1,134 @@
+"""A service's database as the unit of work: state changes, outbox messages and inbox entries
+commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import MetaData, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shared.bus import Message
+from shared.clock import Clock
+from shared.events.envelope import Event, encode
+from shared.ids import new_id
+from shared.messaging.tables import headers_to_json
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    message_id: UUID
+    message: Message
+
+
+class Transaction:
+    """One open database transaction of a service, with the messages it will publish."""
+
+    def __init__(self, session: AsyncSession, store: ServiceStore) -> None:
+        self.session = session
+        self._store = store
+        self._pending: list[_Pending] = []
+
+    def emit(self, event: Event) -> None:
+        """Publish ``event`` on the case event log if, and only if, this transaction commits."""
+        self.send(encode(event, self._store.case_events_topic), message_id=event.id)
+
+    def send(self, message: Message, *, message_id: UUID | None = None) -> None:
+        """Publish any message (dead letters, integration traffic) if this transaction commits.
+
+        A message id seen before is published once: redelivered input that re-sends the same
+        message with the same id does not duplicate it.
+        """
+        self._pending.append(_Pending(message_id or new_id(), message))
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Undo both the database writes and the messages of the block if it raises."""
+        mark = len(self._pending)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self._pending[mark:]
+            raise
+
+    @property
+    def sends_messages(self) -> bool:
+        """Whether committing will put anything in the outbox."""
+        return bool(self._pending)
+
+    async def _flush_outbox(self) -> None:
+        if not self._pending:
+            return
+        now = self._store.clock.now()
+        rows = [
+            {
+                "message_id": pending.message_id,
+                "topic": pending.message.topic,
+                "key": pending.message.key,
+                "headers": headers_to_json(pending.message.headers),
+                "value": pending.message.value,
+                "created_at": now,
+            }
+            for pending in self._pending
+        ]
+        await self.session.execute(self._store.insert_ignoring_duplicates(self._store.outbox, "message_id"), rows)
+
+
+class ServiceStore:
+    """The engine of one service plus its outbox and inbox tables."""
+
+    def __init__(self, service: str, engine: AsyncEngine, metadata: MetaData, *, clock: Clock, case_events_topic: str):
+        self.service = service
+        self.engine = engine
+        self.metadata = metadata
+        self.clock = clock
+        self.case_events_topic = case_events_topic
+        self.outbox: Table = metadata.tables["outbox"]
+        self.inbox: Table = metadata.tables["inbox"]
+        self._outbox_written = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Open a transaction; commit on normal exit (outbox rows included), roll back on error."""
+        async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
+            tx = Transaction(session, self)
+            yield tx
+            await tx._flush_outbox()
+        if tx.sends_messages:
+            self._outbox_written.set()
+
+    async def wait_for_outbox(self, timeout_s: float) -> None:
+        """Return when a transaction of this process wrote to the outbox, or after ``timeout_s``."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox_written.wait(), timeout_s)
+        self._outbox_written.clear()
+
+    async def already_processed(self, tx: Transaction, consumer: str, event_ids: Iterable[UUID]) -> set[UUID]:
+        """Which of ``event_ids`` the consumer has applied before."""
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        result = await tx.session.execute(
+            select(self.inbox.c.event_id).where(self.inbox.c.consumer == consumer, self.inbox.c.event_id.in_(ids))
+        )
+        return set(result.scalars())
+
+    async def mark_processed(self, tx: Transaction, consumer: str, events: Iterable[Event]) -> None:
+        """Remember that the consumer applied these events (same transaction as their effects)."""
+        now = self.clock.now()
+        rows = [{"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in events]
+        if rows:
+            await tx.session.execute(self.inbox.insert(), rows)
+
+    def insert_ignoring_duplicates(self, table: Table, column: str) -> postgresql.Insert | sqlite.Insert:
+        """``INSERT ... ON CONFLICT (column) DO NOTHING`` for this store's backend."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[column])
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[column])

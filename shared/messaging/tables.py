@@ -1,0 +1,74 @@
+"""The outbox and inbox tables every service has in its own schema."""
+
+from __future__ import annotations
+
+import base64
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, String, Table, Uuid
+
+from shared.bus.base import Headers
+from shared.db import BigIntPK, UTCDateTime
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Messages committed with a state change and not yet (or already) published.
+
+    ``seq`` orders publication; rows are published in ``seq`` order so a case's events reach the
+    log in the order they were committed.
+    """
+    table = Table(
+        "outbox",
+        metadata,
+        Column("seq", BigIntPK, primary_key=True, autoincrement=True),
+        Column("message_id", Uuid, nullable=False, unique=True),
+        Column("topic", String(255), nullable=False),
+        Column("key", LargeBinary, nullable=True),
+        Column("headers", JSON, nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("sent_at", UTCDateTime, nullable=True),
+    )
+    Index(
+        "ix_outbox_unsent",
+        table.c.seq,
+        postgresql_where=table.c.sent_at.is_(None),
+        sqlite_where=table.c.sent_at.is_(None),
+    )
+    Index("ix_outbox_sent_at", table.c.sent_at)
+    return table
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """The ids of events a consumer has applied, written in the same transaction as the effect."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(255), primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("event_type", String(255), nullable=False),
+        Column("processed_at", UTCDateTime, nullable=False),
+    )
+
+
+def headers_to_json(headers: Headers) -> list[list[str]]:
+    """Message headers as JSON: text when they are UTF-8 (readable in the database), else base64."""
+    encoded = []
+    for name, value in headers:
+        try:
+            encoded.append([name, value.decode("utf-8")])
+        except UnicodeDecodeError:
+            encoded.append([name, base64.b64encode(value).decode("ascii"), "base64"])
+    return encoded
+
+
+def headers_from_json(stored: list[list[str]]) -> Headers:
+    """The inverse of ``headers_to_json``."""
+    return tuple((item[0], base64.b64decode(item[1]) if len(item) > 2 else item[1].encode("utf-8")) for item in stored)
+
+
+def service_metadata() -> MetaData:
+    """A service's ``MetaData``, holding its outbox and inbox; the service adds its own tables."""
+    metadata = MetaData()
+    outbox_table(metadata)
+    inbox_table(metadata)
+    return metadata

@@ -1,0 +1,77 @@
+"""Settings read from the environment (prefix ``CITYCASE_``) with defaults for local work."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES: tuple[str, ...] = ("intake", "dispatch", "handling", "closure", "assessment")
+
+
+class Mode(StrEnum):
+    """How the services run: all in one process on SQLite files, or apart on PostgreSQL + Kafka."""
+
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every tunable of a citycase process.
+
+    Nested values use ``__``: ``CITYCASE_DATABASE_URLS__INTAKE=postgresql+asyncpg://...``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CITYCASE_", env_nested_delimiter="__", extra="ignore")
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Path("var")
+
+    # PostgreSQL: one login role and one schema per service (deploy/local/postgres.sh makes them).
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_database: str = "citycase"
+    pg_pool_size: int = 10
+    # Explicit per-service URLs win over the template, e.g. for a managed database.
+    database_urls: dict[str, str] = Field(default_factory=dict)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_partitions: int = 6
+    kafka_replication_factor: int = 1
+    kafka_create_topics: bool = True
+    topic_case_events: str = "citycase.case-events"
+    topic_dead_letter: str = "citycase.dead-letter"
+    topic_integration: str = "citycase.integration"
+
+    outbox_batch_size: int = 500
+    outbox_poll_seconds: float = 0.2
+    outbox_retention_hours: float = 24.0
+    consumer_batch_size: int = 200
+    consumer_max_attempts: int = 3
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    migrate_on_start: bool = True
+
+    def database_url(self, service: str) -> str:
+        """The SQLAlchemy async URL of one service's own database (or schema)."""
+        if service in self.database_urls:
+            return self.database_urls[service]
+        if self.mode is Mode.EMBEDDED:
+            return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+        role = f"citycase_{service}"
+        return f"postgresql+asyncpg://{role}:{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def event_log_path(self) -> Path:
+        """The embedded durable event log (SQLite), used instead of Kafka in embedded mode."""
+        return self.data_dir / "events.db"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
