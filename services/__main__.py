@@ -12,6 +12,7 @@ import uvicorn
 
 from services.app import create_app
 from services.registry import load_specs
+from services.spec import ServiceSpec
 from shared.db import create_engine
 from shared.migrations import upgrade_to_head
 from shared.settings import SERVICE_NAMES, Mode, Settings
@@ -29,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--port", type=int, help="port to listen on (default from CITYCASE_HTTP_PORT)")
 
     migrate = commands.add_parser("migrate", help="bring service schemas to the newest revision")
-    migrate.add_argument("services", nargs="*", choices=("all", *SERVICE_NAMES), help="default: all")
+    migrate.add_argument(
+        "services", nargs="*", metavar="SERVICE", help=f"all (the default) or some of: {', '.join(SERVICE_NAMES)}"
+    )
     _add_mode(migrate)
 
     args = parser.parse_args(argv)
@@ -41,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = create_app([args.service], settings)
         uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
         return 0
-    asyncio.run(_migrate(args.services or ["all"], settings))
+    try:
+        specs = load_specs(args.services or ["all"])
+    except ValueError as exc:
+        parser.error(str(exc))
+    asyncio.run(_migrate(specs, settings))
     return 0
 
 
@@ -49,8 +56,8 @@ def _add_mode(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=[m.value for m in Mode], help="default from CITYCASE_MODE (embedded)")
 
 
-async def _migrate(names: Sequence[str], settings: Settings) -> None:
-    for spec in load_specs(names):
+async def _migrate(specs: Sequence[ServiceSpec], settings: Settings) -> None:
+    for spec in specs:
         engine = create_engine(settings.database_url(spec.name))
         try:
             await upgrade_to_head(spec.name, engine)

@@ -64,6 +64,16 @@ class Backend:
         self.stores.append(store)
         return store
 
+    async def close(self) -> None:
+        """Drop the tables tests added to service schemas, and release the connections."""
+        for store in self.stores:
+            service_tables = set(service_metadata().tables)
+            test_tables = [t for t in store.metadata.sorted_tables if t.name not in service_tables]
+            async with store.engine.begin() as connection:
+                for table in reversed(test_tables):
+                    await connection.run_sync(table.drop, checkfirst=True)
+            await store.engine.dispose()
+
 
 @pytest.fixture(params=["embedded", "postgres-kafka"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
@@ -87,8 +97,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield backend
     finally:
         await bus.close()
-        for store in backend.stores:
-            await store.engine.dispose()
+        await backend.close()
         if isinstance(bus, KafkaBus):
             await _delete_topics(settings, [case_events, dead_letter])
 

@@ -144,6 +144,5 @@ async def consume(
 async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30, interval_s: float = 0.1) -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout_s``."""
     async with asyncio.timeout(timeout_s):
-        # The condition lives in a database, so there is no Event to wait on: poll.
-        while not await condition():  # noqa: ASYNC110
+        while not await condition():
             await asyncio.sleep(interval_s)

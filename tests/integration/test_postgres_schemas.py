@@ -1,0 +1,37 @@
+"""On PostgreSQL each service owns one schema and its role may touch nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+
+from tests.conftest import Backend
+
+
+@pytest.mark.parametrize("backend", ["postgres-kafka"], indirect=True)
+async def test_a_service_role_sees_only_its_own_schema(
+    backend: Backend, pg_admin: Callable[[str], Awaitable[list[tuple[object, ...]]]]
+) -> None:
+    intake = await backend.store("intake")
+    await backend.store("dispatch")
+    tables = await pg_admin(
+        "SELECT table_schema, table_name FROM information_schema.tables"
+        " WHERE table_schema IN ('intake', 'dispatch') ORDER BY 1, 2"
+    )
+    assert tables == [
+        ("dispatch", "alembic_version"),
+        ("dispatch", "inbox"),
+        ("dispatch", "outbox"),
+        ("intake", "alembic_version"),
+        ("intake", "inbox"),
+        ("intake", "outbox"),
+    ]
+    async with intake.engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM outbox"))).scalar_one() == 0
+    for forbidden in ("SELECT count(*) FROM dispatch.outbox", "CREATE TABLE public.sneaky (x int)"):
+        async with intake.engine.connect() as connection:
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                await connection.execute(text(forbidden))
