@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -81,9 +81,3 @@ async def _probe(check: Callable[[], Awaitable[None]]) -> str:
 def _readiness(checks: dict[str, str]) -> JSONResponse:
     ready = all(result == "ok" for result in checks.values())
     return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
-
-
-def service_of(request: Request) -> ServiceRuntime:
-    """The service runtime behind a request, for route dependencies."""
-    service: ServiceRuntime = request.app.state.service
-    return service

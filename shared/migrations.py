@@ -27,6 +27,9 @@ async def upgrade_to_head(service: str, engine: AsyncEngine) -> None:
     config = alembic_config(service)
 
     def _upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Replicas of a service start together; one migrates while the others wait for it.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"migrate.{service}"})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
