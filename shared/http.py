@@ -10,6 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.errors import DomainError
+from shared.storage import PhotoTooLarge, UnsupportedPhoto
+
 
 class ErrorBody(BaseModel):
     """What every error response carries."""
@@ -36,5 +39,18 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
 
+    async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    async def on_photo_too_large(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(413, "photo_too_large", str(exc))
+
+    async def on_unsupported_photo(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(415, "unsupported_photo", str(exc))
+
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DomainError, on_domain_error)
+    app.add_exception_handler(PhotoTooLarge, on_photo_too_large)
+    app.add_exception_handler(UnsupportedPhoto, on_unsupported_photo)
