@@ -15,6 +15,8 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+_WRITES = "citycase_writes"
+
 # SQLite only turns INTEGER PRIMARY KEY into an auto-increasing rowid; BIGINT would not be.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -46,9 +48,10 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine tuned for its backend.
 
-    SQLite: WAL so readers never block the writer, a busy timeout instead of instant "database is
-    locked" errors, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front rather
-    than failing when it upgrades from reading to writing.
+    SQLite: WAL so readers never block the writer, and a busy timeout instead of instant
+    "database is locked" errors. Transactions on ``writer(engine)`` begin ``IMMEDIATE``, taking the
+    write lock up front rather than failing when they upgrade from reading to writing; reads
+    begin deferred and never wait for a writer.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -79,4 +82,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get(_WRITES, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine, for transactions that write (on SQLite they take the write lock first)."""
+    return engine.execution_options(**{_WRITES: True})

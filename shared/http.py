@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import DomainError
+from shared.messaging.consumer import is_infrastructure_error
 from shared.storage import PhotoTooLarge, UnsupportedPhoto
+
+log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
@@ -49,6 +53,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_unsupported_photo(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(415, "unsupported_photo", str(exc))
 
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if is_infrastructure_error(exc):
+            log.warning("a dependency is unavailable: %s", exc)
+            return error_response(503, "dependency_unavailable", "a database or the event bus is unavailable; retry")
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(DomainError, on_domain_error)

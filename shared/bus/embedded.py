@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import itertools
 import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import aiosqlite
 from aiokafka.partitioner import murmur2
@@ -102,28 +104,37 @@ class EmbeddedLog:
         self._next_offsets: dict[TopicPartition, int] = {}
         self._round_robin = itertools.count()
         self._members: set[str] = set()
+        self._lock_file: IO[str] | None = None
+        self._read_rotation = itertools.count()
         self.appends = 0
 
     async def start(self) -> None:
-        """Open (and create) the log file."""
+        """Open (and create) the log file; refuse if another process has it open."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock_exclusively(self.path.with_suffix(".lock"))
+        self._lock_file = lock
         db = await aiosqlite.connect(self.path, isolation_level=None)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")
         await db.executescript(_SCHEMA)
         async with db.execute("SELECT name, partitions FROM topics") as cursor:
             self._partitions = {name: count async for name, count in cursor}
-        async with db.execute(
-            'SELECT topic, partition, MAX("offset") FROM records GROUP BY topic, partition'
-        ) as cursor:
-            self._next_offsets = {(topic, partition): last + 1 async for topic, partition, last in cursor}
         self._db = db
+        await self._load_offsets()
+
+    async def _load_offsets(self) -> None:
+        query = 'SELECT topic, partition, MAX("offset") FROM records GROUP BY topic, partition'
+        async with self.db.execute(query) as cursor:
+            self._next_offsets = {(topic, partition): last + 1 async for topic, partition, last in cursor}
 
     async def close(self) -> None:
         """Close the file."""
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -169,7 +180,11 @@ class EmbeddedLog:
                 )
                 await self.db.execute("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                # A cancellation can arrive while COMMIT completes in aiosqlite's thread: roll back
+                # only what is still open, and re-read the offsets from the file either way.
+                if self.db.in_transaction:
+                    await self.db.execute("ROLLBACK")
+                await self._load_offsets()
                 raise
             self._next_offsets = next_offsets
         async with self._appended:
@@ -204,8 +219,11 @@ class EmbeddedLog:
     async def read(self, positions: Mapping[TopicPartition, int], max_records: int) -> list[Record]:
         """Records at or after each position, partition by partition, at most ``max_records``."""
         records: list[Record] = []
+        # Start at a different partition each time so a backlog in one cannot starve the others.
+        ordered = list(positions.items())
+        start = next(self._read_rotation) % max(len(ordered), 1)
         async with self._lock:
-            for (topic, partition), position in positions.items():
+            for (topic, partition), position in ordered[start:] + ordered[:start]:
                 if len(records) >= max_records:
                     break
                 if self._next_offsets.get((topic, partition), 0) <= position:
@@ -238,6 +256,19 @@ class EmbeddedLog:
         """Raise unless the log file answers."""
         async with self._lock:
             await self.db.execute("SELECT 1")
+
+
+def _lock_exclusively(path: Path) -> IO[str]:
+    """Hold a lock file for the log's lifetime: offsets live in memory, so two processes
+    appending to one file would collide.
+    """
+    handle = path.open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(f"{path} is held by another process (one process per embedded log)") from None
+    return handle
 
 
 def _dump(headers: Headers) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.bus.base import Message, Record, TopicSpec
 from shared.bus.base import TopicPartition as Position
@@ -18,6 +18,7 @@ from shared.bus.base import TopicPartition as Position
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+_CLOSE_TIMEOUT_S = 10.0
 
 
 class KafkaSubscription:
@@ -36,7 +37,8 @@ class KafkaSubscription:
                 offset=m.offset,
                 key=m.key,
                 value=m.value or b"",
-                headers=tuple(m.headers),
+                # Kafka allows a header without a value; the rest of the code wants bytes.
+                headers=tuple((name, value or b"") for name, value in m.headers),
                 timestamp_ms=m.timestamp,
             )
             for tp in sorted(batches, key=lambda tp: (tp.topic, tp.partition))
@@ -44,14 +46,18 @@ class KafkaSubscription:
         ]
 
     async def commit(self, offsets: Mapping[Position, int]) -> None:
-        """Commit the group's offsets; a rebalance in between only means a redelivery, which the
-        inbox absorbs, so a refused commit is logged and not raised.
+        """Commit the group's offsets for the partitions still assigned to this member.
+
+        A rebalance in between only means a redelivery to the new owner, which its inbox absorbs,
+        so a refused commit is logged and not raised.
         """
+        assigned = self._consumer.assignment()
+        owned = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
+        if not owned:
+            return
         try:
-            await self._consumer.commit(
-                {TopicPartition(topic, partition): o for (topic, partition), o in offsets.items()}
-            )
-        except CommitFailedError:
+            await self._consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError):
             log.warning("offset commit refused after a rebalance; the batch will be redelivered")
 
     async def close(self) -> None:
@@ -60,7 +66,12 @@ class KafkaSubscription:
 
 
 class KafkaBus:
-    """Kafka through aiokafka."""
+    """Kafka through aiokafka.
+
+    The producer is replaced after any failed publish: aiokafka's idempotent producer can be left
+    unable to send to a partition (a sequence gap after an expired batch) with no way back, and a
+    fresh producer id costs nothing but duplicates, which the outbox and inboxes absorb anyway.
+    """
 
     def __init__(
         self,
@@ -77,36 +88,40 @@ class KafkaBus:
         self.linger_ms = linger_ms
         self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect the producer; raises when no broker answers."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            client_id=self.client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=self.linger_ms,
-            request_timeout_ms=self.request_timeout_ms,
-        )
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        self._producer = producer
+        await self._ready_producer()
+
+    async def _ready_producer(self) -> AIOKafkaProducer:
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=self.linger_ms,
+                    request_timeout_ms=self.request_timeout_ms,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await _stop_within(producer.stop(), "producer")
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def _discard_producer(self) -> None:
+        async with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop_within(producer.stop(), "producer")
 
     async def close(self) -> None:
-        """Flush pending messages and disconnect."""
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-
-    @property
-    def producer(self) -> AIOKafkaProducer:
-        """The started producer."""
-        if self._producer is None:
-            raise RuntimeError("the Kafka bus is not started")
-        return self._producer
+        """Flush pending messages (for a bounded time: the broker may be gone) and disconnect."""
+        await self._discard_producer()
 
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
         """Create missing topics with the configured replication factor."""
@@ -130,9 +145,16 @@ class KafkaBus:
 
     async def publish(self, messages: Sequence[Message]) -> None:
         """Send in order and wait until every message is acknowledged by all in-sync replicas."""
-        producer = self.producer
-        deliveries = [await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers)) for m in messages]
-        await asyncio.gather(*deliveries)
+        producer = await self._ready_producer()
+        try:
+            async with asyncio.timeout(2 * self.request_timeout_ms / 1000):
+                deliveries = [
+                    await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers)) for m in messages
+                ]
+                await asyncio.gather(*deliveries)
+        except BaseException:
+            await self._discard_producer()
+            raise
 
     async def subscribe(self, group: str, topics: Sequence[str]) -> KafkaSubscription:
         """Join a consumer group; offsets are committed only by ``commit``."""
@@ -144,9 +166,21 @@ class KafkaBus:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await _stop_within(consumer.stop(), "consumer")
+            raise
         return KafkaSubscription(consumer)
 
     async def ping(self) -> None:
         """Raise unless a broker answers a metadata request within a few seconds."""
-        await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=3)
+        producer = await self._ready_producer()
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
+
+
+async def _stop_within(stopping: Awaitable[None], what: str) -> None:
+    try:
+        await asyncio.wait_for(stopping, _CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("the Kafka %s did not stop within %.0fs; abandoning it", what, _CLOSE_TIMEOUT_S)

@@ -147,6 +147,8 @@ class CaseFiled(EventPayload):
     filing_deadline: datetime | None = None
     dispatch_deadline: datetime | None = None
     inspector_id: str | None = None
+    self_handled: bool = False
+    urgent: bool = False
 
 
 # --- dispatch: routing, deadlines, extensions, suspensions, timers --------------------------

@@ -7,6 +7,7 @@ schema version is the tail of ``dataschema`` (``urn:citycase:event:case.filed:v1
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from shared.ids import new_id
 CONTENT_TYPE = "application/json"
 _SCHEMA_PREFIX = "urn:citycase:event:"
 _FORMAT = JSONFormat()
+_SCHEMA = re.compile(r"urn:citycase:event:(?P<type>[a-z_.]{1,100}):v(?P<version>[0-9]{1,6})")
 _REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject")
 
 
@@ -114,16 +116,20 @@ def decode(record: Record, catalogue: Catalogue = CATALOGUE) -> Event:
         event_id = UUID(cloud_event.get_id())
     except ValueError as exc:
         raise MalformedEvent(f"{event_type}: id is not a UUID") from exc
-    return Event(id=event_id, source=cloud_event.get_source(), subject=subject, time=time.astimezone(UTC), data=payload)
+    try:
+        utc_time = time.astimezone(UTC)
+    except OverflowError as exc:
+        raise MalformedEvent(f"{event_type}: time {time} is out of range") from exc
+    return Event(id=event_id, source=cloud_event.get_source(), subject=subject, time=utc_time, data=payload)
 
 
 def _schema_version(schema: str | None, event_type: str) -> int:
     if schema is None:
         raise MalformedEvent(f"{event_type}: no dataschema, so no schema version")
-    name, _, version = schema.removeprefix(_SCHEMA_PREFIX).rpartition(":v")
-    if not schema.startswith(_SCHEMA_PREFIX) or name != event_type or not version.isdigit():
-        raise MalformedEvent(f"{event_type}: dataschema {schema!r} does not name this type's version")
-    return int(version)
+    match = _SCHEMA.fullmatch(schema)
+    if match is None or match["type"] != event_type:
+        raise MalformedEvent(f"{event_type}: dataschema {schema[:200]!r} does not name this type's version")
+    return int(match["version"])
 
 
 def _summary(error: ValidationError) -> str:

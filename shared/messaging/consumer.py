@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from shared.bus import Bus, Message, Record
 from shared.bus.base import TopicPartition
@@ -30,9 +30,28 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Transaction, Event], Awaitable[None]]
 
-# Failures of the infrastructure, not of the event: retry the batch for as long as it takes.
-_INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError)
 _MAX_BACKOFF_S = 5.0
+# SQLSTATE classes of failures that say nothing about the event: connection exceptions (08),
+# transaction rollbacks such as deadlocks and serialization failures (40), insufficient
+# resources (53), operator intervention (57); and lock_not_available (55P03).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+_TRANSIENT_SQLSTATES = ("55P03",)
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """Whether ``error`` is the database's or the network's fault rather than the event's, so the
+    batch is retried for as long as it takes instead of counting against the event.
+    """
+    if isinstance(error, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+    return False
+
 
 DLQ_REASON = "dlq_reason"
 DLQ_CONSUMER = "dlq_consumer"
@@ -124,56 +143,56 @@ class ConsumerRunner:
     async def _apply_once(self, records: Sequence[Record]) -> None:
         outcomes: Counter[str] = Counter()
         async with self.store.transaction() as tx:
-            decoded: list[tuple[Record, Event | None]] = []
+            decoded: list[tuple[Record, Event]] = []
             for record in records:
                 try:
                     decoded.append((record, decode(record, self.catalogue)))
                 except (MalformedEvent, UnknownEventType) as exc:
                     self._dead_letter(tx, record, str(exc))
                     outcomes["dead_lettered"] += 1
-            wanted = [event.id for _, event in decoded if event is not None and event.type in self.spec.handlers]
+                except Exception as exc:  # any record a producer can write must not stop the partition
+                    self._dead_letter(tx, record, f"undecodable: {type(exc).__name__}: {exc}")
+                    outcomes["dead_lettered"] += 1
+            wanted = [event.id for _, event in decoded if event.type in self.spec.handlers]
             seen = await self.store.already_processed(tx, self.spec.name, wanted)
-            applied: list[Event] = []
+            done: list[Event] = []
             for record, event in decoded:
-                if event is None:
-                    continue
                 handler = self.spec.handlers.get(event.type)
                 if handler is None:
                     outcomes["ignored"] += 1
-                elif event.id in seen:
+                    continue
+                if event.id in seen:
                     outcomes["duplicate"] += 1
-                elif await self._handle(tx, handler, record, event):
-                    seen.add(event.id)
-                    applied.append(event)
-                    outcomes["applied"] += 1
-                else:
-                    outcomes["dead_lettered"] += 1
-            await self.store.mark_processed(tx, self.spec.name, applied)
-        for event in applied:
+                    continue
+                outcome = await self._handle(tx, handler, record, event)
+                outcomes[outcome] += 1
+                # Dead-lettered events count as processed too, so a second copy of the same
+                # poison event in this or a later batch is dropped instead of retried.
+                seen.add(event.id)
+                done.append(event)
+            await self.store.mark_processed(tx, self.spec.name, done)
+        for event in done:
             self._failures.pop(event.id, None)
         for outcome, count in outcomes.items():
             EVENTS_CONSUMED.labels(self.spec.name, outcome).inc(count)
 
-    async def _handle(self, tx: Transaction, handler: Handler, record: Record, event: Event) -> bool:
-        """Run one handler in a savepoint; False when the event was dead-lettered instead."""
+    async def _handle(self, tx: Transaction, handler: Handler, record: Record, event: Event) -> str:
+        """Run one handler in a savepoint: ``applied``, or ``dead_lettered`` after its attempts."""
         try:
             async with tx.savepoint():
                 await handler(tx, event)
-            return True
-        except _INFRASTRUCTURE_ERRORS:
-            raise
+            return "applied"
         except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
             self._failures[event.id] += 1
             attempts = self._failures[event.id]
             if attempts < self.max_attempts:
                 log.warning("consumer %s: %s %s failed (attempt %d)", self.spec.name, event.type, event.id, attempts)
                 raise _RetryBatch from exc
-            log.error(
-                "consumer %s: dead-lettering %s %s after %d attempts", self.spec.name, event.type, event.id, attempts
-            )
-            self._failures.pop(event.id, None)
+            log.error("consumer %s: dead-lettering %s %s", self.spec.name, event.type, event.id)
             self._dead_letter(tx, record, f"handler failed {attempts} times: {type(exc).__name__}: {exc}")
-            return False
+            return "dead_lettered"
 
     def _dead_letter(self, tx: Transaction, record: Record, reason: str) -> None:
         origin = f"{record.topic}/{record.partition}/{record.offset}"

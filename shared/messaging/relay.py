@@ -105,7 +105,7 @@ class OutboxRelay:
 
     async def _mark_sent(self, seqs: list[Any]) -> None:
         outbox = self.store.outbox
-        async with self.store.engine.begin() as connection:
+        async with self.store.writer.begin() as connection:
             await connection.execute(
                 update(outbox).where(outbox.c.seq.in_(seqs)).values(sent_at=self.store.clock.now())
             )
@@ -114,7 +114,7 @@ class OutboxRelay:
         """Delete rows published longer ago than the retention; the number deleted."""
         outbox = self.store.outbox
         cutoff = self.store.clock.now() - self.retention
-        async with self.store.engine.begin() as connection:
+        async with self.store.writer.begin() as connection:
             result = await connection.execute(delete(outbox).where(outbox.c.sent_at < cutoff))
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -127,10 +127,13 @@ class OutboxRelay:
                 await self._leader_connection.commit()
             return True
         connection = await self.store.engine.connect()
-        acquired = (
-            await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._lock_key})
-        ).scalar()
-        await connection.commit()
+        try:
+            lock = text("SELECT pg_try_advisory_lock(:key)")
+            acquired = (await connection.execute(lock, {"key": self._lock_key})).scalar()
+            await connection.commit()
+        except BaseException:
+            await connection.close()
+            raise
         if acquired:
             self._leader_connection = connection
             return True

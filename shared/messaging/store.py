@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.bus import Message
 from shared.clock import Clock
+from shared.db import writer
 from shared.events.envelope import Event, encode
 from shared.ids import new_id
 from shared.messaging.tables import headers_to_json
@@ -93,6 +94,7 @@ class ServiceStore:
         self.outbox: Table = metadata.tables["outbox"]
         self.inbox: Table = metadata.tables["inbox"]
         self._outbox_written = asyncio.Event()
+        self.writer = writer(engine)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -213,6 +213,31 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts(
     assert letters[0].header(DLQ_REASON) == b"handler failed 3 times: ValueError: cannot handle this one"
 
 
+async def test_two_copies_of_a_poison_event_in_one_batch_make_one_dead_letter(backend: Backend) -> None:
+    metadata, effects = effects_metadata()
+    dispatch = await backend.store("dispatch", metadata)
+    poison, healthy = cancelled(new_case_id()), cancelled(new_case_id())
+    copy = encode(poison, backend.case_events)
+    await backend.bus.publish([copy, encode(healthy, backend.case_events), copy])
+
+    async def fragile(tx: Transaction, event: Event) -> None:
+        if event.id == poison.id:
+            raise ValueError("cannot handle this one")
+        await record_effect(effects)(tx, event)
+
+    runner = ConsumerRunner(
+        ConsumerSpec("dispatch-test", [backend.case_events], {"case.cancelled": fragile}),
+        dispatch,
+        backend.bus,
+        dead_letter_topic=backend.dead_letter,
+        retry_delay_s=0.01,
+    )
+    async with asyncio.timeout(30):
+        await consume(backend.bus, runner.apply, "dispatch-test", backend.case_events, lambda seen: len(seen) >= 3)
+    assert await effect_count(dispatch, effects) == 1
+    assert await OutboxRelay(dispatch, backend.bus).relay_once() == 1
+
+
 async def test_per_case_order_is_kept_across_producers_of_different_services(backend: Backend) -> None:
     """Intake files, dispatch reacts by dispatching, handling reacts by accepting: an observer sees
     each case's events in that order, in one partition, though three services produced them.
