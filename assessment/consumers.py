@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from shared.context import ServiceContext
 from shared.messaging.consumer import ConsumerSpec
-from shared.settings import Settings
 
 
-def consumers(_settings: Settings) -> list[ConsumerSpec]:
+def consumers(_ctx: ServiceContext) -> list[ConsumerSpec]:
     """The assessment service's consumer groups."""
     return []

@@ -1,3 +1,169 @@
-"""The closure service's use cases: load, decide with the domain, save and emit events in one
-transaction.
-"""
+"""Closure's use cases: check tasks, closing, rework, cancellation."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
+
+from closure import domain
+from closure.domain import ClosureStatus
+from closure.models import cases
+from shared.auth import Principal
+from shared.context import ServiceContext
+from shared.errors import NotFound, OutOfScope
+from shared.events.catalogue import (
+    CaseCancelled,
+    CaseClosed,
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseResumed,
+    CheckFailed,
+    CheckPassed,
+    CheckRequested,
+    ExtensionApproved,
+)
+from shared.events.envelope import Event
+from shared.messaging.store import Transaction
+
+# --- following the case ----------------------------------------------------------------------
+
+
+async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+    """Know the case and its inspector; a problem the inspector fixed on the spot closes now."""
+    data = event.data
+    assert isinstance(data, CaseFiled)
+    case_id = UUID(event.subject)
+    inspector_id = data.inspector_id or ctx.city.inspector_for(data.place.cell_id).id
+    now = ctx.clock.now()
+    await tx.session.execute(
+        cases.insert().values(
+            id=case_id,
+            case_number=data.case_number,
+            category_code=data.category_code,
+            source=data.source.value,
+            cell_id=data.place.cell_id,
+            inspector_id=inspector_id,
+            status=ClosureStatus.OPEN,
+            checks=0,
+            updated_at=now,
+        )
+    )
+    if data.self_handled:
+        await _close(ctx, tx, case_id, closed_by=data.filed_by, on_time=True, self_handled=True)
+
+
+async def on_deadline(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+    """The handling deadline in force, which decides whether the closure is on time."""
+    data = event.data
+    assert isinstance(data, CaseDispatched | ExtensionApproved | CaseResumed)
+    values: dict[str, Any] = {"handling_deadline": data.handling_deadline}
+    if isinstance(data, CaseDispatched):
+        values["department_id"] = data.department_id
+    await _update(ctx, tx, UUID(event.subject), **values)
+
+
+async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+    """A check task to the cell's inspector, with its own time limit."""
+    data = event.data
+    assert isinstance(data, CaseHandled)
+    case = await _maybe_case(tx, UUID(event.subject))
+    if case is None or case["status"] != ClosureStatus.OPEN:
+        return
+    now = ctx.clock.now()
+    check_deadline = ctx.deadline(now, ctx.city.category(case["category_code"]), "check")
+    await _update(
+        ctx,
+        tx,
+        case["id"],
+        status=ClosureStatus.CHECKING,
+        handled_at=now,
+        handling_result=data.result,
+        check_deadline=check_deadline,
+    )
+    tx.emit(ctx.event(CheckRequested(inspector_id=case["inspector_id"], check_deadline=check_deadline), case["id"]))
+
+
+# --- the inspector's and the shift lead's actions -----------------------------------------------
+
+
+async def check(
+    ctx: ServiceContext, inspector: Principal, case_id: UUID, *, passed: bool, note: str | None, photos: list[str]
+) -> RowMapping:
+    """The inspector's verdict on site: passed closes the case, failed sends it back for rework."""
+    async with ctx.store.transaction() as tx:
+        case = await _case(tx, case_id, for_update=True)
+        if case["inspector_id"] != inspector.inspector_id:
+            raise OutOfScope("this check task belongs to another inspector")
+        domain.check_can_check(ClosureStatus(case["status"]))
+        checks = case["checks"] + 1
+        if passed:
+            tx.emit(ctx.event(CheckPassed(inspector_id=case["inspector_id"], note=note, photos=photos), case_id))
+            await _update(ctx, tx, case_id, checks=checks)
+            now = ctx.clock.now()
+            on_time = domain.closed_on_time(now, case["handling_deadline"])
+            await _close(ctx, tx, case_id, closed_by=inspector.username, on_time=on_time, self_handled=False)
+        else:
+            await _update(ctx, tx, case_id, status=ClosureStatus.OPEN, checks=checks, check_deadline=None)
+            tx.emit(
+                ctx.event(
+                    CheckFailed(inspector_id=case["inspector_id"], reason=note or "not solved", photos=photos), case_id
+                )
+            )
+        return await _case(tx, case_id)
+
+
+async def cancel(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> RowMapping:
+    """Void a case (作废)."""
+    async with ctx.store.transaction() as tx:
+        case = await _case(tx, case_id, for_update=True)
+        domain.check_can_cancel(ClosureStatus(case["status"]))
+        await _update(ctx, tx, case_id, status=ClosureStatus.CANCELLED)
+        tx.emit(ctx.event(CaseCancelled(cancelled_by=lead.username, reason=reason), case_id))
+        return await _case(tx, case_id)
+
+
+async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:
+    """Closure's view of one case."""
+    async with ctx.store.transaction() as tx:
+        return await _case(tx, case_id)
+
+
+async def _close(
+    ctx: ServiceContext, tx: Transaction, case_id: UUID, *, closed_by: str, on_time: bool, self_handled: bool
+) -> None:
+    case = await _case(tx, case_id)
+    now = ctx.clock.now()
+    await _update(ctx, tx, case_id, status=ClosureStatus.CLOSED, closed_at=now, on_time=on_time)
+    tx.emit(
+        ctx.event(
+            CaseClosed(
+                closed_by=closed_by,
+                on_time=on_time,
+                handling_deadline=case["handling_deadline"],
+                self_handled=self_handled,
+            ),
+            case_id,
+        )
+    )
+
+
+async def _update(ctx: ServiceContext, tx: Transaction, case_id: UUID, **values: Any) -> None:
+    await tx.session.execute(update(cases).where(cases.c.id == case_id).values(updated_at=ctx.clock.now(), **values))
+
+
+async def _maybe_case(tx: Transaction, case_id: UUID, *, for_update: bool = False) -> RowMapping | None:
+    query = select(cases).where(cases.c.id == case_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await tx.session.execute(query)).mappings().first()
+
+
+async def _case(tx: Transaction, case_id: UUID, *, for_update: bool = False) -> RowMapping:
+    row = await _maybe_case(tx, case_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"no case {case_id}")
+    return row

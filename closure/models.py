@@ -2,6 +2,31 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, Uuid
+
+from shared.db import UTCDateTime
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_number", String(32), nullable=False),
+    Column("category_code", String(32), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("cell_id", String(32), nullable=False),
+    Column("inspector_id", String(64), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("department_id", String(64), nullable=True),
+    Column("handling_deadline", UTCDateTime, nullable=True),
+    Column("handled_at", UTCDateTime, nullable=True),
+    Column("handling_result", Text, nullable=True),
+    Column("check_deadline", UTCDateTime, nullable=True),
+    Column("checks", Integer, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("on_time", Boolean, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_closure_checks", cases.c.inspector_id, cases.c.status)

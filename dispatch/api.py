@@ -2,6 +2,152 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+
+from dispatch import handlers
+from dispatch.domain import DispatchStatus
+from dispatch.models import cases
+from shared.auth import Principal, Role, current_principal, require
+from shared.context import ServiceContext, service_context
 
 router = APIRouter(tags=["dispatch"])
+
+Context = Annotated[ServiceContext, Depends(service_context)]
+Dispatcher = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.SHIFT_LEAD))]
+ShiftLead = Annotated[Principal, Depends(require(Role.SHIFT_LEAD))]
+Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD))]
+
+
+class DispatchIn(BaseModel):
+    """The department to send the case to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    department_id: str = Field(min_length=1, max_length=64)
+
+
+class ReasonIn(BaseModel):
+    """Why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class NoteIn(BaseModel):
+    """What the notice says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=1000)
+
+
+class DispatchCaseOut(BaseModel):
+    """Dispatch's view of a case: who has it and by when."""
+
+    id: UUID
+    case_number: str
+    category_code: str
+    street_id: str
+    district_id: str
+    status: DispatchStatus
+    department_id: str | None
+    attempt: int
+    rule_id: str | None
+    dispatched_at: datetime | None
+    accepted: bool
+    handling_deadline: datetime | None
+    deadline_missed_at: datetime | None
+    suspended_at: datetime | None
+    extension_deadline: datetime | None
+    extension_reason: str | None
+    extension_requested_by: str | None
+    supervision_level: int
+
+
+class DepartmentOut(BaseModel):
+    """A department cases can be dispatched to."""
+
+    id: str
+    name: str
+    kind: str
+
+
+def _out(row: RowMapping) -> DispatchCaseOut:
+    return DispatchCaseOut.model_validate(dict(row))
+
+
+@router.get("/queue", summary="Cases waiting for a dispatcher: unclear ownership (权属不清) or returned")
+async def queue(
+    ctx: Context,
+    _staff: Staff,
+    status: Annotated[DispatchStatus, Query()] = DispatchStatus.COORDINATION,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DispatchCaseOut]:
+    """Oldest first."""
+    query = select(cases).where(cases.c.status == status).order_by(cases.c.filed_at).limit(limit)
+    async with ctx.store.engine.connect() as connection:
+        return [_out(row) for row in (await connection.execute(query)).mappings()]
+
+
+@router.get("/extensions", summary="Extension requests waiting for the shift lead")
+async def pending_extensions(ctx: Context, _lead: ShiftLead) -> list[DispatchCaseOut]:
+    """Oldest deadline first."""
+    query = select(cases).where(cases.c.extension_deadline.is_not(None)).order_by(cases.c.handling_deadline)
+    async with ctx.store.engine.connect() as connection:
+        return [_out(row) for row in (await connection.execute(query)).mappings()]
+
+
+@router.get("/departments", summary="The departments cases can be dispatched to")
+async def departments(ctx: Context, _caller: Annotated[Principal, Depends(current_principal)]) -> list[DepartmentOut]:
+    """In the city's order."""
+    return [DepartmentOut(id=d.id, name=d.name, kind=d.kind.value) for d in ctx.city.departments]
+
+
+@router.get("/cases/{case_id}", summary="Who has a case and by when")
+async def get_case(case_id: UUID, ctx: Context, _staff: Staff) -> DispatchCaseOut:
+    """Dispatch's view of one case."""
+    return _out(await handlers.get_case(ctx, case_id))
+
+
+@router.post("/cases/{case_id}/dispatch", summary="Dispatch or re-dispatch a case by hand (派遣)")
+async def dispatch(case_id: UUID, body: DispatchIn, ctx: Context, dispatcher: Dispatcher) -> DispatchCaseOut:
+    """From the coordination queue, after a return, or to move a case not yet handled; 409 otherwise."""
+    return _out(await handlers.dispatch_case(ctx, dispatcher, case_id, body.department_id))
+
+
+@router.post("/cases/{case_id}/extension/approve", summary="Grant the pending extension (延期)")
+async def approve_extension(case_id: UUID, ctx: Context, lead: ShiftLead) -> DispatchCaseOut:
+    """The deadline moves to the date the department asked for."""
+    return _out(await handlers.approve_extension(ctx, lead, case_id))
+
+
+@router.post("/cases/{case_id}/extension/deny", summary="Refuse the pending extension")
+async def deny_extension(case_id: UUID, body: ReasonIn, ctx: Context, lead: ShiftLead) -> DispatchCaseOut:
+    """The deadline stands."""
+    return _out(await handlers.deny_extension(ctx, lead, case_id, body.reason))
+
+
+@router.post("/cases/{case_id}/suspend", summary="Suspend a case (挂账/缓办): its clock stops")
+async def suspend(case_id: UUID, body: ReasonIn, ctx: Context, lead: ShiftLead) -> DispatchCaseOut:
+    """Only a case with a department; 409 otherwise."""
+    return _out(await handlers.suspend(ctx, lead, case_id, body.reason))
+
+
+@router.post("/cases/{case_id}/resume", summary="Resume a suspended case")
+async def resume(case_id: UUID, ctx: Context, lead: ShiftLead) -> DispatchCaseOut:
+    """The deadline moves by the working time the case stood suspended."""
+    return _out(await handlers.resume(ctx, lead, case_id))
+
+
+@router.post("/cases/{case_id}/supervise", summary="Send a supervision notice (督办)")
+async def supervise(case_id: UUID, body: NoteIn, ctx: Context, lead: ShiftLead) -> DispatchCaseOut:
+    """Each notice raises the case's supervision level."""
+    return _out(await handlers.supervise(ctx, lead, case_id, body.note))

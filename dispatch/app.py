@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dispatch.api import router
 from dispatch.consumers import consumers
+from dispatch.handlers import run_deadline_timer
 from dispatch.models import metadata
-from services.spec import ServiceSpec
+from services.spec import ServiceSpec, Worker
+from shared.context import ServiceContext
 
-SPEC = ServiceSpec(name="dispatch", title="citycase dispatch", metadata=metadata, router=router, consumers=consumers)
+
+def workers(ctx: ServiceContext) -> list[Worker]:
+    """The persisted deadline timer."""
+    return [lambda: run_deadline_timer(ctx)]
+
+
+SPEC = ServiceSpec(
+    name="dispatch", title="citycase dispatch", metadata=metadata, router=router, consumers=consumers, workers=workers
+)

@@ -2,6 +2,40 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, Uuid
+
+from shared.db import UTCDateTime
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_number", String(32), nullable=False),
+    Column("category_code", String(32), nullable=False),
+    Column("cell_id", String(32), nullable=False),
+    Column("community_id", String(32), nullable=False),
+    Column("street_id", String(32), nullable=False),
+    Column("district_id", String(32), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("department_id", String(64), nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("rule_id", String(64), nullable=True),
+    Column("dispatched_at", UTCDateTime, nullable=True),
+    Column("accepted", Boolean, nullable=False),
+    Column("handling_deadline", UTCDateTime, nullable=True),
+    # Set when the timer reported the deadline missed; cleared when the deadline moves.
+    Column("deadline_missed_at", UTCDateTime, nullable=True),
+    Column("suspended_at", UTCDateTime, nullable=True),
+    Column("extension_deadline", UTCDateTime, nullable=True),
+    Column("extension_reason", Text, nullable=True),
+    Column("extension_requested_by", String(64), nullable=True),
+    Column("supervision_level", Integer, nullable=False),
+    Column("filed_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+# The deadline timer scans open cases by deadline; this keeps the scan cheap however many cases.
+Index("ix_dispatch_cases_timer", cases.c.deadline_missed_at, cases.c.handling_deadline)
+Index("ix_dispatch_cases_status", cases.c.status)

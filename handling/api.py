@@ -1,7 +1,128 @@
-"""The handling service's HTTP routes (thin: parse, call a handler, format)."""
+"""The handling service's HTTP routes: a department's inbox and actions, scoped to it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+
+from handling import handlers
+from handling.domain import IN_INBOX, TaskStatus
+from handling.models import cases
+from shared.auth import Principal, Role, require
+from shared.context import ServiceContext, service_context
+from shared.storage import read_photos
 
 router = APIRouter(tags=["handling"])
+
+Context = Annotated[ServiceContext, Depends(service_context)]
+DepartmentUser = Annotated[Principal, Depends(require(Role.DEPARTMENT))]
+
+
+class ReasonIn(BaseModel):
+    """Why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ExtensionIn(BaseModel):
+    """More time, until when and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requested_deadline: AwareDatetime
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class TaskOut(BaseModel):
+    """A case as its department sees it."""
+
+    id: UUID
+    case_number: str | None
+    category_code: str
+    description: str
+    lon: float
+    lat: float
+    cell_id: str
+    street_id: str
+    district_id: str
+    report_photos: list[str]
+    status: TaskStatus
+    department_id: str | None
+    dispatched_at: datetime | None
+    handling_deadline: datetime | None
+    extension_deadline: datetime | None
+    accepted_by: str | None
+    result: str | None
+    result_photos: list[str] | None
+    handled_at: datetime | None
+    rework_reason: str | None
+
+
+def _out(row: RowMapping) -> TaskOut:
+    return TaskOut.model_validate(dict(row))
+
+
+@router.get("/inbox", summary="The department's cases still to act on, nearest deadline first")
+async def inbox(
+    ctx: Context,
+    user: DepartmentUser,
+    status: Annotated[list[TaskStatus] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[TaskOut]:
+    """Only the caller's department's cases."""
+    wanted = [s.value for s in (status or IN_INBOX)]
+    query = (
+        select(cases)
+        .where(cases.c.department_id == user.department_id, cases.c.status.in_(wanted))
+        .order_by(cases.c.handling_deadline)
+        .limit(limit)
+    )
+    async with ctx.store.engine.connect() as connection:
+        return [_out(row) for row in (await connection.execute(query)).mappings()]
+
+
+@router.get("/cases/{case_id}", summary="One of the department's cases")
+async def get_case(case_id: UUID, ctx: Context, user: DepartmentUser) -> TaskOut:
+    """404 for a case that is not the department's."""
+    return _out(await handlers.own_case(ctx, user, case_id))
+
+
+@router.post("/cases/{case_id}/accept", summary="Sign for a case (签收)")
+async def accept(case_id: UUID, ctx: Context, user: DepartmentUser) -> TaskOut:
+    """409 unless the case was just dispatched to the department."""
+    return _out(await handlers.accept(ctx, user, case_id))
+
+
+@router.post("/cases/{case_id}/return", summary="Send a case back as not the department's (回退)")
+async def give_back(case_id: UUID, body: ReasonIn, ctx: Context, user: DepartmentUser) -> TaskOut:
+    """A dispatcher re-dispatches it."""
+    return _out(await handlers.give_back(ctx, user, case_id, body.reason))
+
+
+@router.post("/cases/{case_id}/extension", summary="Ask for more time (申请延期)")
+async def request_extension(case_id: UUID, body: ExtensionIn, ctx: Context, user: DepartmentUser) -> TaskOut:
+    """The shift lead approves or denies it."""
+    return _out(await handlers.request_extension(ctx, user, case_id, body.requested_deadline, body.reason))
+
+
+@router.post("/cases/{case_id}/report", summary="Report the case handled, with photos (处置反馈)")
+async def report_handled(
+    case_id: UUID,
+    ctx: Context,
+    user: DepartmentUser,
+    result: Annotated[str, Form(min_length=1, max_length=2000)],
+    photos: Annotated[list[UploadFile] | None, File(description="JPEG, PNG or WebP")] = None,
+) -> TaskOut:
+    """Multipart: ``result`` and up to the configured number of photos, each under the size limit."""
+    data = await read_photos(photos or [], max_bytes=ctx.settings.max_photo_bytes, max_count=ctx.settings.max_photos)
+    await handlers.own_case(ctx, user, case_id)  # refuse before storing anything for a stranger
+    digests = [await ctx.photos.put(photo) for photo in data]
+    return _out(await handlers.report_handled(ctx, user, case_id, result, digests))

@@ -2,6 +2,37 @@
 
 from __future__ import annotations
 
+from sqlalchemy import JSON, Column, Float, Index, String, Table, Text, Uuid
+
+from shared.db import UTCDateTime
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_number", String(32), nullable=True),
+    Column("category_code", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("cell_id", String(32), nullable=False),
+    Column("street_id", String(32), nullable=False),
+    Column("district_id", String(32), nullable=False),
+    Column("report_photos", JSON, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("status_before_suspension", String(24), nullable=True),
+    Column("department_id", String(64), nullable=True),
+    Column("dispatched_at", UTCDateTime, nullable=True),
+    Column("handling_deadline", UTCDateTime, nullable=True),
+    Column("extension_deadline", UTCDateTime, nullable=True),
+    Column("accepted_by", String(64), nullable=True),
+    Column("result", Text, nullable=True),
+    Column("result_photos", JSON, nullable=True),
+    Column("handled_at", UTCDateTime, nullable=True),
+    Column("rework_reason", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_handling_inbox", cases.c.department_id, cases.c.status, cases.c.handling_deadline)

@@ -2,6 +2,319 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+
+from intake import handlers
+from intake.domain import CaseStatus, RejectionReason, ReportStatus
+from intake.models import cases, reports, timeline
+from shared.auth import Principal, Role, current_principal, require
+from shared.context import ServiceContext, service_context
+from shared.errors import NotFound, OutOfScope
+from shared.events.catalogue import ReportSource
+from shared.geo import Datum, to_wgs84
+from shared.photos_api import check_photos_exist
 
 router = APIRouter(tags=["intake"])
+
+Context = Annotated[ServiceContext, Depends(service_context)]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+STAFF = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD)
+
+
+class Location(BaseModel):
+    """A point as the phone reports it; GCJ-02 (Amap, Tencent) and BD-09 (Baidu) are converted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    datum: Datum = Datum.WGS84
+
+
+class ReportIn(BaseModel):
+    """A problem found in public space."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category_code: str = Field(min_length=1, max_length=32, examples=["01-01-04"])
+    description: str = Field(min_length=1, max_length=2000)
+    location: Location
+    photos: list[Digest] = Field(default_factory=list, max_length=9)
+    client_ref: str | None = Field(
+        default=None, max_length=64, description="the app's own id for this report: resending it is safe"
+    )
+
+
+class InspectorReportIn(ReportIn):
+    """A report from a grid inspector, who may also have fixed it on the spot (自行处置)."""
+
+    self_handled: bool = False
+
+
+class WorkOrderIn(ReportIn):
+    """A citizen complaint pushed by the 12345/12319 hotline."""
+
+    external_ref: str = Field(min_length=1, max_length=64, description="the hotline's work order number")
+
+
+class VerificationIn(BaseModel):
+    """The inspector's answer after going to look (核实)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirmed: bool
+    note: str | None = Field(default=None, max_length=1000)
+    photos: list[Digest] = Field(default_factory=list, max_length=9)
+
+
+class RejectionIn(BaseModel):
+    """Why the report is not filed (不予立案)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason_code: RejectionReason
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ReportOut(BaseModel):
+    """A report and what became of it."""
+
+    id: UUID
+    status: ReportStatus
+    source: ReportSource
+    category_code: str
+    description: str
+    lon: float
+    lat: float
+    cell_id: str
+    street_id: str
+    district_id: str
+    photos: list[str]
+    received_at: datetime
+    case_number: str | None
+    verifier_id: str | None
+    verification_due_at: datetime | None
+    merged_into: UUID | None
+    rejection_code: str | None
+    rejection_reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    self_handled: bool
+    external_ref: str | None
+
+
+class CaseOut(BaseModel):
+    """A case as the command center sees it."""
+
+    id: UUID
+    case_number: str
+    status: CaseStatus
+    category_code: str
+    source: ReportSource
+    lon: float
+    lat: float
+    cell_id: str
+    street_id: str
+    district_id: str
+    reported_at: datetime
+    filed_at: datetime
+    department_id: str | None
+    handling_deadline: datetime | None
+    closed_at: datetime | None
+    on_time: bool | None
+
+
+class TimelineEntry(BaseModel):
+    """One step of a case: what happened, when, who did it and why."""
+
+    at: datetime
+    event_type: str
+    service: str
+    actor: str
+    reason: str | None
+    details: dict[str, Any]
+
+
+def _out(row: RowMapping) -> ReportOut:
+    return ReportOut.model_validate(dict(row))
+
+
+async def _receive(
+    ctx: ServiceContext, body: ReportIn, source: ReportSource, reporter_id: str | None, response: Response, **extra: Any
+) -> ReportOut:
+    await check_photos_exist(ctx, body.photos)
+    lon, lat = to_wgs84(body.location.lon, body.location.lat, body.location.datum)
+    row, created = await handlers.receive_report(
+        ctx,
+        handlers.NewReport(
+            source=source,
+            category_code=body.category_code,
+            description=body.description,
+            lon=lon,
+            lat=lat,
+            reporter_id=reporter_id,
+            photos=tuple(body.photos),
+            client_ref=body.client_ref,
+            **extra,
+        ),
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return _out(row)
+
+
+@router.post("/reports", status_code=201, summary="An inspector reports a problem (filed at once when valid)")
+async def report_as_inspector(
+    body: InspectorReportIn,
+    response: Response,
+    ctx: Context,
+    inspector: Annotated[Principal, Depends(require(Role.INSPECTOR))],
+) -> ReportOut:
+    """Filed at once; ``self_handled`` reports close on the spot. Resending the same
+    ``client_ref`` answers 200 with the first report."""
+    return await _receive(
+        ctx, body, ReportSource.INSPECTOR, inspector.inspector_id, response, self_handled=body.self_handled
+    )
+
+
+@router.post("/hotline/work-orders", status_code=201, summary="The hotline pushes a citizen complaint")
+async def receive_work_order(
+    body: WorkOrderIn, response: Response, ctx: Context, hotline: Annotated[Principal, Depends(require(Role.HOTLINE))]
+) -> ReportOut:
+    """Goes to the cell's inspector for verification first. The work order number makes resends safe."""
+    body_ref = body.client_ref or body.external_ref
+    return await _receive(
+        ctx,
+        body.model_copy(update={"client_ref": body_ref}),
+        ReportSource.HOTLINE,
+        hotline.username,
+        response,
+        external_ref=body.external_ref,
+    )
+
+
+@router.post("/public/reports", status_code=201, summary="A citizen reports a problem (no account needed)")
+async def report_as_public(body: ReportIn, response: Response, ctx: Context) -> ReportOut:
+    """Goes to the cell's inspector for verification first."""
+    return await _receive(ctx, body, ReportSource.PUBLIC, None, response)
+
+
+@router.post("/video/detections", status_code=201, summary="Video detection reports a problem")
+async def receive_detection(
+    body: ReportIn, response: Response, ctx: Context, system: Annotated[Principal, Depends(require(Role.VIDEO))]
+) -> ReportOut:
+    """Waits for an operator to file or reject it (detections have false positives)."""
+    return await _receive(ctx, body, ReportSource.VIDEO, system.username, response)
+
+
+@router.get("/verifications", summary="The calling inspector's open verification tasks")
+async def my_verifications(
+    ctx: Context, inspector: Annotated[Principal, Depends(require(Role.INSPECTOR))]
+) -> list[ReportOut]:
+    """Oldest first."""
+    query = (
+        select(reports)
+        .where(reports.c.verifier_id == inspector.inspector_id, reports.c.status == ReportStatus.VERIFYING)
+        .order_by(reports.c.received_at)
+    )
+    async with ctx.store.engine.connect() as connection:
+        return [_out(row) for row in (await connection.execute(query)).mappings()]
+
+
+@router.post("/reports/{report_id}/verification", summary="The inspector answers a verification task")
+async def verify(
+    report_id: UUID,
+    body: VerificationIn,
+    ctx: Context,
+    inspector: Annotated[Principal, Depends(require(Role.INSPECTOR))],
+) -> ReportOut:
+    """Confirmed: the report is filed. Not confirmed: it is rejected."""
+    await check_photos_exist(ctx, body.photos)
+    row = await handlers.verify_report(
+        ctx, inspector, report_id, confirmed=body.confirmed, note=body.note, photos=body.photos
+    )
+    return _out(row)
+
+
+@router.get("/reports", summary="Reports by status (the operator's work queue)")
+async def list_reports(
+    ctx: Context,
+    _staff: Annotated[Principal, Depends(require(*STAFF))],
+    status_: Annotated[ReportStatus, Query(alias="status")] = ReportStatus.AWAITING_REVIEW,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ReportOut]:
+    """Oldest first."""
+    query = select(reports).where(reports.c.status == status_).order_by(reports.c.received_at).limit(limit)
+    async with ctx.store.engine.connect() as connection:
+        return [_out(row) for row in (await connection.execute(query)).mappings()]
+
+
+@router.get("/reports/{report_id}", summary="One report")
+async def get_report(
+    report_id: UUID, ctx: Context, caller: Annotated[Principal, Depends(current_principal)]
+) -> ReportOut:
+    """Staff see every report; an inspector or a hotline system sees its own."""
+    row = await handlers.get_report(ctx, report_id)
+    if caller.role not in STAFF and row["reporter_id"] not in (caller.inspector_id, caller.username):
+        raise NotFound(f"no report {report_id}")
+    return _out(row)
+
+
+@router.post("/reports/{report_id}/file", summary="An operator files a report (立案)")
+async def file_report(
+    report_id: UUID, ctx: Context, operator: Annotated[Principal, Depends(require(Role.OPERATOR, Role.SHIFT_LEAD))]
+) -> ReportOut:
+    """For reports waiting for review or verification; 409 otherwise."""
+    return _out(await handlers.file_report(ctx, operator, report_id))
+
+
+@router.post("/reports/{report_id}/reject", summary="An operator declines to file a report (不予立案)")
+async def reject_report(
+    report_id: UUID,
+    body: RejectionIn,
+    ctx: Context,
+    operator: Annotated[Principal, Depends(require(Role.OPERATOR, Role.SHIFT_LEAD))],
+) -> ReportOut:
+    """For reports not yet filed; 409 otherwise."""
+    return _out(await handlers.reject_report(ctx, operator, report_id, body.reason_code, body.reason))
+
+
+async def _visible_case(ctx: ServiceContext, case_id: UUID, caller: Principal) -> RowMapping:
+    async with ctx.store.engine.connect() as connection:
+        row = (await connection.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
+    if row is None:
+        raise NotFound(f"no case {case_id}")
+    if caller.role is Role.DEPARTMENT and row["department_id"] != caller.department_id:
+        raise OutOfScope("this case is not your department's")
+    if caller.role is Role.INSPECTOR:
+        inspector = ctx.city.inspector_for(row["cell_id"])
+        if inspector.id != caller.inspector_id:
+            raise OutOfScope("this case is not in your cells")
+    return row
+
+
+@router.get("/cases/{case_id}", summary="A case as the command center sees it")
+async def get_case(case_id: UUID, ctx: Context, caller: Annotated[Principal, Depends(current_principal)]) -> CaseOut:
+    """Departments see their own cases, inspectors those in their cells."""
+    return CaseOut.model_validate(dict(await _visible_case(ctx, case_id, caller)))
+
+
+@router.get("/cases/{case_id}/timeline", summary="Every step of a case: who, when and why")
+async def get_timeline(
+    case_id: UUID, ctx: Context, caller: Annotated[Principal, Depends(current_principal)]
+) -> list[TimelineEntry]:
+    """In the order the steps happened, from every service. Staff also see the steps of reports
+    that never became cases (rejected, merged)."""
+    if caller.role in STAFF:
+        await handlers.get_report(ctx, case_id)
+    else:
+        await _visible_case(ctx, case_id, caller)
+    query = select(timeline).where(timeline.c.case_id == case_id).order_by(timeline.c.at, timeline.c.seq)
+    async with ctx.store.engine.connect() as connection:
+        return [TimelineEntry.model_validate(dict(row)) for row in (await connection.execute(query)).mappings()]

@@ -2,6 +2,93 @@
 
 from __future__ import annotations
 
+from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint, Uuid
+
+from shared.db import BigIntPK, UTCDateTime
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # becomes the case id when filed
+    Column("source", String(16), nullable=False),
+    Column("reporter_id", String(64), nullable=True),
+    # The reporter's own id for the report, so a phone that resends after a timeout is answered
+    # with the first report instead of filing a second one.
+    Column("client_ref", String(64), nullable=True),
+    Column("external_ref", String(64), nullable=True),
+    Column("category_code", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("cell_id", String(32), nullable=False),
+    Column("community_id", String(32), nullable=False),
+    Column("street_id", String(32), nullable=False),
+    Column("district_id", String(32), nullable=False),
+    Column("photos", JSON, nullable=False),
+    Column("self_handled", Boolean, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("verifier_id", String(64), nullable=True),
+    Column("verification_due_at", UTCDateTime, nullable=True),
+    Column("case_number", String(32), nullable=True, unique=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("merged_into", Uuid, nullable=True),
+    Column("rejection_code", String(32), nullable=True),
+    Column("rejection_reason", Text, nullable=True),
+    UniqueConstraint("reporter_id", "client_ref", name="uq_reports_client_ref"),
+)
+Index("ix_reports_status", reports.c.status)
+Index("ix_reports_verifier", reports.c.verifier_id, reports.c.status)
+
+# The case file as the command center sees it, kept current from every service's events.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_number", String(32), nullable=False, unique=True),
+    Column("category_code", String(32), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("cell_id", String(32), nullable=False),
+    Column("street_id", String(32), nullable=False),
+    Column("district_id", String(32), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("status_before_suspension", String(24), nullable=True),
+    Column("reported_at", UTCDateTime, nullable=False),
+    Column("filed_at", UTCDateTime, nullable=False),
+    Column("department_id", String(64), nullable=True),
+    Column("handling_deadline", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("on_time", Boolean, nullable=True),
+    Column("external_ref", String(64), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+# Duplicate detection looks for open cases of one category near a point.
+Index("ix_cases_open_category", cases.c.category_code, cases.c.status, cases.c.lat)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("seq", BigIntPK, primary_key=True, autoincrement=True),
+    Column("case_id", Uuid, nullable=False, index=True),
+    Column("event_id", Uuid, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("service", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("details", JSON, nullable=False),
+    UniqueConstraint("case_id", "event_id", name="uq_timeline_event"),
+)
+
+case_number_counters = Table(
+    "case_number_counters",
+    metadata,
+    Column("period", String(7), primary_key=True),  # YYYY-MM in the city's time zone
+    Column("last", Integer, nullable=False),
+)

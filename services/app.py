@@ -11,16 +11,19 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.accounts import auth_router
 from services.registry import load_specs
-from services.runtime import Runtime, ServiceRuntime
+from services.runtime import Runtime, ServiceRuntime, SharedParts
 from shared.clock import Clock, SystemClock
 from shared.http import install_error_handlers
+from shared.photos_api import router as photos_router
 from shared.settings import Settings
 
 
 def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | None = None) -> FastAPI:
     """The ASGI app of a process running ``service_names``."""
-    runtime = Runtime(load_specs(service_names), settings, clock or SystemClock())
+    shared = SharedParts.load(settings, clock or SystemClock())
+    runtime = Runtime(load_specs(service_names), shared)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -32,7 +35,9 @@ def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | 
 
     app = FastAPI(title="citycase", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.token_issuer = shared.tokens
     install_error_handlers(app)
+    app.include_router(auth_router(shared))
     for service in runtime.services:
         app.mount(f"/{service.name}", _service_app(service, runtime))
 
@@ -55,9 +60,11 @@ def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | 
 
 def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
     app = FastAPI(title=service.spec.title, version="0.1.0")
-    app.state.service = service
+    app.state.context = service.context
+    app.state.token_issuer = runtime.shared.tokens
     install_error_handlers(app)
     app.include_router(service.spec.router)
+    app.include_router(photos_router)
 
     @app.get("/healthz", summary="Liveness", tags=["operations"])
     async def healthz() -> dict[str, str]:

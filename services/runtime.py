@@ -9,21 +9,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import text
 
+from services.accounts import account_of
 from services.spec import ServiceSpec
+from shared.auth import Directory, TokenIssuer
 from shared.bus import Bus, TopicSpec
 from shared.bus.embedded import EmbeddedLog
 from shared.bus.kafka import KafkaBus
+from shared.calendar import WorkingCalendar, load_calendar
+from shared.city import City, load_city
 from shared.clock import Clock
+from shared.context import ServiceContext
 from shared.db import create_engine
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.store import ServiceStore
 from shared.migrations import upgrade_to_head
-from shared.settings import Mode, Settings
+from shared.settings import DEV_JWT_SECRET, Mode, Settings
+from shared.storage import FilePhotoStore, PhotoStore
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +58,26 @@ def topics(settings: Settings) -> list[TopicSpec]:
 class ServiceRuntime:
     """One service inside a process."""
 
-    def __init__(self, spec: ServiceSpec, settings: Settings, clock: Clock, bus: Bus) -> None:
+    def __init__(self, spec: ServiceSpec, shared: SharedParts, bus: Bus) -> None:
+        settings = shared.settings
         self.spec = spec
         self.settings = settings
-        self.clock = clock
         self.bus = bus
         self.store = ServiceStore(
             spec.name,
             create_engine(settings.database_url(spec.name), pool_size=settings.pg_pool_size),
             spec.metadata,
-            clock=clock,
+            clock=shared.clock,
             case_events_topic=settings.topic_case_events,
+        )
+        self.context = ServiceContext(
+            service=spec.name,
+            settings=settings,
+            clock=shared.clock,
+            store=self.store,
+            city=shared.city,
+            calendar=shared.calendar,
+            photos=shared.photos,
         )
         self.relay = OutboxRelay(
             self.store,
@@ -79,7 +95,7 @@ class ServiceRuntime:
                 batch_size=settings.consumer_batch_size,
                 max_attempts=settings.consumer_max_attempts,
             )
-            for consumer in spec.consumers(settings)
+            for consumer in spec.consumers(self.context)
         ]
 
     @property
@@ -92,10 +108,13 @@ class ServiceRuntime:
         await upgrade_to_head(self.spec.name, self.store.engine)
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
-        """Start the relay and the consumers."""
-        return [asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")] + [
-            asyncio.create_task(runner.run(), name=f"{self.name}-{runner.spec.name}") for runner in self.consumers
+        """Start the relay, the consumers and the service's own workers (e.g. deadline timers)."""
+        tasks = [asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")]
+        tasks += [asyncio.create_task(r.run(), name=f"{self.name}-{r.spec.name}") for r in self.consumers]
+        tasks += [
+            asyncio.create_task(worker(), name=f"{self.name}-worker") for worker in self.spec.workers(self.context)
         ]
+        return tasks
 
     async def check_database(self) -> None:
         """Raise unless the service's database answers."""
@@ -107,14 +126,43 @@ class ServiceRuntime:
         await self.store.engine.dispose()
 
 
+@dataclass(frozen=True)
+class SharedParts:
+    """What every service of a process shares: settings, clock, the city, photos, tokens."""
+
+    settings: Settings
+    clock: Clock
+    city: City
+    calendar: WorkingCalendar
+    photos: PhotoStore
+    tokens: TokenIssuer
+    directory: Directory
+
+    @classmethod
+    def load(cls, settings: Settings, clock: Clock) -> SharedParts:
+        """Read the city's reference data and calendar, and set up photos and tokens."""
+        if settings.mode is Mode.PRODUCTION and settings.jwt_secret == DEV_JWT_SECRET:
+            raise RuntimeError("set CITYCASE_JWT_SECRET: the development secret would let anyone forge tokens")
+        city = load_city(settings.city_dir)
+        return cls(
+            settings=settings,
+            clock=clock,
+            city=city,
+            calendar=load_calendar(city.calendar_file),
+            photos=FilePhotoStore(settings.photos_path),
+            tokens=TokenIssuer(settings.jwt_secret, clock, timedelta(hours=settings.token_ttl_hours)),
+            directory=Directory(account_of(user) for user in city.users),
+        )
+
+
 class Runtime:
     """Everything a process runs: one bus shared by its services."""
 
-    def __init__(self, specs: Sequence[ServiceSpec], settings: Settings, clock: Clock) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.bus = build_bus(settings, client_id="citycase-" + "-".join(spec.name for spec in specs))
-        self.services = [ServiceRuntime(spec, settings, clock, self.bus) for spec in specs]
+    def __init__(self, specs: Sequence[ServiceSpec], shared: SharedParts) -> None:
+        self.shared = shared
+        self.settings = shared.settings
+        self.bus = build_bus(self.settings, client_id="citycase-" + "-".join(spec.name for spec in specs))
+        self.services = [ServiceRuntime(spec, shared, self.bus) for spec in specs]
         self.bus_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
+from shared.context import ServiceContext
 from shared.messaging.consumer import ConsumerSpec
-from shared.settings import Settings
+
+Worker = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _none(_ctx: ServiceContext) -> Sequence[Any]:
+    return ()
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """A service: its name, tables, HTTP routes and the consumers it runs."""
+    """A service: its name, tables, HTTP routes, the consumers and background workers it runs."""
 
     name: str
     title: str
     metadata: MetaData
     router: APIRouter
-    consumers: Callable[[Settings], Sequence[ConsumerSpec]]
+    consumers: Callable[[ServiceContext], Sequence[ConsumerSpec]] = _none
+    workers: Callable[[ServiceContext], Sequence[Worker]] = field(default=_none)

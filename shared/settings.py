@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEV_JWT_SECRET = "citycase-development-secret-not-for-production"
 SERVICE_NAMES: tuple[str, ...] = ("intake", "dispatch", "handling", "closure", "assessment")
 
 
@@ -52,6 +53,18 @@ class Settings(BaseSettings):
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 3
 
+    city_dir: Path = Path(__file__).resolve().parent.parent / "deploy" / "cities" / "demo"
+    # Tokens signed with the default secret are forgeable by anyone who reads this file:
+    # production mode refuses to start with it.
+    jwt_secret: str = DEV_JWT_SECRET
+    token_ttl_hours: float = 12.0
+    photo_dir: Path | None = None
+    max_photo_bytes: int = 10 * 1024 * 1024
+    max_photos: int = 9
+    duplicate_radius_m: float = 50.0
+    duplicate_window_hours: float = 72.0
+    timer_interval_seconds: float = 5.0
+
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     migrate_on_start: bool = True
@@ -64,6 +77,11 @@ class Settings(BaseSettings):
             return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
         role = f"citycase_{service}"
         return f"postgresql+asyncpg://{role}:{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def photos_path(self) -> Path:
+        """Where photos are stored (content-addressed files)."""
+        return self.photo_dir or self.data_dir / "photos"
 
     @property
     def event_log_path(self) -> Path:

@@ -48,6 +48,10 @@ class PhotoStore(Protocol):
         """The bytes and media type of a stored photo; ``PhotoNotFound`` otherwise."""
         ...
 
+    async def exists(self, digest: str) -> bool:
+        """Whether a photo with this digest is stored."""
+        ...
+
 
 def media_type(data: bytes) -> str:
     """The image type by its magic number; ``UnsupportedPhoto`` if it is none we accept."""
@@ -76,6 +80,13 @@ class FilePhotoStore:
         if not path.exists():
             await asyncio.to_thread(_write_atomically, path, data)
         return digest
+
+    async def exists(self, digest: str) -> bool:
+        """Whether the file is there."""
+        try:
+            return await asyncio.to_thread(self._path(digest).exists)
+        except PhotoNotFound:
+            return False
 
     async def get(self, digest: str) -> tuple[bytes, str]:
         """Read a photo back."""

@@ -35,7 +35,11 @@ TEST_PARTITIONS = 3
 
 def production_settings() -> Settings:
     """Settings pointing at the local PostgreSQL test database and the local broker."""
-    return Settings(mode=Mode.PRODUCTION, pg_database=os.environ.get("CITYCASE_TEST_PG_DATABASE", "citycase_test"))
+    return Settings(
+        mode=Mode.PRODUCTION,
+        pg_database=os.environ.get("CITYCASE_TEST_PG_DATABASE", "citycase_test"),
+        jwt_secret="test-secret-for-the-local-suite",
+    )
 
 
 @dataclass
