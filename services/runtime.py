@@ -141,8 +141,13 @@ class SharedParts:
     @classmethod
     def load(cls, settings: Settings, clock: Clock) -> SharedParts:
         """Read the city's reference data and calendar, and set up photos and tokens."""
-        if settings.mode is Mode.PRODUCTION and settings.jwt_secret == DEV_JWT_SECRET:
-            raise RuntimeError("set CITYCASE_JWT_SECRET: the development secret would let anyone forge tokens")
+        if settings.mode is Mode.PRODUCTION and (
+            settings.jwt_secret == DEV_JWT_SECRET or len(settings.jwt_secret) < 32
+        ):
+            raise RuntimeError(
+                "set CITYCASE_JWT_SECRET to 32 or more random characters: the development secret, or a short one,"
+                " would let anyone forge tokens"
+            )
         city = load_city(settings.city_dir)
         return cls(
             settings=settings,

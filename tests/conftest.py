@@ -38,7 +38,7 @@ def production_settings() -> Settings:
     return Settings(
         mode=Mode.PRODUCTION,
         pg_database=os.environ.get("CITYCASE_TEST_PG_DATABASE", "citycase_test"),
-        jwt_secret="test-secret-for-the-local-suite",
+        jwt_secret="test-secret-for-the-local-suite-only-0123456789",
     )
 
 
@@ -103,7 +103,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await bus.close()
         await backend.close()
         if isinstance(bus, KafkaBus):
-            await _delete_topics(settings, [case_events, dead_letter])
+            await delete_topics(settings, [case_events, dead_letter])
 
 
 def _broker_command(action: str) -> Callable[[], Awaitable[None]]:
@@ -118,7 +118,8 @@ def _broker_command(action: str) -> Callable[[], Awaitable[None]]:
     return run
 
 
-async def _delete_topics(settings: Settings, names: list[str]) -> None:
+async def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Remove a test's topics from the local broker."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:

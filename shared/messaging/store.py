@@ -99,7 +99,7 @@ class ServiceStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Open a transaction; commit on normal exit (outbox rows included), roll back on error."""
-        async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
+        async with AsyncSession(self.writer, expire_on_commit=False) as session, session.begin():
             tx = Transaction(session, self)
             yield tx
             await tx._flush_outbox()
