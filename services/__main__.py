@@ -7,12 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
 from services.app import create_app
 from services.registry import load_specs
 from services.spec import ServiceSpec
+from shared.calendar import load_calendar
+from shared.city import CityDataError, load_city
 from shared.db import create_engine
 from shared.migrations import upgrade_to_head
 from shared.settings import SERVICE_NAMES, Mode, Settings
@@ -35,11 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_mode(migrate)
 
+    city = commands.add_parser("city", help="check a city's reference data folder and summarise it")
+    city.add_argument("folder", nargs="?", type=Path, help="default from CITYCASE_CITY_DIR (the demo city)")
+
     args = parser.parse_args(argv)
-    overrides = {"mode": args.mode} if args.mode else {}
+    overrides = {"mode": args.mode} if getattr(args, "mode", None) else {}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    if args.command == "city":
+        return _check_city(args.folder or settings.city_dir)
     if args.command == "run":
         app = create_app([args.service], settings)
         uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
@@ -54,6 +62,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _add_mode(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=[m.value for m in Mode], help="default from CITYCASE_MODE (embedded)")
+
+
+def _check_city(folder: Path) -> int:
+    try:
+        city = load_city(folder)
+        calendar = load_calendar(city.calendar_file)
+    except (CityDataError, ValueError, OSError) as exc:
+        print(f"{folder}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{city.name} ({city.name_en}), {city.timezone}, from {folder}")
+    for what, count in (
+        ("districts", len(city.districts)),
+        ("streets", len(city.streets)),
+        ("communities", len(city.communities)),
+        ("grid cells", len(city.cells)),
+        ("categories", len(city.categories)),
+        ("departments", len(city.departments)),
+        ("routing rules", len(city.routing_rules)),
+        ("inspectors", len(city.inspectors)),
+        ("users", len(city.users)),
+    ):
+        print(f"{what:>14}: {count}")
+    hours = ", ".join(f"{start:%H:%M}-{end:%H:%M}" for start, end in calendar.working_hours)
+    print(f"{'working hours':>14}: {hours}")
+    return 0
 
 
 async def _migrate(specs: Sequence[ServiceSpec], settings: Settings) -> None:

@@ -122,6 +122,11 @@ class WorkingCalendar:
         self._working_days: dict[date, bool] = {}
         self._days: dict[date, _Day] = {}
 
+    @property
+    def working_hours(self) -> tuple[tuple[time, time], ...]:
+        """The working periods of a working day, local time."""
+        return self._hours
+
     def is_working_day(self, day: date) -> bool:
         """Whether ``day`` (a local date) is a working day; raises CalendarDataMissing when unknown."""
         known = self._working_days.get(day)

@@ -98,3 +98,16 @@ def test_cli_refuses_an_unknown_service() -> None:
     )
     assert result.returncode == 2
     assert "invalid choice: 'parking'" in result.stderr
+
+
+def test_cli_checks_a_city_folder(tmp_path: Path) -> None:
+    good = subprocess.run(
+        [sys.executable, "-m", "services", "city"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert good.returncode == 0, good.stderr
+    assert "grid cells: 4014" in good.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "services", "city", str(tmp_path)], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 1
+    assert "grid.geojson: file not found" in bad.stderr
