@@ -7,13 +7,15 @@ The same scenarios run in the embedded mode (SQLite, embedded log) and over Post
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from shapely.geometry import Point
 from sqlalchemy import text
 
 from services.app import create_app
@@ -51,12 +53,14 @@ class Harness:
         self.clock = clock
         self.city = city
         self._tokens: dict[str, str] = {}
-        self._cells = iter(city.inspector("insp-001").cell_ids)
+        self._spots = iter(_spots(city, city.inspector("insp-001").cell_ids))
 
     def fresh_spot(self) -> dict[str, float]:
-        """A point in one of inspector1's cells no other scenario has used (no accidental merges)."""
-        point = self.city.grid.polygon(next(self._cells)).representative_point()
-        return {"lon": point.x, "lat": point.y}
+        """A point in inspector1's cells that no other scenario has used, more than the duplicate
+        radius (50 m) from every other, so scenarios never merge into each other's cases.
+        """
+        lon, lat = next(self._spots)
+        return {"lon": lon, "lat": lat}
 
     async def login(self, user: str) -> str:
         """The user's bearer token (logged in once)."""
@@ -128,6 +132,19 @@ class Harness:
         """Let simulated time pass (tokens expire with it, so everyone logs in again)."""
         self.clock.advance(delta)
         self._tokens.clear()
+
+
+def _spots(city: City, cell_ids: tuple[str, ...]) -> Iterator[tuple[float, float]]:
+    """Two points per cell on a diagonal: on a grid of 100 m cells every pair is 70 m or more apart."""
+    metre_lat = 1 / 111_320
+    for cell_id in cell_ids:
+        polygon = city.grid.polygon(cell_id)
+        centre = polygon.centroid
+        metre_lon = metre_lat / math.cos(math.radians(centre.y))
+        for dx, dy in ((-25, -25), (25, 25)):
+            point = Point(centre.x + dx * metre_lon, centre.y + dy * metre_lat)
+            if polygon.contains(point):
+                yield point.x, point.y
 
 
 async def _empty_production_schemas(settings: Settings) -> None:

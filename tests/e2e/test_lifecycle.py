@@ -344,3 +344,23 @@ async def test_reports_in_gcj02_and_bd09_land_in_the_right_cell(city: Harness, t
         report = await city.post("inspector1", "/intake/reports", body, expect=201)
         assert report["cell_id"] == cell.id
         assert report["lon"] == pytest.approx(spot["lon"], abs=1e-5)
+
+
+async def test_photo_uploads_are_limited_in_type_and_size(city: Harness) -> None:
+    token = {"Authorization": f"Bearer {await city.login('inspector1')}"}
+    text_file = await city.client.post(
+        "/intake/photos", headers=token, files=[("files", ("notes.txt", b"not an image", "image/png"))]
+    )
+    assert text_file.status_code == 415
+    assert text_file.json()["code"] == "unsupported_photo"
+    huge = PNG + b"\x00" * (10 * 1024 * 1024)
+    too_big = await city.client.post("/intake/photos", headers=token, files=[("files", ("big.png", huge, "image/png"))])
+    assert too_big.status_code == 413
+    stored = await city.client.post("/intake/photos", headers=token, files=[("files", ("ok.png", PNG, "image/png"))])
+    assert stored.status_code == 201
+    digest = stored.json()[0]["digest"]
+    report = await city.report("02-02-05", photos=[digest])
+    assert report["photos"] == [digest]
+    missing = {"category_code": "02-02-05", "description": "x", "location": city.fresh_spot(), "photos": ["0" * 64]}
+    error = await city.post("inspector1", "/intake/reports", missing, expect=422)
+    assert error["details"] == {"missing_photos": ["0" * 64]}
