@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
 from closure import domain
@@ -13,7 +12,7 @@ from closure.domain import ClosureStatus
 from closure.models import cases
 from shared.auth import Principal
 from shared.context import ServiceContext
-from shared.errors import NotFound, OutOfScope
+from shared.errors import OutOfScope
 from shared.events.catalogue import (
     CaseCancelled,
     CaseClosed,
@@ -28,8 +27,11 @@ from shared.events.catalogue import (
 )
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
+from shared.rows import Rows
 
 # --- following the case ----------------------------------------------------------------------
+
+CASES = Rows(cases, "case")
 
 
 async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
@@ -70,7 +72,7 @@ async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event) -> None
     """A check task to the cell's inspector, with its own time limit."""
     data = event.data
     assert isinstance(data, CaseHandled)
-    case = await _maybe_case(tx, UUID(event.subject))
+    case = await CASES.find(tx, UUID(event.subject))
     if case is None or case["status"] != ClosureStatus.OPEN:
         return
     now = ctx.clock.now()
@@ -95,7 +97,7 @@ async def check(
 ) -> RowMapping:
     """The inspector's verdict on site: passed closes the case, failed sends it back for rework."""
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         if case["inspector_id"] != inspector.inspector_id:
             raise OutOfScope("this check task belongs to another inspector")
         domain.check_can_check(ClosureStatus(case["status"]))
@@ -113,29 +115,29 @@ async def check(
                     CheckFailed(inspector_id=case["inspector_id"], reason=note or "not solved", photos=photos), case_id
                 )
             )
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def cancel(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> RowMapping:
     """Void a case (作废)."""
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_cancel(ClosureStatus(case["status"]))
         await _update(ctx, tx, case_id, status=ClosureStatus.CANCELLED)
         tx.emit(ctx.event(CaseCancelled(cancelled_by=lead.username, reason=reason), case_id))
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:
     """Closure's view of one case."""
     async with ctx.store.transaction() as tx:
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def _close(
     ctx: ServiceContext, tx: Transaction, case_id: UUID, *, closed_by: str, on_time: bool, self_handled: bool
 ) -> None:
-    case = await _case(tx, case_id)
+    case = await CASES.get(tx, case_id)
     now = ctx.clock.now()
     await _update(ctx, tx, case_id, status=ClosureStatus.CLOSED, closed_at=now, on_time=on_time)
     tx.emit(
@@ -152,18 +154,4 @@ async def _close(
 
 
 async def _update(ctx: ServiceContext, tx: Transaction, case_id: UUID, **values: Any) -> None:
-    await tx.session.execute(update(cases).where(cases.c.id == case_id).values(updated_at=ctx.clock.now(), **values))
-
-
-async def _maybe_case(tx: Transaction, case_id: UUID, *, for_update: bool = False) -> RowMapping | None:
-    query = select(cases).where(cases.c.id == case_id)
-    if for_update:
-        query = query.with_for_update()
-    return (await tx.session.execute(query)).mappings().first()
-
-
-async def _case(tx: Transaction, case_id: UUID, *, for_update: bool = False) -> RowMapping:
-    row = await _maybe_case(tx, case_id, for_update=for_update)
-    if row is None:
-        raise NotFound(f"no case {case_id}")
-    return row
+    await CASES.update(tx, case_id, ctx.clock.now(), **values)

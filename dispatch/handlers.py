@@ -9,7 +9,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from dispatch import domain
@@ -18,7 +18,7 @@ from dispatch.models import cases
 from shared.auth import Principal
 from shared.calendar import TimeBasis
 from shared.context import ServiceContext
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput
 from shared.events.catalogue import (
     CaseAccepted,
     CaseClosed,
@@ -39,11 +39,14 @@ from shared.events.catalogue import (
 )
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
+from shared.rows import Rows
 
 log = logging.getLogger(__name__)
 
 ROUTING_ACTOR = "routing-rules"
 TIMER_ACTOR = "deadline-timer"
+
+CASES = Rows(cases, "case")
 
 
 # --- reactions to other services' events -------------------------------------------------
@@ -77,7 +80,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
     if rule is None:
         tx.emit(ctx.event(CaseQueuedForCoordination(reason="no routing rule names an owner (权属不清)"), event.subject))
         return
-    case = await _case(tx, UUID(event.subject))
+    case = await CASES.get(tx, UUID(event.subject))
     await _dispatch(ctx, tx, case, rule.department_id, ROUTING_ACTOR, rule.id)
 
 
@@ -85,7 +88,7 @@ async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event) -> Non
     """The department sent the case back: it waits for a dispatcher."""
     data = event.data
     assert isinstance(data, CaseReturned)
-    case = await _maybe_case(tx, UUID(event.subject))
+    case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     if case["status"] != DispatchStatus.DISPATCHED or case["department_id"] != data.department_id:
@@ -107,7 +110,7 @@ async def on_accepted(ctx: ServiceContext, tx: Transaction, event: Event) -> Non
     """The department signed for the case."""
     data = event.data
     assert isinstance(data, CaseAccepted)
-    case = await _maybe_case(tx, UUID(event.subject))
+    case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     if case["department_id"] == data.department_id:
@@ -118,7 +121,7 @@ async def on_extension_requested(ctx: ServiceContext, tx: Transaction, event: Ev
     """Hold the request for the shift lead, or refuse it at once when it cannot stand."""
     data = event.data
     assert isinstance(data, ExtensionRequested)
-    case = await _maybe_case(tx, UUID(event.subject))
+    case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     status = DispatchStatus(case["status"])
@@ -142,7 +145,7 @@ async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event) -> None
     """The department reported back; the deadline still runs until closure."""
     data = event.data
     assert isinstance(data, CaseHandled)
-    case = await _maybe_case(tx, UUID(event.subject))
+    case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     if case["status"] == DispatchStatus.DISPATCHED and case["department_id"] == data.department_id:
@@ -152,7 +155,7 @@ async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event) -> None
 async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
     """Rework (返工): back with the same department, against the same deadline."""
     assert isinstance(event.data, CheckFailed)
-    case = await _maybe_case(tx, UUID(event.subject))
+    case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     if case["status"] == DispatchStatus.HANDLED:
@@ -161,7 +164,7 @@ async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event) ->
 
 async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
     """Closed or cancelled: nothing more to time."""
-    row = await _maybe_case(tx, UUID(event.subject))
+    row = await CASES.find(tx, UUID(event.subject))
     if row is not None:
         status = DispatchStatus.CLOSED if isinstance(event.data, CaseClosed) else DispatchStatus.CANCELLED
         await _update(ctx, tx, row["id"], status=status, **_no_extension())
@@ -177,49 +180,49 @@ async def dispatch_case(ctx: ServiceContext, dispatcher: Principal, case_id: UUI
     except KeyError:
         raise InvalidInput(f"unknown department {department_id!r}", {"department_id": department_id}) from None
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_dispatch(DispatchStatus(case["status"]), department_id, case["department_id"])
         await _dispatch(ctx, tx, case, department_id, dispatcher.username, None)
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def approve_extension(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapping:
     """Grant the pending request: the deadline moves to the date asked for."""
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_decide_extension(DispatchStatus(case["status"]), case["extension_deadline"])
         deadline = case["extension_deadline"]
         await _update(ctx, tx, case_id, handling_deadline=deadline, deadline_missed_at=None, **_no_extension())
         tx.emit(ctx.event(ExtensionApproved(approved_by=lead.username, handling_deadline=deadline), case_id))
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def deny_extension(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> RowMapping:
     """Refuse the pending request: the deadline stands."""
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_decide_extension(DispatchStatus(case["status"]), case["extension_deadline"])
         await _update(ctx, tx, case_id, **_no_extension())
         tx.emit(ctx.event(ExtensionDenied(denied_by=lead.username, reason=reason), case_id))
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def suspend(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> RowMapping:
     """Stop the clock (挂账/缓办)."""
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_suspend(DispatchStatus(case["status"]))
         await _update(
             ctx, tx, case_id, status=DispatchStatus.SUSPENDED, suspended_at=ctx.clock.now(), **_no_extension()
         )
         tx.emit(ctx.event(CaseSuspended(suspended_by=lead.username, reason=reason), case_id))
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def resume(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapping:
     """Start the clock again; the deadline moves by the time it stood still."""
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_resume(DispatchStatus(case["status"]))
         category = ctx.city.category(case["category_code"])
         deadline = ctx.calendar.shift(
@@ -235,24 +238,24 @@ async def resume(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapp
             deadline_missed_at=None,
         )
         tx.emit(ctx.event(CaseResumed(resumed_by=lead.username, handling_deadline=deadline), case_id))
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def supervise(ctx: ServiceContext, lead: Principal, case_id: UUID, note: str) -> RowMapping:
     """Send a supervision notice (督办) by hand; each one raises the level."""
     async with ctx.store.transaction() as tx:
-        case = await _case(tx, case_id, for_update=True)
+        case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_supervise(DispatchStatus(case["status"]))
         level = case["supervision_level"] + 1
         await _update(ctx, tx, case_id, supervision_level=level)
         tx.emit(ctx.event(SupervisionIssued(department_id=case["department_id"], level=level, note=note), case_id))
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:
     """Dispatch's view of a case."""
     async with ctx.store.transaction() as tx:
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 # --- time passing ----------------------------------------------------------------------------
@@ -359,18 +362,4 @@ def _no_extension() -> dict[str, Any]:
 
 
 async def _update(ctx: ServiceContext, tx: Transaction, case_id: UUID, **values: Any) -> None:
-    await tx.session.execute(update(cases).where(cases.c.id == case_id).values(updated_at=ctx.clock.now(), **values))
-
-
-async def _maybe_case(tx: Transaction, case_id: UUID, *, for_update: bool = False) -> RowMapping | None:
-    query = select(cases).where(cases.c.id == case_id)
-    if for_update:
-        query = query.with_for_update()
-    return (await tx.session.execute(query)).mappings().first()
-
-
-async def _case(tx: Transaction, case_id: UUID, *, for_update: bool = False) -> RowMapping:
-    row = await _maybe_case(tx, case_id, for_update=for_update)
-    if row is None:
-        raise NotFound(f"no case {case_id} in dispatch")
-    return row
+    await CASES.update(tx, case_id, ctx.clock.now(), **values)

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
 from handling import domain
@@ -30,8 +29,11 @@ from shared.events.catalogue import (
 )
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
+from shared.rows import Rows
 
 # --- following the case ----------------------------------------------------------------------
+
+CASES = Rows(cases, "case")
 
 
 async def on_report_received(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
@@ -126,7 +128,7 @@ async def accept(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapp
         domain.check_can_accept(TaskStatus(case["status"]))
         await _update(ctx, tx, case_id, status=TaskStatus.ACCEPTED, accepted_by=user.username)
         tx.emit(ctx.event(CaseAccepted(department_id=case["department_id"], accepted_by=user.username), case_id))
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def give_back(ctx: ServiceContext, user: Principal, case_id: UUID, reason: str) -> RowMapping:
@@ -140,7 +142,7 @@ async def give_back(ctx: ServiceContext, user: Principal, case_id: UUID, reason:
                 CaseReturned(department_id=case["department_id"], returned_by=user.username, reason=reason), case_id
             )
         )
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def request_extension(
@@ -164,7 +166,7 @@ async def request_extension(
                 case_id,
             )
         )
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def report_handled(
@@ -191,7 +193,7 @@ async def report_handled(
                 case_id,
             )
         )
-        return await _case(tx, case_id)
+        return await CASES.get(tx, case_id)
 
 
 async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:
@@ -203,18 +205,11 @@ async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMa
 async def _own_case(tx: Transaction, user: Principal, case_id: UUID) -> RowMapping:
     # Another department's case is reported as missing, not as forbidden: its existence is not
     # this department's business either.
-    row = (await tx.session.execute(select(cases).where(cases.c.id == case_id).with_for_update())).mappings().first()
+    row = await CASES.find(tx, case_id, for_update=True)
     if row is None or row["department_id"] is None or row["department_id"] != user.department_id:
         raise NotFound(f"no case {case_id} in your department's inbox")
     return row
 
 
-async def _case(tx: Transaction, case_id: UUID) -> RowMapping:
-    row = (await tx.session.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
-    if row is None:
-        raise NotFound(f"no case {case_id}")
-    return row
-
-
 async def _update(ctx: ServiceContext, tx: Transaction, case_id: UUID, **values: Any) -> None:
-    await tx.session.execute(update(cases).where(cases.c.id == case_id).values(updated_at=ctx.clock.now(), **values))
+    await CASES.update(tx, case_id, ctx.clock.now(), **values)
