@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -55,7 +56,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
         )
     )
     if data.self_handled:
-        await _close(ctx, tx, case_id, closed_by=data.filed_by, on_time=True, self_handled=True)
+        await _close(ctx, tx, case_id, None, closed_by=data.filed_by, self_handled=True)
 
 
 async def on_deadline(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
@@ -105,9 +106,7 @@ async def check(
         if passed:
             tx.emit(ctx.event(CheckPassed(inspector_id=case["inspector_id"], note=note, photos=photos), case_id))
             await _update(ctx, tx, case_id, checks=checks)
-            now = ctx.clock.now()
-            on_time = domain.closed_on_time(now, case["handling_deadline"])
-            await _close(ctx, tx, case_id, closed_by=inspector.username, on_time=on_time, self_handled=False)
+            await _close(ctx, tx, case_id, case["handling_deadline"], closed_by=inspector.username, self_handled=False)
         else:
             await _update(ctx, tx, case_id, status=ClosureStatus.OPEN, checks=checks, check_deadline=None)
             tx.emit(
@@ -135,17 +134,23 @@ async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:
 
 
 async def _close(
-    ctx: ServiceContext, tx: Transaction, case_id: UUID, *, closed_by: str, on_time: bool, self_handled: bool
+    ctx: ServiceContext,
+    tx: Transaction,
+    case_id: UUID,
+    handling_deadline: datetime | None,
+    *,
+    closed_by: str,
+    self_handled: bool,
 ) -> None:
-    case = await CASES.get(tx, case_id)
     now = ctx.clock.now()
+    on_time = domain.closed_on_time(now, handling_deadline)
     await _update(ctx, tx, case_id, status=ClosureStatus.CLOSED, closed_at=now, on_time=on_time)
     tx.emit(
         ctx.event(
             CaseClosed(
                 closed_by=closed_by,
                 on_time=on_time,
-                handling_deadline=case["handling_deadline"],
+                handling_deadline=handling_deadline,
                 self_handled=self_handled,
             ),
             case_id,

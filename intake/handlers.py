@@ -22,7 +22,7 @@ from intake.models import case_number_counters, cases, reports
 from shared.auth import Principal
 from shared.city import Category
 from shared.context import ServiceContext
-from shared.errors import InvalidInput, NotFound, OutOfScope
+from shared.errors import InvalidInput, OutOfScope
 from shared.events.catalogue import (
     CaseFiled,
     GeoPoint,
@@ -35,8 +35,10 @@ from shared.events.catalogue import (
 )
 from shared.ids import new_id
 from shared.messaging.store import Transaction
+from shared.rows import Rows
 
 _METRES_PER_DEGREE = 111_320.0
+REPORTS = Rows(reports, "report")
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
             row.update(status=domain.ReportStatus.MERGED, merged_into=UUID(case.case_id), decided_at=now)
             await tx.session.execute(reports.insert().values(row))
             tx.emit(ctx.event(ReportMerged(into_case_id=UUID(case.case_id), distance_m=round(distance, 1)), report_id))
-            return await _report(tx, report_id), True
+            return await REPORTS.get(tx, report_id), True
         status = domain.initial_status(new.source)
         row["status"] = status
         if status is domain.ReportStatus.VERIFYING:
@@ -141,8 +143,8 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
             tx.emit(ctx.event(VerificationRequested(inspector_id=inspector.id, due_at=due), report_id))
         await tx.session.execute(reports.insert().values(row))
         if status is domain.ReportStatus.FILED:
-            await _file(ctx, tx, report_id, category, filed_by=new.reporter_id or "system")
-        return await _report(tx, report_id), True
+            await _file(ctx, tx, row, category, filed_by=new.reporter_id or "system")
+        return await REPORTS.get(tx, report_id), True
 
 
 async def verify_report(
@@ -150,7 +152,7 @@ async def verify_report(
 ) -> RowMapping:
     """The inspector's on-site answer (核实): confirmed reports are filed, others rejected."""
     async with ctx.store.transaction() as tx:
-        report = await _report_for_update(tx, report_id)
+        report = await REPORTS.get(tx, report_id, for_update=True)
         if report["verifier_id"] != inspector.inspector_id:
             raise OutOfScope("this verification task belongs to another inspector")
         domain.check_can_verify(domain.ReportStatus(report["status"]))
@@ -162,7 +164,7 @@ async def verify_report(
             )
         )
         if confirmed:
-            await _file(ctx, tx, report_id, _category(ctx, report["category_code"]), filed_by=inspector.username)
+            await _file(ctx, tx, report, _category(ctx, report["category_code"]), filed_by=inspector.username)
         else:
             await _reject(
                 ctx,
@@ -172,16 +174,16 @@ async def verify_report(
                 note or "not found on site",
                 inspector.username,
             )
-        return await _report(tx, report_id)
+        return await REPORTS.get(tx, report_id)
 
 
 async def file_report(ctx: ServiceContext, operator: Principal, report_id: UUID) -> RowMapping:
     """An operator files a report that was waiting for review or verification (立案)."""
     async with ctx.store.transaction() as tx:
-        report = await _report_for_update(tx, report_id)
+        report = await REPORTS.get(tx, report_id, for_update=True)
         domain.check_can_file(domain.ReportStatus(report["status"]))
-        await _file(ctx, tx, report_id, _category(ctx, report["category_code"]), filed_by=operator.username)
-        return await _report(tx, report_id)
+        await _file(ctx, tx, report, _category(ctx, report["category_code"]), filed_by=operator.username)
+        return await REPORTS.get(tx, report_id)
 
 
 async def reject_report(
@@ -189,20 +191,22 @@ async def reject_report(
 ) -> RowMapping:
     """An operator declines to file a report (不予立案)."""
     async with ctx.store.transaction() as tx:
-        report = await _report_for_update(tx, report_id)
+        report = await REPORTS.get(tx, report_id, for_update=True)
         domain.check_can_reject(domain.ReportStatus(report["status"]))
         await _reject(ctx, tx, report_id, reason_code, reason, operator.username)
-        return await _report(tx, report_id)
+        return await REPORTS.get(tx, report_id)
 
 
 async def get_report(ctx: ServiceContext, report_id: UUID) -> RowMapping:
     """One report."""
     async with ctx.store.transaction() as tx:
-        return await _report(tx, report_id)
+        return await REPORTS.get(tx, report_id)
 
 
-async def _file(ctx: ServiceContext, tx: Transaction, report_id: UUID, category: Category, *, filed_by: str) -> None:
-    report = await _report(tx, report_id)
+async def _file(
+    ctx: ServiceContext, tx: Transaction, report: RowMapping | dict[str, Any], category: Category, *, filed_by: str
+) -> None:
+    report_id = report["id"]
     now = ctx.clock.now()
     number = await _next_case_number(ctx, tx)
     place = ctx.city.cell(report["cell_id"]).place
@@ -323,18 +327,3 @@ async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: s
         reports.c.reporter_id.is_(None) if reporter_id is None else reports.c.reporter_id == reporter_id
     )
     return (await tx.session.execute(query)).mappings().first()
-
-
-async def _report(tx: Transaction, report_id: UUID) -> RowMapping:
-    row = (await tx.session.execute(select(reports).where(reports.c.id == report_id))).mappings().first()
-    if row is None:
-        raise NotFound(f"no report {report_id}")
-    return row
-
-
-async def _report_for_update(tx: Transaction, report_id: UUID) -> RowMapping:
-    query = select(reports).where(reports.c.id == report_id).with_for_update()
-    row = (await tx.session.execute(query)).mappings().first()
-    if row is None:
-        raise NotFound(f"no report {report_id}")
-    return row

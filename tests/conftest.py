@@ -128,13 +128,16 @@ async def delete_topics(settings: Settings, names: list[str]) -> None:
         await admin.close()
 
 
+def admin_url(settings: Settings) -> str:
+    """The test database as its admin role, a member of every service role."""
+    return f"postgresql+asyncpg://citycase_admin:citycase_admin@{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
+
+
 @pytest.fixture
 async def pg_admin() -> AsyncIterator[Callable[[str], Awaitable[list[tuple[object, ...]]]]]:
     """Run SQL as the test database's admin role (to check what the service roles may do)."""
     settings = production_settings()
-    engine = create_engine(
-        f"postgresql+asyncpg://citycase_admin:citycase_admin@{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
-    )
+    engine = create_engine(admin_url(settings))
 
     async def query(sql: str) -> list[tuple[object, ...]]:
         async with engine.begin() as connection:

@@ -24,7 +24,7 @@ from shared.clock import SimulatedClock
 from shared.db import create_engine
 from shared.ids import new_id
 from shared.settings import SERVICE_NAMES, Mode, Settings
-from tests.conftest import delete_topics, production_settings
+from tests.conftest import admin_url, delete_topics, production_settings
 
 # Monday 16 November 2026, 09:00 in the city (a working day).
 START = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
@@ -148,9 +148,7 @@ def _spots(city: City, cell_ids: tuple[str, ...]) -> Iterator[tuple[float, float
 
 
 async def _empty_production_schemas(settings: Settings) -> None:
-    admin = create_engine(
-        f"postgresql+asyncpg://citycase_admin:citycase_admin@{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
-    )
+    admin = create_engine(admin_url(settings))
     try:
         async with admin.begin() as connection:
             for schema in SERVICE_NAMES:
