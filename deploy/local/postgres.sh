@@ -14,7 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 
 PG_PORT="${CITYCASE_PG_PORT:-5432}"
 PG_CLUSTER=main
-DATABASES=(citycase citycase_test)
+# Extra databases (e.g. one test database per working copy) can be listed in CITYCASE_PG_DATABASES.
+read -r -a DATABASES <<< "${CITYCASE_PG_DATABASES:-citycase citycase_test}"
 SERVICES=(intake dispatch handling closure assessment)
 ADMIN_ROLE=citycase_admin
 
