@@ -1,11 +1,12 @@
-"""The events the assessment service reacts to."""
+"""The events the assessment service reacts to: all of them, as one stream of counter deltas."""
 
 from __future__ import annotations
 
+from assessment.handlers import STREAM_CONSUMER, Stream
 from shared.context import ServiceContext
-from shared.messaging.consumer import ConsumerSpec
+from shared.messaging.tracked import TrackedConsumerSpec
 
 
-def consumers(_ctx: ServiceContext) -> list[ConsumerSpec]:
-    """The assessment service's consumer groups."""
-    return []
+def tracked_consumers(ctx: ServiceContext) -> list[TrackedConsumerSpec]:
+    """The indicator stream: every case event, in batches, with its positions in the database."""
+    return [TrackedConsumerSpec(STREAM_CONSUMER, [ctx.settings.topic_case_events], Stream(ctx).apply)]

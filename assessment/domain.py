@@ -1,1 +1,416 @@
-"""The assessment service's rules and state transitions: pure functions and classes, no I/O."""
+"""The assessment rules (综合评价): how a case's events become its counters. Pure, no I/O.
+
+Each case keeps a compact state; its **contribution** is the counters it adds to every scope and
+anchor day, a function of that state alone. An event changes the state, and the change of the
+case's contribution (new minus old) is what the stream adds to the counters, so any history —
+late events for a past month, a closure retracting an overdue — comes out exactly as a recount
+would. The rules are written down in INDICATORS.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from enum import StrEnum
+from typing import Any
+
+from shared.events.catalogue import (
+    CaseCancelled,
+    CaseClosed,
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseQueuedForCoordination,
+    CaseResumed,
+    CaseReturned,
+    CaseSuspended,
+    CheckFailed,
+    CheckPassed,
+    CheckRequested,
+    DeadlineKind,
+    DeadlineMissed,
+    ExtensionApproved,
+    ReportReceived,
+)
+from shared.events.envelope import Event
+
+COUNTERS: tuple[str, ...] = (
+    "reports",
+    "filed",
+    "filed_on_time",
+    "cases_dispatched",
+    "dispatched_on_time",
+    "dispatches",
+    "returns",
+    "handled",
+    "reworked",
+    "checks_requested",
+    "checks_on_time",
+    "closed",
+    "closed_on_time",
+    "overdue_open",
+    "cancelled",
+)
+INDEX: Mapping[str, int] = {name: i for i, name in enumerate(COUNTERS)}
+WIDTH = len(COUNTERS)
+
+SCOPE_KINDS: tuple[str, ...] = (
+    "city",
+    "district",
+    "street",
+    "community",
+    "cell",
+    "category",
+    "family",
+    "source",
+    "inspector",
+    "department",
+)
+CITY = "city"
+
+
+class PeriodKind(StrEnum):
+    """The buckets counters are kept in; a custom range is summed from days."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+def period_start(kind: PeriodKind, day: date) -> date:
+    """The first day of the ``kind`` period that contains ``day`` (ISO weeks start on Monday)."""
+    if kind is PeriodKind.DAY:
+        return day
+    if kind is PeriodKind.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def period_end(kind: PeriodKind, start: date) -> date:
+    """The last day of the ``kind`` period starting on ``start``."""
+    if kind is PeriodKind.DAY:
+        return start
+    if kind is PeriodKind.WEEK:
+        return start + timedelta(days=6)
+    next_month = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return next_month - timedelta(days=1)
+
+
+class Flow(StrEnum):
+    """Where the case stands with dispatch, mirrored so a return counts only where dispatch takes it."""
+
+    NONE = ""
+    COORDINATION = "coordination"
+    DISPATCHED = "dispatched"
+    RETURNED = "returned"
+    HANDLED = "handled"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What the city knows that events do not carry: a category's family, a cell's inspector."""
+
+    family_of: Callable[[str], str]
+    inspector_of: Callable[[str], str | None]
+
+
+@dataclass(slots=True)
+class CaseState:
+    """All the stream remembers of one report and the case it became."""
+
+    received_at: datetime | None = None
+    source: str | None = None
+    category_code: str | None = None
+    family: str | None = None
+    cell_id: str | None = None
+    community_id: str | None = None
+    street_id: str | None = None
+    district_id: str | None = None
+    inspector_id: str | None = None
+    filed_at: datetime | None = None
+    filed_on_time: bool = False
+    dispatch_deadline: datetime | None = None
+    first_dispatched_at: datetime | None = None
+    # One [department_id, returned] pair per dispatch attempt, in order.
+    assignments: list[list[Any]] = field(default_factory=list)
+    flow: Flow = Flow.NONE
+    overdue: bool = False
+    handled: bool = False
+    reworked: bool = False
+    checks_requested: int = 0
+    checks_on_time: int = 0
+    check_deadline: datetime | None = None
+    closed: bool = False
+    closed_on_time: bool = False
+    cancelled: bool = False
+    # Ids of the events applied: a copy delivered twice (or published twice) changes nothing.
+    event_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form for the state table."""
+        data = asdict(self)
+        for name, value in data.items():
+            if isinstance(value, datetime):
+                data[name] = value.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CaseState:
+        """The state stored by ``to_json``."""
+        values = dict(data)
+        for name in ("received_at", "filed_at", "dispatch_deadline", "first_dispatched_at", "check_deadline"):
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        values["flow"] = Flow(values.get("flow", ""))
+        return cls(**values)
+
+    @property
+    def current_department(self) -> str | None:
+        """The department of the latest dispatch, unless it was returned."""
+        if self.assignments and not self.assignments[-1][1]:
+            return str(self.assignments[-1][0])
+        return None
+
+
+def apply(state: CaseState, event: Event, attribution: Attribution) -> bool:
+    """Apply one event of the case to its state; False when the event was applied before."""
+    event_id = str(event.id)
+    if event_id in state.event_ids:
+        return False
+    state.event_ids.append(event_id)
+    data = event.data
+    at = event.time
+    if isinstance(data, ReportReceived):
+        _place(state, at, data.source.value, data.category_code, data.place, attribution)
+        state.family = attribution.family_of(data.category_code)
+    elif isinstance(data, CaseFiled):
+        if state.received_at is None:  # tolerate a log that starts after the report
+            _place(state, data.reported_at, data.source.value, data.category_code, data.place, attribution)
+        state.family = data.family.value
+        state.filed_at = at
+        state.filed_on_time = data.filing_deadline is None or at <= data.filing_deadline
+        state.dispatch_deadline = data.dispatch_deadline
+        if not data.self_handled:
+            state.flow = Flow.COORDINATION
+    elif isinstance(data, CaseQueuedForCoordination):
+        state.flow = Flow.COORDINATION
+    elif isinstance(data, CaseDispatched):
+        state.assignments.append([data.department_id, False])
+        if state.first_dispatched_at is None:
+            state.first_dispatched_at = at
+        state.flow = Flow.DISPATCHED
+        state.overdue = False
+    elif isinstance(data, CaseReturned):
+        # Dispatch takes a return only from the department holding the case, before it reports back.
+        if state.flow is Flow.DISPATCHED and state.current_department == data.department_id:
+            state.assignments[-1][1] = True
+            state.flow = Flow.RETURNED
+            state.overdue = False
+    elif isinstance(data, CaseHandled):
+        state.handled = True
+        if state.flow is Flow.DISPATCHED and state.current_department == data.department_id:
+            state.flow = Flow.HANDLED
+    elif isinstance(data, CheckRequested):
+        state.checks_requested += 1
+        state.check_deadline = data.check_deadline
+    elif isinstance(data, CheckPassed | CheckFailed):
+        if state.check_deadline is not None and at <= state.check_deadline:
+            state.checks_on_time += 1
+        state.check_deadline = None
+        if isinstance(data, CheckFailed):
+            state.reworked = True
+            if state.flow is Flow.HANDLED:
+                state.flow = Flow.DISPATCHED
+    elif isinstance(data, CaseSuspended):
+        state.flow = Flow.SUSPENDED
+    elif isinstance(data, CaseResumed):
+        state.flow = Flow.DISPATCHED
+        state.overdue = False
+    elif isinstance(data, ExtensionApproved):
+        state.overdue = False
+    elif isinstance(data, DeadlineMissed):
+        if data.kind is DeadlineKind.HANDLING:
+            state.overdue = True
+    elif isinstance(data, CaseClosed):
+        state.closed = True
+        state.closed_on_time = data.on_time
+        state.flow = Flow.CLOSED
+    elif isinstance(data, CaseCancelled):
+        state.cancelled = True
+    return True
+
+
+def _place(
+    state: CaseState, at: datetime, source: str, category_code: str, place: Any, attribution: Attribution
+) -> None:
+    state.received_at = at
+    state.source = source
+    state.category_code = category_code
+    state.cell_id = place.cell_id
+    state.community_id = place.community_id
+    state.street_id = place.street_id
+    state.district_id = place.district_id
+    state.inspector_id = attribution.inspector_of(place.cell_id)
+
+
+# A contribution: counter vectors by (scope kind, scope id, anchor day).
+ContributionKey = tuple[str, str, date]
+Contribution = dict[ContributionKey, list[int]]
+
+
+def contribution(state: CaseState, zone: tzinfo) -> Contribution:
+    """What the case adds to the counters of every scope, by the local day of each anchor."""
+    result: Contribution = {}
+    if state.received_at is None:
+        return result
+    scopes = _place_scopes(state)
+    received = state.received_at.astimezone(zone).date()
+    report = [0] * WIDTH
+    report[INDEX["reports"]] = 1
+    case = [0] * WIDTH
+    per_department: dict[str, list[int]] = {}
+    if state.filed_at is not None and state.cancelled:
+        case[INDEX["cancelled"]] = 1
+    elif state.filed_at is not None:
+        report[INDEX["filed"]] = 1
+        report[INDEX["filed_on_time"]] = int(state.filed_on_time)
+        _case_counters(state, case)
+        for department_id, returned in state.assignments:
+            vector = per_department.setdefault(department_id, [0] * WIDTH)
+            vector[INDEX["dispatches"]] += 1
+            vector[INDEX["returns"]] += int(returned)
+    for kind, scope_id in scopes:
+        _add(result, (kind, scope_id, received), report)
+    if state.filed_at is None:
+        return result
+    filed = state.filed_at.astimezone(zone).date()
+    for kind, scope_id in scopes:
+        _add(result, (kind, scope_id, filed), case)
+    department = state.current_department
+    if department is not None and not state.cancelled:
+        case_only = list(case)
+        case_only[INDEX["dispatches"]] = case_only[INDEX["returns"]] = 0
+        _add(result, ("department", department, filed), case_only)
+    for department_id, vector in per_department.items():
+        _add(result, ("department", department_id, filed), vector)
+    return result
+
+
+def _case_counters(state: CaseState, case: list[int]) -> None:
+    dispatched = bool(state.assignments)
+    case[INDEX["cases_dispatched"]] = int(dispatched)
+    case[INDEX["dispatched_on_time"]] = int(
+        dispatched
+        and (
+            state.dispatch_deadline is None
+            or (state.first_dispatched_at is not None and state.first_dispatched_at <= state.dispatch_deadline)
+        )
+    )
+    case[INDEX["dispatches"]] = len(state.assignments)
+    case[INDEX["returns"]] = sum(1 for _, returned in state.assignments if returned)
+    case[INDEX["handled"]] = int(state.handled)
+    case[INDEX["reworked"]] = int(state.reworked)
+    case[INDEX["checks_requested"]] = state.checks_requested
+    case[INDEX["checks_on_time"]] = state.checks_on_time
+    case[INDEX["closed"]] = int(state.closed)
+    case[INDEX["closed_on_time"]] = int(state.closed and state.closed_on_time)
+    case[INDEX["overdue_open"]] = int(state.overdue and not state.closed)
+
+
+def _place_scopes(state: CaseState) -> list[tuple[str, str]]:
+    candidates = (
+        ("city", CITY),
+        ("district", state.district_id),
+        ("street", state.street_id),
+        ("community", state.community_id),
+        ("cell", state.cell_id),
+        ("category", state.category_code),
+        ("family", state.family),
+        ("source", state.source),
+        ("inspector", state.inspector_id),
+    )
+    return [(kind, scope_id) for kind, scope_id in candidates if scope_id is not None]
+
+
+def _add(result: Contribution, key: ContributionKey, vector: list[int]) -> None:
+    if not any(vector):
+        return
+    existing = result.get(key)
+    if existing is None:
+        result[key] = list(vector)
+    else:
+        for i, value in enumerate(vector):
+            existing[i] += value
+
+
+def difference(new: Contribution, old: Contribution) -> Iterator[tuple[ContributionKey, list[int]]]:
+    """The non-zero changes from ``old`` to ``new``, key by key."""
+    for key in new.keys() | old.keys():
+        after = new.get(key)
+        before = old.get(key)
+        if after is None:
+            assert before is not None
+            yield key, [-value for value in before]
+        elif before is None:
+            yield key, after
+        elif after != before:
+            yield key, [a - b for a, b in zip(after, before, strict=True)]
+
+
+# A counter row: (scope kind, scope id, period kind, period start).
+RowKey = tuple[str, str, str, date]
+
+
+def to_periods(changes: Iterable[tuple[ContributionKey, list[int]]]) -> dict[RowKey, list[int]]:
+    """Fold day-anchored changes into the day, week and month rows they belong to."""
+    rows: dict[RowKey, list[int]] = {}
+    for (kind, scope_id, day), vector in changes:
+        for period in PeriodKind:
+            key = (kind, scope_id, period.value, period_start(period, day))
+            existing = rows.get(key)
+            if existing is None:
+                rows[key] = list(vector)
+            else:
+                for i, value in enumerate(vector):
+                    existing[i] += value
+    return {key: vector for key, vector in rows.items() if any(vector)}
+
+
+def derived(values: Mapping[str, int]) -> dict[str, float | int | None]:
+    """The indicators of DOMAIN.md from base counters (a rate over zero is ``None``)."""
+    due = values["closed"] + values["overdue_open"]
+
+    def rate(numerator: int, denominator: int) -> float | None:
+        return None if denominator == 0 else numerator / denominator
+
+    return_rate = rate(values["returns"], values["dispatches"])
+    return {
+        "due": due,
+        "effective_filing_rate": rate(values["filed"], values["reports"]),
+        "closure_rate": rate(values["closed"], due),
+        "on_time_closure_rate": rate(values["closed_on_time"], due),
+        "on_time_check_rate": rate(values["checks_on_time"], values["checks_requested"]),
+        "rework_rate": rate(values["reworked"], values["handled"]),
+        "return_rate": return_rate,
+        "accurate_dispatch_rate": None if return_rate is None else 1 - return_rate,
+        "on_time_filing_rate": rate(values["filed_on_time"], values["filed"]),
+        "on_time_dispatch_rate": rate(values["dispatched_on_time"], values["cases_dispatched"]),
+    }
+
+
+INDICATORS: tuple[str, ...] = (
+    *COUNTERS,
+    "due",
+    "effective_filing_rate",
+    "closure_rate",
+    "on_time_closure_rate",
+    "on_time_check_rate",
+    "rework_rate",
+    "return_rate",
+    "accurate_dispatch_rate",
+    "on_time_filing_rate",
+    "on_time_dispatch_rate",
+)

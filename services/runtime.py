@@ -28,6 +28,7 @@ from shared.db import create_engine
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.store import ServiceStore
+from shared.messaging.tracked import TrackedConsumer
 from shared.migrations import upgrade_to_head
 from shared.settings import DEV_JWT_SECRET, Mode, Settings
 from shared.storage import FilePhotoStore, PhotoStore
@@ -49,7 +50,8 @@ def build_bus(settings: Settings, client_id: str) -> Bus:
 def topics(settings: Settings) -> list[TopicSpec]:
     """The topics every process makes sure of at start-up."""
     return [
-        TopicSpec(settings.topic_case_events, settings.kafka_partitions),
+        # Kept forever: the log is what the assessment is rebuilt from.
+        TopicSpec(settings.topic_case_events, settings.kafka_partitions, {"retention.ms": "-1"}),
         TopicSpec(settings.topic_dead_letter, 1),
         TopicSpec(settings.topic_integration, settings.kafka_partitions),
     ]
@@ -97,6 +99,17 @@ class ServiceRuntime:
             )
             for consumer in spec.consumers(self.context)
         ]
+        self.tracked_consumers = [
+            TrackedConsumer(
+                consumer,
+                self.store,
+                bus,
+                spec.metadata.tables["consumer_positions"],
+                dead_letter_topic=settings.topic_dead_letter,
+                batch_size=settings.stream_batch_size,
+            )
+            for consumer in spec.tracked_consumers(self.context)
+        ]
 
     @property
     def name(self) -> str:
@@ -111,6 +124,7 @@ class ServiceRuntime:
         """Start the relay, the consumers and the service's own workers (e.g. deadline timers)."""
         tasks = [asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")]
         tasks += [asyncio.create_task(r.run(), name=f"{self.name}-{r.spec.name}") for r in self.consumers]
+        tasks += [asyncio.create_task(r.run(), name=f"{self.name}-{r.spec.name}") for r in self.tracked_consumers]
         tasks += [
             asyncio.create_task(worker(), name=f"{self.name}-worker") for worker in self.spec.workers(self.context)
         ]

@@ -11,6 +11,7 @@ from sqlalchemy import MetaData
 
 from shared.context import ServiceContext
 from shared.messaging.consumer import ConsumerSpec
+from shared.messaging.tracked import TrackedConsumerSpec
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
@@ -21,7 +22,11 @@ def _none(_ctx: ServiceContext) -> Sequence[Any]:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """A service: its name, tables, HTTP routes, the consumers and background workers it runs."""
+    """A service: its name, tables, HTTP routes, the consumers and background workers it runs.
+
+    ``consumers`` follow the log with an inbox of event ids; ``tracked_consumers`` apply whole
+    batches and keep their positions in the service's ``consumer_positions`` table.
+    """
 
     name: str
     title: str
@@ -29,3 +34,4 @@ class ServiceSpec:
     router: APIRouter
     consumers: Callable[[ServiceContext], Sequence[ConsumerSpec]] = _none
     workers: Callable[[ServiceContext], Sequence[Worker]] = field(default=_none)
+    tracked_consumers: Callable[[ServiceContext], Sequence[TrackedConsumerSpec]] = field(default=_none)

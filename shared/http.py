@@ -28,7 +28,9 @@ class ErrorBody(BaseModel):
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     """A JSON error response in the project's shape."""
-    return JSONResponse(status_code=status, content=ErrorBody(code=code, message=message, details=details).model_dump())
+    # ``mode="json"``: details may hold dates, UUIDs or decimals, which must not turn an error into a 500.
+    body = ErrorBody(code=code, message=message, details=details).model_dump(mode="json")
+    return JSONResponse(status_code=status, content=body)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     outbox_retention_hours: float = 24.0
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 3
+    stream_batch_size: int = 1000
 
     city_dir: Path = Path(__file__).resolve().parent.parent / "deploy" / "cities" / "demo"
     # Tokens signed with the default secret are forgeable by anyone who reads this file:

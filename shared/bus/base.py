@@ -7,7 +7,7 @@ a consumer group commits the next offset to read per partition.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +52,10 @@ class TopicSpec:
 
 TopicPartition = tuple[str, int]
 
+# Where a member starts reading the partitions it was just assigned, for consumers that keep their
+# positions in their own database instead of the group's committed offsets.
+StartPositions = Callable[[Sequence[TopicPartition]], Awaitable[Mapping[TopicPartition, int]]]
+
 
 class Subscription(Protocol):
     """One member of a consumer group, reading the partitions it was assigned."""
@@ -62,6 +66,10 @@ class Subscription(Protocol):
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Record, for the group, the next offset to read in each partition."""
+        ...
+
+    async def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on (records already fetched past it are dropped)."""
         ...
 
     async def close(self) -> None:
@@ -88,8 +96,16 @@ class Bus(Protocol):
         """Publish in order and return once every message is durably stored; raise otherwise."""
         ...
 
-    async def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
-        """Join ``group`` reading ``topics`` from the group's committed offsets (else the start)."""
+    async def subscribe(
+        self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
+    ) -> Subscription:
+        """Join ``group`` reading ``topics`` from the group's committed offsets (else the start),
+        or from the positions ``start_at`` gives for each partition this member is assigned.
+        """
+        ...
+
+    async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """The offset the next record of each partition of ``topic`` will get."""
         ...
 
     async def ping(self) -> None:

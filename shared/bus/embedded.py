@@ -22,7 +22,7 @@ from typing import IO
 import aiosqlite
 from aiokafka.partitioner import murmur2
 
-from shared.bus.base import Headers, Message, Record, TopicPartition, TopicSpec
+from shared.bus.base import Headers, Message, Record, StartPositions, TopicPartition, TopicSpec
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -86,6 +86,10 @@ class EmbeddedSubscription:
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Durably record the group's next offsets."""
         await self._log.commit(self._group, offsets)
+
+    async def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on."""
+        self._positions[partition] = offset
 
     async def close(self) -> None:
         """Leave the group, letting another member join it."""
@@ -191,8 +195,12 @@ class EmbeddedLog:
             self.appends += 1
             self._appended.notify_all()
 
-    async def subscribe(self, group: str, topics: Sequence[str]) -> EmbeddedSubscription:
-        """Join ``group`` as its only member, from the group's committed offsets."""
+    async def subscribe(
+        self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
+    ) -> EmbeddedSubscription:
+        """Join ``group`` as its only member (so it owns every partition), from the group's
+        committed offsets or from where ``start_at`` says.
+        """
         unknown = [t for t in topics if t not in self._partitions]
         if unknown:
             raise UnknownTopic(", ".join(unknown))
@@ -209,8 +217,16 @@ class EmbeddedLog:
         ):
             async for topic, partition, next_offset in cursor:
                 positions[(topic, partition)] = next_offset
+        if start_at is not None:
+            positions.update(await start_at(list(positions)))
         self._members.add(group)
         return EmbeddedSubscription(self, group, positions)
+
+    async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """The next offset of each partition of ``topic``."""
+        if topic not in self._partitions:
+            raise UnknownTopic(topic)
+        return {(topic, p): self._next_offsets.get((topic, p), 0) for p in range(self._partitions[topic])}
 
     def leave(self, group: str) -> None:
         """Forget the member of ``group``."""

@@ -8,11 +8,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from shared.bus.base import Message, Record, TopicSpec
+from shared.bus.base import Message, Record, StartPositions, TopicSpec
 from shared.bus.base import TopicPartition as Position
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,31 @@ class KafkaSubscription:
         except (CommitFailedError, IllegalStateError):
             log.warning("offset commit refused after a rebalance; the batch will be redelivered")
 
+    async def seek(self, partition: Position, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on; records buffered past it are discarded."""
+        self._consumer.seek(TopicPartition(*partition), offset)
+
     async def close(self) -> None:
         """Leave the group."""
         await self._consumer.stop()
+
+
+class _StartAtOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Moves each newly assigned partition to the position its consumer keeps itself."""
+
+    def __init__(self, start_at: StartPositions) -> None:
+        self.start_at = start_at
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        """Nothing to flush: a consumer keeping its own positions commits them with its effects."""
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Seek every assigned partition to the stored position (the group offset is only a hint)."""
+        assert self.consumer is not None
+        positions = await self.start_at([(tp.topic, tp.partition) for tp in assigned])
+        for (topic, partition), offset in positions.items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
 
 
 class KafkaBus:
@@ -156,22 +178,43 @@ class KafkaBus:
             await self._discard_producer()
             raise
 
-    async def subscribe(self, group: str, topics: Sequence[str]) -> KafkaSubscription:
-        """Join a consumer group; offsets are committed only by ``commit``."""
+    async def subscribe(
+        self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
+    ) -> KafkaSubscription:
+        """Join a consumer group; offsets are committed only by ``commit``, and partitions start
+        where ``start_at`` says when given.
+        """
         consumer = AIOKafkaConsumer(
-            *topics,
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        listener = _StartAtOnAssignment(start_at) if start_at is not None else None
         try:
             await consumer.start()
+            if listener is not None:
+                listener.consumer = consumer
+                consumer.subscribe(topics=list(topics), listener=listener)
+            else:
+                consumer.subscribe(topics=list(topics))
         except BaseException:
             await _stop_within(consumer.stop(), "consumer")
             raise
         return KafkaSubscription(consumer)
+
+    async def end_offsets(self, topic: str) -> dict[Position, int]:
+        """The next offset of each partition of ``topic``, asked of the broker."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        await consumer.start()
+        try:
+            await consumer.topics()  # loads the cluster's metadata, partitions included
+            partitions = consumer.partitions_for_topic(topic) or set()
+            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+            return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+        finally:
+            await _stop_within(consumer.stop(), "consumer")
 
     async def ping(self) -> None:
         """Raise unless a broker answers a metadata request within a few seconds."""

@@ -195,17 +195,22 @@ class ConsumerRunner:
             return "dead_lettered"
 
     def _dead_letter(self, tx: Transaction, record: Record, reason: str) -> None:
-        origin = f"{record.topic}/{record.partition}/{record.offset}"
-        # The id derives from the consumer and the record's position: a redelivered record
-        # dead-lettered again by the same consumer is one dead letter, not two.
-        message_id = uuid5(NAMESPACE_URL, f"citycase-dlq:{self.spec.name}:{origin}")
-        headers = (
-            *record.headers,
-            (DLQ_REASON, reason.encode()),
-            (DLQ_CONSUMER, self.spec.name.encode()),
-            (DLQ_ORIGIN, origin.encode()),
-        )
-        tx.send(Message(self.dead_letter_topic, record.key, record.value, headers), message_id=message_id)
+        dead_letter(tx, record, reason, consumer=self.spec.name, topic=self.dead_letter_topic)
+
+
+def dead_letter(tx: Transaction, record: Record, reason: str, *, consumer: str, topic: str) -> None:
+    """Send ``record`` to the dead-letter ``topic`` with the reason, if ``tx`` commits."""
+    origin = f"{record.topic}/{record.partition}/{record.offset}"
+    # The id derives from the consumer and the record's position: a redelivered record
+    # dead-lettered again by the same consumer is one dead letter, not two.
+    message_id = uuid5(NAMESPACE_URL, f"citycase-dlq:{consumer}:{origin}")
+    headers = (
+        *record.headers,
+        (DLQ_REASON, reason.encode()),
+        (DLQ_CONSUMER, consumer.encode()),
+        (DLQ_ORIGIN, origin.encode()),
+    )
+    tx.send(Message(topic, record.key, record.value, headers), message_id=message_id)
 
 
 def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:

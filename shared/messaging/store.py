@@ -129,8 +129,8 @@ class ServiceStore:
         if rows:
             await tx.session.execute(self.inbox.insert(), rows)
 
-    def insert_ignoring_duplicates(self, table: Table, column: str) -> postgresql.Insert | sqlite.Insert:
-        """``INSERT ... ON CONFLICT (column) DO NOTHING`` for this store's backend."""
+    def insert_ignoring_duplicates(self, table: Table, *columns: str) -> postgresql.Insert | sqlite.Insert:
+        """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for this store's backend."""
         if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[column])
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[column])
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(columns))
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(columns))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, String, Table, Uuid
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Uuid
 
 from shared.bus.base import Headers
 from shared.db import BigIntPK, UTCDateTime
@@ -47,6 +47,20 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("event_id", Uuid, primary_key=True),
         Column("event_type", String(255), nullable=False),
         Column("processed_at", UTCDateTime, nullable=False),
+    )
+
+
+def positions_table(metadata: MetaData) -> Table:
+    """Where a consumer that keeps its own positions is in each partition: the next offset to
+    apply, committed in the same transaction as the effects of the records before it.
+    """
+    return Table(
+        "consumer_positions",
+        metadata,
+        Column("consumer", String(255), primary_key=True),
+        Column("topic", String(255), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("next_offset", BigInteger, nullable=False),
     )
 
 

@@ -81,9 +81,9 @@ class Harness:
         """POST JSON as ``user``."""
         return await self.call(user, "POST", path, expect, json=body, **kwargs)
 
-    async def get(self, user: str, path: str, expect: int = 200) -> Any:
+    async def get(self, user: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
         """GET as ``user``."""
-        return await self.call(user, "GET", path, expect)
+        return await self.call(user, "GET", path, expect, **kwargs)
 
     async def eventually(self, user: str, path: str, predicate: Callable[[Any], bool], timeout_s: float = 30) -> Any:
         """Poll ``path`` until ``predicate(body)`` holds (events travel asynchronously)."""
@@ -99,7 +99,7 @@ class Harness:
                         return body
                     await asyncio.sleep(0.05)
         except TimeoutError:
-            raise AssertionError(f"{path} never satisfied the condition; last answer: {body}") from None
+            raise AssertionError(f"{path} never satisfied the condition; last answer: {str(body)[:800]}") from None
 
     async def case_status(self, case_id: str, status: str) -> dict[str, Any]:
         """Wait until the command center sees the case in ``status``."""
@@ -164,7 +164,7 @@ async def _empty_production_schemas(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def running_city(mode: str, tmp_path: Path) -> AsyncIterator[Harness]:
+async def running_city(mode: str, tmp_path: Path, **settings_overrides: Any) -> AsyncIterator[Harness]:
     """Every service in one app over the chosen backend, on a simulated clock."""
     clock = SimulatedClock(START)
     suffix = new_id().hex[-10:]
@@ -176,6 +176,7 @@ async def running_city(mode: str, tmp_path: Path) -> AsyncIterator[Harness]:
         "topic_dead_letter": f"e2e-{suffix}.dead-letter",
         "topic_integration": f"e2e-{suffix}.integration",
         "kafka_partitions": 3,
+        **settings_overrides,
     }
     if mode == "embedded":
         settings = Settings(mode=Mode.EMBEDDED, data_dir=tmp_path, **overrides)

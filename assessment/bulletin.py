@@ -1,0 +1,202 @@
+"""The monthly bulletin (月度通报) as cities publish it, built from counters only, and its Excel form."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from assessment import domain, handlers
+from assessment.domain import PeriodKind
+from assessment.handlers import Period
+from shared.city import City
+from shared.context import ServiceContext
+
+TOP_CATEGORIES = 10
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def name_of(city: City, scope_kind: str, scope_id: str) -> str:
+    """A scope's name for people (the id itself when the city does not know it)."""
+    lookups: Mapping[str, Callable[[str], Any]] = {
+        "district": city.district,
+        "street": city.street,
+        "community": city.community,
+        "cell": city.cell,
+        "category": city.category,
+        "department": city.department,
+        "inspector": city.inspector,
+    }
+    fixed = {
+        "city": {"city": city.name},
+        "family": {"component": "部件 components", "event": "事件 events"},
+        "source": {
+            "inspector": "监督员 inspectors",
+            "hotline": "热线 hotline",
+            "public": "公众 public",
+            "video": "视频 video",
+        },
+    }
+    if scope_kind in fixed:
+        return fixed[scope_kind].get(scope_id, scope_id)
+    try:
+        return str(lookups[scope_kind](scope_id).name)
+    except KeyError:
+        return scope_id
+
+
+def indicator_value(values: Mapping[str, int], indicator: str) -> float | int | None:
+    """One indicator (base counter or derived) from base counters."""
+    if indicator in values:
+        return values[indicator]
+    return domain.derived(values)[indicator]
+
+
+def ranked(
+    city: City, scope_kind: str, by_scope: Mapping[str, Mapping[str, int]], indicator: str, *, descending: bool = True
+) -> list[dict[str, Any]]:
+    """Scopes ordered by ``indicator`` (those without a value last), ties broken by more ``due``
+    then by id so a ranking is stable; equal values share a rank.
+    """
+
+    def sort_key(item: tuple[str, Mapping[str, int]]) -> tuple[int, float, int, str]:
+        scope_id, values = item
+        value = indicator_value(values, indicator)
+        if value is None:
+            return (1, 0.0, 0, scope_id)
+        due = values["closed"] + values["overdue_open"]
+        return (0, -float(value) if descending else float(value), -due, scope_id)
+
+    rows: list[dict[str, Any]] = []
+    previous: float | int | None = None
+    rank = 0
+    for position, (scope_id, values) in enumerate(sorted(by_scope.items(), key=sort_key), start=1):
+        value = indicator_value(values, indicator)
+        if value is None or value != previous:
+            rank = position
+        previous = value
+        rows.append(
+            {
+                "rank": rank if value is not None else None,
+                "scope_id": scope_id,
+                "name": name_of(city, scope_kind, scope_id),
+                "value": value,
+                "counters": dict(values),
+                "indicators": domain.derived(values),
+            }
+        )
+    return rows
+
+
+async def monthly_bulletin(ctx: ServiceContext, month: date) -> dict[str, Any]:
+    """The bulletin of the month that starts on ``month``."""
+    city = ctx.city
+    period = Period.bucket(PeriodKind.MONTH, month)
+    totals = await handlers.indicators(ctx, "city", domain.CITY, period)
+
+    async def breakdown(kind: str) -> dict[str, dict[str, int]]:
+        return await handlers.scopes_of_kind(ctx, kind, period)
+
+    categories = await breakdown("category")
+    top = sorted(categories.items(), key=lambda item: (-item[1]["reports"], item[0]))[:TOP_CATEGORIES]
+    backlog = await handlers.backlog_by_department(ctx, period.end)
+    return {
+        "city": city.name,
+        "period": period.to_json(),
+        "totals": {**totals, **domain.derived(totals)},
+        "by_source": _named(city, "source", await breakdown("source")),
+        "by_family": _named(city, "family", await breakdown("family")),
+        "top_categories": [
+            {
+                "code": code,
+                "name": name_of(city, "category", code),
+                "reports": values["reports"],
+                "filed": values["filed"],
+            }
+            for code, values in top
+        ],
+        "department_ranking": ranked(city, "department", await breakdown("department"), "on_time_closure_rate"),
+        "district_ranking": ranked(city, "district", await breakdown("district"), "on_time_closure_rate"),
+        "overdue_backlog": [
+            {"department_id": department_id, "name": name_of(city, "department", department_id), "overdue_open": count}
+            for department_id, count in sorted(backlog.items(), key=lambda item: (-item[1], item[0]))
+        ],
+    }
+
+
+def _named(city: City, kind: str, by_scope: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
+    return [
+        {"id": scope_id, "name": name_of(city, kind, scope_id), **values, **domain.derived(values)}
+        for scope_id, values in sorted(by_scope.items())
+    ]
+
+
+_PERCENT = "0.00%"
+
+
+def workbook(bulletin: Mapping[str, Any]) -> bytes:
+    """The bulletin as an Excel workbook (.xlsx), one sheet per table, rates as percentages."""
+    book = Workbook()
+    summary = book.active
+    assert summary is not None
+    summary.title = "概况 Summary"
+    period = bulletin["period"]
+    _header(summary, ["指标 indicator", "值 value"])
+    summary.append(["城市 city", bulletin["city"]])
+    summary.append(["期间 period", f"{period['start']} – {period['end']}"])
+    for name in domain.INDICATORS:
+        summary.append([name, bulletin["totals"][name]])
+        if name.endswith("_rate"):
+            summary.cell(row=summary.max_row, column=2).number_format = _PERCENT
+
+    columns = ["reports", "filed", "effective_filing_rate", "due", "closed", "closed_on_time", "on_time_closure_rate"]
+    for title, rows in (("来源 Sources", bulletin["by_source"]), ("部件事件 Families", bulletin["by_family"])):
+        sheet = book.create_sheet(title)
+        _header(sheet, ["id", "name", *columns])
+        for row in rows:
+            sheet.append([row["id"], row["name"], *(row[c] for c in columns)])
+        _percent_columns(sheet, columns, offset=3)
+
+    sheet = book.create_sheet("高发问题 Top categories")
+    _header(sheet, ["code", "name", "reports", "filed"])
+    for row in bulletin["top_categories"]:
+        sheet.append([row["code"], row["name"], row["reports"], row["filed"]])
+
+    ranking_columns = ["due", "closed", "closed_on_time", "closure_rate", "on_time_closure_rate", "return_rate"]
+    for title, rows in (
+        ("部门排名 Departments", bulletin["department_ranking"]),
+        ("区排名 Districts", bulletin["district_ranking"]),
+    ):
+        sheet = book.create_sheet(title)
+        _header(sheet, ["rank", "id", "name", *ranking_columns])
+        for row in rows:
+            values = {**row["counters"], **row["indicators"]}
+            sheet.append([row["rank"], row["scope_id"], row["name"], *(values[c] for c in ranking_columns)])
+        _percent_columns(sheet, ranking_columns, offset=4)
+
+    sheet = book.create_sheet("超期积压 Overdue backlog")
+    _header(sheet, ["department_id", "name", "overdue_open"])
+    for row in bulletin["overdue_backlog"]:
+        sheet.append([row["department_id"], row["name"], row["overdue_open"]])
+
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _header(sheet: Any, names: list[str]) -> None:
+    sheet.append(names)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+
+
+def _percent_columns(sheet: Any, columns: list[str], *, offset: int) -> None:
+    for index, name in enumerate(columns):
+        if name.endswith("_rate"):
+            for row in sheet.iter_rows(min_row=2, min_col=offset + index, max_col=offset + index):
+                for cell in row:
+                    cell.number_format = _PERCENT
