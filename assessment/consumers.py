@@ -9,4 +9,4 @@ from shared.messaging.tracked import TrackedConsumerSpec
 
 def tracked_consumers(ctx: ServiceContext) -> list[TrackedConsumerSpec]:
     """The indicator stream: every case event, in batches, with its positions in the database."""
-    return [TrackedConsumerSpec(STREAM_CONSUMER, [ctx.settings.topic_case_events], Stream(ctx).apply)]
+    return [TrackedConsumerSpec(STREAM_CONSUMER, [ctx.settings.topic_case_events], Stream(ctx.city).apply)]

@@ -48,10 +48,9 @@ def attribution(city: City) -> Attribution:
 class Stream:
     """Applies batches of case events to per-case states and counters (one transaction each)."""
 
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.zone = zoneinfo.ZoneInfo(ctx.city.timezone)
-        self.attribution = attribution(ctx.city)
+    def __init__(self, city: City) -> None:
+        self.zone = zoneinfo.ZoneInfo(city.timezone)
+        self.attribution = attribution(city)
 
     async def apply(self, tx: Transaction, events: Sequence[Event]) -> None:
         """Turn ``events`` into counter deltas and new case states, written in ``tx``."""
