@@ -22,7 +22,7 @@ from shared.city import City
 from shared.context import ServiceContext
 from shared.errors import InvalidInput
 from shared.events.envelope import Event
-from shared.messaging.store import Transaction
+from shared.messaging.store import ServiceStore, Transaction
 
 STREAM_CONSUMER = "assessment.indicators"
 
@@ -112,9 +112,9 @@ def _insert(tx: Transaction, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-async def forget_everything(ctx: ServiceContext) -> None:
+async def forget_everything(store: ServiceStore) -> None:
     """Empty the stream's state, counters and positions, so the next run replays the whole log."""
-    async with ctx.store.transaction() as tx:
+    async with store.transaction() as tx:
         for table in (counters, case_states):
             await tx.session.execute(delete(table))
         await tx.session.execute(delete(positions).where(positions.c.consumer == STREAM_CONSUMER))

@@ -11,12 +11,17 @@ from pathlib import Path
 
 import uvicorn
 
+from assessment.models import metadata as assessment_metadata
+from assessment.rebuild import Replay, rebuild
 from services.app import create_app
 from services.registry import load_specs
+from services.runtime import build_bus
 from services.spec import ServiceSpec
 from shared.calendar import load_calendar
 from shared.city import CityDataError, load_city
+from shared.clock import SystemClock
 from shared.db import create_engine
+from shared.messaging.store import ServiceStore
 from shared.migrations import upgrade_to_head
 from shared.settings import SERVICE_NAMES, Mode, Settings
 
@@ -38,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_mode(migrate)
 
+    assessment = commands.add_parser("assessment", help="the assessment stream's maintenance")
+    assessment_commands = assessment.add_subparsers(dest="action", required=True)
+    rebuild = assessment_commands.add_parser(
+        "rebuild", help="replay the case event log from the start into fresh counters"
+    )
+    _add_mode(rebuild)
+
     city = commands.add_parser("city", help="check a city's reference data folder and summarise it")
     city.add_argument("folder", nargs="?", type=Path, help="default from CITYCASE_CITY_DIR (the demo city)")
 
@@ -48,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "city":
         return _check_city(args.folder or settings.city_dir)
+    if args.command == "assessment":
+        replay = asyncio.run(_rebuild(settings))
+        print(f"replayed {replay.events} events in {replay.seconds:.1f}s ({replay.events_per_second:,.0f} events/s)")
+        return 0
     if args.command == "run":
         app = create_app([args.service], settings)
         uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
@@ -87,6 +103,29 @@ def _check_city(folder: Path) -> int:
     hours = ", ".join(f"{start:%H:%M}-{end:%H:%M}" for start, end in calendar.working_hours)
     print(f"{'working hours':>14}: {hours}")
     return 0
+
+
+async def _rebuild(settings: Settings) -> Replay:
+    city = load_city(settings.city_dir)
+    engine = create_engine(settings.database_url("assessment"))
+    bus = build_bus(settings, client_id="citycase-assessment-rebuild")
+    try:
+        await upgrade_to_head("assessment", engine)
+        await bus.start()
+        store = ServiceStore(
+            "assessment", engine, assessment_metadata, clock=SystemClock(), case_events_topic=settings.topic_case_events
+        )
+        return await rebuild(
+            store,
+            bus,
+            city,
+            topic=settings.topic_case_events,
+            dead_letter_topic=settings.topic_dead_letter,
+            batch_size=settings.stream_batch_size,
+        )
+    finally:
+        await bus.close()
+        await engine.dispose()
 
 
 async def _migrate(specs: Sequence[ServiceSpec], settings: Settings) -> None:

@@ -18,6 +18,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import MetaData, text
 
+from services.registry import load_specs
 from shared.bus import Bus, TopicSpec
 from shared.bus.embedded import EmbeddedLog
 from shared.bus.kafka import KafkaBus
@@ -71,7 +72,7 @@ class Backend:
     async def close(self) -> None:
         """Drop the tables tests added to service schemas, and release the connections."""
         for store in self.stores:
-            service_tables = set(service_metadata().tables)
+            service_tables = set(load_specs([store.service])[0].metadata.tables)
             test_tables = [t for t in store.metadata.sorted_tables if t.name not in service_tables]
             async with store.engine.begin() as connection:
                 for table in reversed(test_tables):

@@ -206,11 +206,10 @@ class KafkaBus:
 
     async def end_offsets(self, topic: str) -> dict[Position, int]:
         """The next offset of each partition of ``topic``, asked of the broker."""
+        partitions = await (await self._ready_producer()).partitions_for(topic)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
         await consumer.start()
         try:
-            await consumer.topics()  # loads the cluster's metadata, partitions included
-            partitions = consumer.partitions_for_topic(topic) or set()
             ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
             return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
         finally:

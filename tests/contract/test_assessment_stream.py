@@ -334,7 +334,7 @@ async def _empty(store: ServiceStore) -> None:
             await tx.session.execute(delete(table))
 
 
-async def _stream_rows(store: ServiceStore) -> dict[tuple[str, str, str, date], dict[str, int]]:
+async def stream_rows(store: ServiceStore) -> dict[tuple[str, str, str, date], dict[str, int]]:
     async with store.transaction() as tx:
         rows = (await tx.session.execute(select(counters))).mappings().all()
     result = {}
@@ -379,7 +379,7 @@ async def test_any_delivery_gives_the_recount(
                 await _consumer(store, interrupt=True)._apply_once(batch)
         else:
             await _consumer(store, interrupt=False)._apply_once(batch)
-    assert await _stream_rows(store) == recount(cases)
+    assert await stream_rows(store) == recount(cases)
 
 
 @settings(
@@ -403,4 +403,4 @@ async def test_two_members_sharing_the_partitions_apply_each_record_once(
             offsets[partition] += 1
     first, second = _consumer(store, interrupt=False), _consumer(store, interrupt=False)
     await asyncio.gather(first._apply_once(log), second._apply_once(log))
-    assert await _stream_rows(store) == recount(cases)
+    assert await stream_rows(store) == recount(cases)
