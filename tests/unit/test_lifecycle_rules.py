@@ -187,3 +187,9 @@ def test_a_check_is_on_time_when_answered_no_later_than_its_deadline() -> None:
     assert closure.check_answered_on_time(T0, T0)
     assert not closure.check_answered_on_time(T0 + timedelta(microseconds=1), T0)
     assert closure.check_answered_on_time(T0, None)
+
+
+@pytest.mark.parametrize("status", list(intake.CaseStatus))
+def test_a_closed_or_cancelled_case_file_stays_so_whatever_late_event_arrives(status: intake.CaseStatus) -> None:
+    ended = status in (intake.CaseStatus.CLOSED, intake.CaseStatus.CANCELLED)
+    assert intake.status_follows_events(status) is not ended
