@@ -1,5 +1,5 @@
-"""The lifecycle services' exports on both backends: a day of cases covering every rule of
-assessment/INDICATORS.md that the records decide.
+"""The lifecycle services' exports, and the batch recount of the indicators read from them, on both
+backends: a day of cases covering every rule of assessment/INDICATORS.md that the records decide.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from services.reconcile import CityFacts, Endpoints, batch_counters
 from shared import export
 from tests.e2e.harness import Harness, running_city
 from tests.e2e.test_lifecycle import (
@@ -26,6 +27,7 @@ from tests.e2e.test_lifecycle import (
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 EXPORTS = ("/intake/export/reports", "/dispatch/export/cases", "/handling/export/cases", "/closure/export/cases")
+DAY, WEEK, MONTH = ("day", "2026-11-16"), ("week", "2026-11-16"), ("month", "2026-11-01")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["embedded", "postgres-kafka"])
@@ -56,7 +58,7 @@ async def filed_and_dispatched(city: Harness, category: str = STREET_VENDING) ->
     return str(report["id"])
 
 
-async def test_the_exports_hold_what_the_recount_needs(city: Harness) -> None:
+async def test_the_exports_hold_what_the_recount_needs_and_the_recount_counts_it(city: Harness) -> None:
     # 09:00: nine reports, in every way a report can go.
     closed_late, overdue = (
         await filed_and_dispatched(city, POWER_MANHOLE),
@@ -150,6 +152,62 @@ async def test_the_exports_hold_what_the_recount_needs(city: Harness) -> None:
     }
     assert closure[cancelled]["status"] == "cancelled"
     assert (closure[self_handled]["status"], closure[self_handled]["on_time"]) == ("closed", True)
+
+    city.client.headers["Authorization"] = f"Bearer {await city.login('shiftlead')}"
+    try:
+        counters = await batch_counters(city.client, Endpoints("http://citycase"), CityFacts.of(city.city))
+    finally:
+        del city.client.headers["Authorization"]
+    whole_city = {
+        "reports": 9,
+        "filed": 6,
+        "filed_on_time": 5,
+        "cases_dispatched": 5,
+        "dispatched_on_time": 4,
+        "dispatches": 6,
+        "returns": 1,
+        "handled": 1,
+        "reworked": 1,
+        "checks_requested": 2,
+        "checks_on_time": 1,
+        "closed": 2,
+        "closed_on_time": 1,
+        "overdue_open": 1,
+        "cancelled": 1,
+    }
+    for period in (DAY, WEEK, MONTH):
+        assert counters.values(("city", "city", *period)) == whole_city
+        assert counters.values(("inspector", "insp-001", *period)) == whole_city
+    assert counters.values(("source", "public", *DAY)) == {
+        "reports": 2,
+        "filed": 1,
+        "cases_dispatched": 1,
+        "dispatched_on_time": 1,
+        "dispatches": 1,
+    }
+    assert counters.values(("department", "co-power", *DAY)) == {
+        "cases_dispatched": 3,
+        "dispatched_on_time": 2,
+        "dispatches": 3,
+        "handled": 1,
+        "reworked": 1,
+        "checks_requested": 2,
+        "checks_on_time": 1,
+        "closed": 1,
+        "overdue_open": 1,
+    }
+    assert counters.values(("department", STREET_OFFICE, *DAY)) == {
+        "cases_dispatched": 1,
+        "dispatched_on_time": 1,
+        "dispatches": 2,
+        "returns": 1,
+        "cancelled": 1,
+    }
+    assert counters.values(("department", "sanitation", *DAY)) == {
+        "cases_dispatched": 1,
+        "dispatched_on_time": 1,
+        "dispatches": 1,
+    }
 
 
 async def test_exports_page_by_id_and_resume_after_an_id(city: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
