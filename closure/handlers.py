@@ -111,7 +111,7 @@ async def check(
         now = ctx.clock.now()
         counts = {
             "checks": case["checks"] + 1,
-            "checks_on_time": case["checks_on_time"] + domain.check_answered_on_time(now, case["check_deadline"]),
+            "checks_on_time": case["checks_on_time"] + int(domain.check_answered_on_time(now, case["check_deadline"])),
         }
         if passed:
             verdict = CheckPassed(inspector_id=case["inspector_id"], note=note, photos=photos)
