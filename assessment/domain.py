@@ -232,7 +232,14 @@ def apply(state: CaseState, event: Event, attribution: Attribution) -> bool:
     elif isinstance(data, ExtensionApproved):
         state.overdue = False
     elif isinstance(data, DeadlineMissed):
-        if data.kind is DeadlineKind.HANDLING:
+        # The timer may fire after the department returned the case but before dispatch read the
+        # return; dispatch then forgets the miss, and so does the stream: it belongs to a
+        # department the case has left.
+        if (
+            data.kind is DeadlineKind.HANDLING
+            and state.flow is not Flow.RETURNED
+            and (data.department_id is None or data.department_id == state.current_department)
+        ):
             state.overdue = True
     elif isinstance(data, CaseClosed):
         state.closed = True

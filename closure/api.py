@@ -16,6 +16,7 @@ from closure.domain import ClosureStatus
 from closure.models import cases
 from shared.auth import Principal, Role, require
 from shared.context import ServiceContext, service_context
+from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.photos_api import check_photos_exist
 
 router = APIRouter(tags=["closure"])
@@ -62,6 +63,21 @@ class ClosureCaseOut(BaseModel):
     on_time: bool | None
 
 
+class ClosureRecord(ExportRecord):
+    """A case as the batch recount of the indicators reads it from closure: its check tasks
+    (核查), closure (结案) and the on-time verdict (按期), or its cancellation (作废).
+    """
+
+    status: ClosureStatus
+    inspector_id: str
+    department_id: str | None
+    checks_requested: int
+    checks_on_time: int
+    checks_failed: int
+    closed_at: datetime | None
+    on_time: bool | None
+
+
 def _out(row: RowMapping) -> ClosureCaseOut:
     return ClosureCaseOut.model_validate(dict(row))
 
@@ -91,6 +107,23 @@ async def cancel(
 ) -> ClosureCaseOut:
     """A shift lead only; 409 once closed or cancelled."""
     return _out(await handlers.cancel(ctx, lead, case_id, body.reason))
+
+
+@router.get(
+    "/export/cases",
+    summary="Every case as closure knows it, as NDJSON (for the batch recount of the indicators)",
+    response_class=NDJSONResponse,
+    responses=export_responses(ClosureRecord),
+)
+async def export_cases(
+    ctx: Context, _lead: Annotated[Principal, Depends(require(Role.SHIFT_LEAD))], after: After = None
+) -> NDJSONResponse:
+    """Streamed in id order, one case per line; the command center only."""
+
+    async def page(after: UUID | None, limit: int) -> list[ClosureRecord]:
+        return [ClosureRecord.model_validate(dict(row)) for row in await handlers.export_page(ctx, after, limit)]
+
+    return await ndjson_export(page, after)
 
 
 @router.get("/cases/{case_id}", summary="Closure's view of a case")

@@ -36,3 +36,8 @@ def check_can_cancel(status: ClosureStatus) -> None:
 def closed_on_time(closed_at: datetime, handling_deadline: datetime | None) -> bool:
     """按期: closure no later than the deadline in force (a case never dispatched has none)."""
     return handling_deadline is None or closed_at <= handling_deadline
+
+
+def check_answered_on_time(answered_at: datetime, check_deadline: datetime | None) -> bool:
+    """按时核查: the inspector answered the check task no later than its deadline."""
+    return check_deadline is None or answered_at <= check_deadline

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from closure import domain
@@ -52,6 +54,9 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
             inspector_id=inspector_id,
             status=ClosureStatus.OPEN,
             checks=0,
+            checks_requested=0,
+            checks_on_time=0,
+            checks_failed=0,
             updated_at=now,
         )
     )
@@ -86,6 +91,7 @@ async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event) -> None
         handled_at=now,
         handling_result=data.result,
         check_deadline=check_deadline,
+        checks_requested=case["checks_requested"] + 1,
     )
     tx.emit(ctx.event(CheckRequested(inspector_id=case["inspector_id"], check_deadline=check_deadline), case["id"]))
 
@@ -102,18 +108,28 @@ async def check(
         if case["inspector_id"] != inspector.inspector_id:
             raise OutOfScope("this check task belongs to another inspector")
         domain.check_can_check(ClosureStatus(case["status"]))
-        checks = case["checks"] + 1
+        now = ctx.clock.now()
+        counts = {
+            "checks": case["checks"] + 1,
+            "checks_on_time": case["checks_on_time"] + int(domain.check_answered_on_time(now, case["check_deadline"])),
+        }
         if passed:
-            tx.emit(ctx.event(CheckPassed(inspector_id=case["inspector_id"], note=note, photos=photos), case_id))
-            await _update(ctx, tx, case_id, checks=checks)
+            verdict = CheckPassed(inspector_id=case["inspector_id"], note=note, photos=photos)
+            tx.emit(ctx.event(verdict, case_id, at=now))
+            await _update(ctx, tx, case_id, **counts)
             await _close(ctx, tx, case_id, case["handling_deadline"], closed_by=inspector.username, self_handled=False)
         else:
-            await _update(ctx, tx, case_id, status=ClosureStatus.OPEN, checks=checks, check_deadline=None)
-            tx.emit(
-                ctx.event(
-                    CheckFailed(inspector_id=case["inspector_id"], reason=note or "not solved", photos=photos), case_id
-                )
+            await _update(
+                ctx,
+                tx,
+                case_id,
+                status=ClosureStatus.OPEN,
+                check_deadline=None,
+                checks_failed=case["checks_failed"] + 1,
+                **counts,
             )
+            failed = CheckFailed(inspector_id=case["inspector_id"], reason=note or "not solved", photos=photos)
+            tx.emit(ctx.event(failed, case_id, at=now))
         return await CASES.get(tx, case_id)
 
 
@@ -131,6 +147,15 @@ async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:
     """Closure's view of one case."""
     async with ctx.store.transaction() as tx:
         return await CASES.get(tx, case_id)
+
+
+async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
+    """Up to ``limit`` cases with ids after ``after``, in id order (a page of the export)."""
+    query = select(cases).order_by(cases.c.id).limit(limit)
+    if after is not None:
+        query = query.where(cases.c.id > after)
+    async with ctx.store.engine.connect() as connection:
+        return (await connection.execute(query)).mappings().all()
 
 
 async def _close(
@@ -154,6 +179,7 @@ async def _close(
                 self_handled=self_handled,
             ),
             case_id,
+            at=now,
         )
     )
 

@@ -24,7 +24,12 @@ cases = Table(
     Column("handled_at", UTCDateTime, nullable=True),
     Column("handling_result", Text, nullable=True),
     Column("check_deadline", UTCDateTime, nullable=True),
-    Column("checks", Integer, nullable=False),
+    Column("checks", Integer, nullable=False),  # check tasks answered
+    # What the assessment counts of the check tasks (核查): requested, answered within their
+    # limit (按时核查), and failed (返工).
+    Column("checks_requested", Integer, nullable=False, server_default="0"),
+    Column("checks_on_time", Integer, nullable=False, server_default="0"),
+    Column("checks_failed", Integer, nullable=False, server_default="0"),
     Column("closed_at", UTCDateTime, nullable=True),
     Column("on_time", Boolean, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),

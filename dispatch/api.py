@@ -16,6 +16,7 @@ from dispatch.domain import DispatchStatus
 from dispatch.models import cases
 from shared.auth import Principal, Role, current_principal, require
 from shared.context import ServiceContext, service_context
+from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 
 router = APIRouter(tags=["dispatch"])
 
@@ -72,6 +73,30 @@ class DispatchCaseOut(BaseModel):
     supervision_level: int
 
 
+class AssignmentRecord(BaseModel):
+    """One dispatch attempt (派遣) and, when dispatch accepted it, the department's return (回退)."""
+
+    attempt: int
+    department_id: str
+    dispatched_at: datetime
+    returned_at: datetime | None
+
+
+class DispatchRecord(ExportRecord):
+    """A case as the batch recount of the indicators reads it from dispatch: its dispatch
+    deadline, every attempt, its current department (None after a return) and whether the
+    handling deadline in force was reported missed (超期).
+    """
+
+    status: DispatchStatus
+    department_id: str | None
+    filed_at: datetime
+    dispatch_deadline: datetime | None
+    handling_deadline: datetime | None
+    deadline_missed_at: datetime | None
+    assignments: list[AssignmentRecord]
+
+
 class DepartmentOut(BaseModel):
     """A department cases can be dispatched to."""
 
@@ -109,6 +134,25 @@ async def pending_extensions(ctx: Context, _lead: ShiftLead) -> list[DispatchCas
 async def departments(ctx: Context, _caller: Annotated[Principal, Depends(current_principal)]) -> list[DepartmentOut]:
     """In the city's order."""
     return [DepartmentOut(id=d.id, name=d.name, kind=d.kind.value) for d in ctx.city.departments]
+
+
+@router.get(
+    "/export/cases",
+    summary="Every case dispatch knows, with its dispatch attempts, as NDJSON (for the batch recount)",
+    response_class=NDJSONResponse,
+    responses=export_responses(DispatchRecord),
+)
+async def export_cases(ctx: Context, _lead: ShiftLead, after: After = None) -> NDJSONResponse:
+    """Streamed in id order, one case per line (self-handled cases never reach dispatch); the
+    command center only."""
+
+    async def page(after: UUID | None, limit: int) -> list[DispatchRecord]:
+        return [
+            DispatchRecord.model_validate({**row, "assignments": attempts})
+            for row, attempts in await handlers.export_page(ctx, after, limit)
+        ]
+
+    return await ndjson_export(page, after)
 
 
 @router.get("/cases/{case_id}", summary="Who has a case and by when")

@@ -9,12 +9,12 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
 from dispatch import domain
 from dispatch.domain import DispatchStatus
-from dispatch.models import cases
+from dispatch.models import assignments, cases
 from shared.auth import Principal
 from shared.calendar import TimeBasis
 from shared.context import ServiceContext
@@ -47,6 +47,7 @@ ROUTING_ACTOR = "routing-rules"
 TIMER_ACTOR = "deadline-timer"
 
 CASES = Rows(cases, "case")
+_ASSIGNMENT_FIELDS = ("attempt", "department_id", "dispatched_at", "returned_at")
 
 
 # --- reactions to other services' events -------------------------------------------------
@@ -72,6 +73,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
             attempt=0,
             accepted=False,
             supervision_level=0,
+            dispatch_deadline=data.dispatch_deadline,
             filed_at=event.time,
             updated_at=now,
         )
@@ -93,6 +95,11 @@ async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event) -> Non
         return  # a case dispatch never timed (closed on the spot)
     if case["status"] != DispatchStatus.DISPATCHED or case["department_id"] != data.department_id:
         return  # a stale return from a department the case has already left
+    await tx.session.execute(
+        update(assignments)
+        .where(assignments.c.case_id == case["id"], assignments.c.attempt == case["attempt"])
+        .values(returned_at=event.time)
+    )
     await _update(
         ctx,
         tx,
@@ -258,6 +265,34 @@ async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:
         return await CASES.get(tx, case_id)
 
 
+async def export_page(
+    ctx: ServiceContext, after: UUID | None, limit: int
+) -> list[tuple[RowMapping, list[dict[str, Any]]]]:
+    """Up to ``limit`` cases with ids after ``after``, in id order, each with its dispatch attempts
+    in order (a page of the export).
+    """
+    page = select(cases).order_by(cases.c.id).limit(limit)
+    if after is not None:
+        page = page.where(cases.c.id > after)
+    case = page.subquery("page")
+    attempt_columns = [assignments.c[name].label(f"assignment_{name}") for name in _ASSIGNMENT_FIELDS]
+    # One statement, so a case and its attempts come from one snapshot.
+    query = (
+        select(case, *attempt_columns)
+        .select_from(case.outerjoin(assignments, assignments.c.case_id == case.c.id))
+        .order_by(case.c.id, assignments.c.attempt)
+    )
+    async with ctx.store.engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    result: list[tuple[RowMapping, list[dict[str, Any]]]] = []
+    for row in rows:
+        if not result or result[-1][0]["id"] != row["id"]:
+            result.append((row, []))
+        if row["assignment_attempt"] is not None:
+            result[-1][1].append({name: row[f"assignment_{name}"] for name in _ASSIGNMENT_FIELDS})
+    return result
+
+
 # --- time passing ----------------------------------------------------------------------------
 
 
@@ -343,6 +378,9 @@ async def _dispatch(
         deadline_missed_at=None,
         **_no_extension(),
     )
+    await tx.session.execute(
+        assignments.insert().values(case_id=case["id"], attempt=attempt, department_id=department_id, dispatched_at=now)
+    )
     tx.emit(
         ctx.event(
             CaseDispatched(
@@ -353,6 +391,7 @@ async def _dispatch(
                 rule_id=rule_id,
             ),
             case["id"],
+            at=now,
         )
     )
 

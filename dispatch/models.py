@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, Uuid
+from sqlalchemy import Boolean, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text, Uuid
 
 from shared.db import UTCDateTime
 from shared.messaging.tables import service_metadata
@@ -33,9 +33,24 @@ cases = Table(
     Column("extension_reason", Text, nullable=True),
     Column("extension_requested_by", String(64), nullable=True),
     Column("supervision_level", Integer, nullable=False),
+    # The dispatch limit from filing (按时派遣 compares the first dispatch with it).
+    Column("dispatch_deadline", UTCDateTime, nullable=True),
     Column("filed_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 # The deadline timer scans open cases by deadline; this keeps the scan cheap however many cases.
 Index("ix_dispatch_cases_timer", cases.c.deadline_missed_at, cases.c.handling_deadline)
 Index("ix_dispatch_cases_status", cases.c.status)
+
+# Every dispatch attempt (派遣) of a case, and whether dispatch accepted the department's return
+# (回退): the case row holds only the latest, the assessment counts each one to its department.
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("case_id", Uuid, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("department_id", String(64), nullable=False),
+    Column("dispatched_at", UTCDateTime, nullable=False),
+    Column("returned_at", UTCDateTime, nullable=True),
+    PrimaryKeyConstraint("case_id", "attempt"),
+)

@@ -16,6 +16,7 @@ from handling.domain import IN_INBOX, TaskStatus
 from handling.models import cases
 from shared.auth import Principal, Role, require
 from shared.context import ServiceContext, service_context
+from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.storage import read_photos
 
 router = APIRouter(tags=["handling"])
@@ -66,6 +67,17 @@ class TaskOut(BaseModel):
     rework_reason: str | None
 
 
+class HandlingRecord(ExportRecord):
+    """A case as the batch recount of the indicators reads it from handling: whether its
+    department ever reported it handled (处置反馈).
+    """
+
+    status: TaskStatus
+    department_id: str | None
+    first_handled_at: datetime | None
+    handled_at: datetime | None
+
+
 def _out(row: RowMapping) -> TaskOut:
     return TaskOut.model_validate(dict(row))
 
@@ -87,6 +99,23 @@ async def inbox(
     )
     async with ctx.store.engine.connect() as connection:
         return [_out(row) for row in (await connection.execute(query)).mappings()]
+
+
+@router.get(
+    "/export/cases",
+    summary="Every case as handling knows it, as NDJSON (for the batch recount of the indicators)",
+    response_class=NDJSONResponse,
+    responses=export_responses(HandlingRecord),
+)
+async def export_cases(
+    ctx: Context, _lead: Annotated[Principal, Depends(require(Role.SHIFT_LEAD))], after: After = None
+) -> NDJSONResponse:
+    """Streamed in id order, one case per line (reports never filed too); the command center only."""
+
+    async def page(after: UUID | None, limit: int) -> list[HandlingRecord]:
+        return [HandlingRecord.model_validate(dict(row)) for row in await handlers.export_page(ctx, after, limit)]
+
+    return await ndjson_export(page, after)
 
 
 @router.get("/cases/{case_id}", summary="One of the department's cases")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from handling import domain
@@ -176,6 +178,7 @@ async def report_handled(
     async with ctx.store.transaction() as tx:
         case = await _own_case(tx, user, case_id)
         domain.check_can_report_handled(TaskStatus(case["status"]))
+        now = ctx.clock.now()
         await _update(
             ctx,
             tx,
@@ -183,7 +186,8 @@ async def report_handled(
             status=TaskStatus.HANDLED,
             result=result,
             result_photos=photos,
-            handled_at=ctx.clock.now(),
+            handled_at=now,
+            first_handled_at=case["first_handled_at"] or now,
         )
         tx.emit(
             ctx.event(
@@ -191,6 +195,7 @@ async def report_handled(
                     department_id=case["department_id"], handled_by=user.username, result=result, photos=photos
                 ),
                 case_id,
+                at=now,
             )
         )
         return await CASES.get(tx, case_id)
@@ -200,6 +205,15 @@ async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMa
     """One of the department's cases."""
     async with ctx.store.transaction() as tx:
         return await _own_case(tx, user, case_id)
+
+
+async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
+    """Up to ``limit`` cases with ids after ``after``, in id order (a page of the export)."""
+    query = select(cases).order_by(cases.c.id).limit(limit)
+    if after is not None:
+        query = query.where(cases.c.id > after)
+    async with ctx.store.engine.connect() as connection:
+        return (await connection.execute(query)).mappings().all()
 
 
 async def _own_case(tx: Transaction, user: Principal, case_id: UUID) -> RowMapping:

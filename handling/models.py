@@ -32,6 +32,9 @@ cases = Table(
     Column("result", Text, nullable=True),
     Column("result_photos", JSON, nullable=True),
     Column("handled_at", UTCDateTime, nullable=True),
+    # The first report back (处置反馈) ever: handled_at starts again with every dispatch, but a
+    # case reported handled once counts as handled for the assessment whatever comes after.
+    Column("first_handled_at", UTCDateTime, nullable=True),
     Column("rework_reason", Text, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )

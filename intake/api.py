@@ -18,6 +18,7 @@ from shared.auth import Principal, Role, current_principal, require
 from shared.context import ServiceContext, service_context
 from shared.errors import NotFound, OutOfScope
 from shared.events.catalogue import ReportSource
+from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.geo import Datum, to_wgs84
 from shared.photos_api import check_photos_exist
 
@@ -129,6 +130,26 @@ class CaseOut(BaseModel):
     handling_deadline: datetime | None
     closed_at: datetime | None
     on_time: bool | None
+
+
+class ReportRecord(ExportRecord):
+    """A report as the batch recount of the indicators reads it: where, what, from whom, and
+    whether and when it became a case (立案) against which filing deadline.
+    """
+
+    case_number: str | None
+    status: ReportStatus
+    source: ReportSource
+    category_code: str
+    cell_id: str
+    community_id: str
+    street_id: str
+    district_id: str
+    self_handled: bool
+    received_at: datetime
+    filed_at: datetime | None
+    filing_deadline: datetime | None
+    merged_into: UUID | None
 
 
 class TimelineEntry(BaseModel):
@@ -283,6 +304,28 @@ async def reject_report(
 ) -> ReportOut:
     """For reports not yet filed; 409 otherwise."""
     return _out(await handlers.reject_report(ctx, operator, report_id, body.reason_code, body.reason))
+
+
+def _record(row: RowMapping) -> ReportRecord:
+    filed_at = row["decided_at"] if row["status"] == ReportStatus.FILED else None
+    return ReportRecord.model_validate({**row, "filed_at": filed_at})
+
+
+@router.get(
+    "/export/reports",
+    summary="Every report and what became of it, as NDJSON (for the batch recount of the indicators)",
+    response_class=NDJSONResponse,
+    responses=export_responses(ReportRecord),
+)
+async def export_reports(
+    ctx: Context, _lead: Annotated[Principal, Depends(require(Role.SHIFT_LEAD))], after: After = None
+) -> NDJSONResponse:
+    """Streamed in id order, one report per line; the command center only."""
+
+    async def page(after: UUID | None, limit: int) -> list[ReportRecord]:
+        return [_record(row) for row in await handlers.export_page(ctx, after, limit)]
+
+    return await ndjson_export(page, after)
 
 
 async def _visible_case(ctx: ServiceContext, case_id: UUID, caller: Principal) -> RowMapping:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from sqlalchemy import select, update
 
-from intake.domain import CaseStatus
+from intake.domain import CaseStatus, status_follows_events
 from intake.models import cases, timeline
 from shared.context import ServiceContext
 from shared.events.catalogue import CATALOGUE, CaseClosed, CaseDispatched, CaseResumed, ExtensionApproved, ReportMerged
@@ -88,13 +88,17 @@ def _case_file_handler(ctx: ServiceContext) -> Handler:
 
 async def _follow_status(ctx: ServiceContext, tx: Transaction, case_id: UUID, event: Event) -> None:
     changes: dict[str, Any] = {}
-    status = _STATUS_AFTER.get(event.type)
-    if status is CaseStatus.SUSPENDED:
-        current = (await tx.session.execute(select(cases.c.status).where(cases.c.id == case_id))).scalar_one_or_none()
-        changes["status_before_suspension"] = current
-    if status is not None:
-        changes["status"] = status
     data = event.data
+    status = _STATUS_AFTER.get(event.type)
+    moves = status is not None or isinstance(data, CaseResumed)
+    current: str | None = None
+    if moves:
+        current = (await tx.session.execute(select(cases.c.status).where(cases.c.id == case_id))).scalar_one_or_none()
+        moves = current is None or status_follows_events(CaseStatus(current))
+    if moves and status is CaseStatus.SUSPENDED:
+        changes["status_before_suspension"] = current
+    if moves and status is not None:
+        changes["status"] = status
     if isinstance(data, CaseDispatched):
         changes.update(department_id=data.department_id, handling_deadline=data.handling_deadline)
     elif isinstance(data, ExtensionApproved | CaseResumed):
@@ -103,7 +107,7 @@ async def _follow_status(ctx: ServiceContext, tx: Transaction, case_id: UUID, ev
         changes.update(closed_at=event.time, on_time=data.on_time)
     if event.type == "case.returned":
         changes["department_id"] = None
-    if isinstance(data, CaseResumed):
+    if moves and isinstance(data, CaseResumed):
         changes["status"] = cases.c.status_before_suspension
     if changes:
         changes["updated_at"] = ctx.clock.now()

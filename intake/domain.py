@@ -43,7 +43,16 @@ class CaseStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-OPEN_CASE_STATUSES = frozenset(CaseStatus) - {CaseStatus.CLOSED, CaseStatus.CANCELLED}
+ENDED_CASE_STATUSES = frozenset({CaseStatus.CLOSED, CaseStatus.CANCELLED})
+OPEN_CASE_STATUSES = frozenset(CaseStatus) - ENDED_CASE_STATUSES
+
+
+def status_follows_events(current: CaseStatus) -> bool:
+    """Whether lifecycle events still move the case's status: a closed or cancelled case stays
+    so, even when a service that had not heard of the ending yet acts on it (a department signs
+    for a case the shift lead has just voided).
+    """
+    return current not in ENDED_CASE_STATUSES
 
 
 class RejectionReason(StrEnum):

@@ -7,6 +7,7 @@ transaction.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -125,6 +126,7 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
                     self_handled=new.self_handled,
                 ),
                 report_id,
+                at=now,
             )
         )
         duplicate = await _find_duplicate(ctx, tx, category.code, new.lon, new.lat)
@@ -132,7 +134,8 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
             case, distance = duplicate
             row.update(status=domain.ReportStatus.MERGED, merged_into=UUID(case.case_id), decided_at=now)
             await tx.session.execute(reports.insert().values(row))
-            tx.emit(ctx.event(ReportMerged(into_case_id=UUID(case.case_id), distance_m=round(distance, 1)), report_id))
+            merged = ReportMerged(into_case_id=UUID(case.case_id), distance_m=round(distance, 1))
+            tx.emit(ctx.event(merged, report_id, at=now))
             return await REPORTS.get(tx, report_id), True
         status = domain.initial_status(new.source)
         row["status"] = status
@@ -203,6 +206,15 @@ async def get_report(ctx: ServiceContext, report_id: UUID) -> RowMapping:
         return await REPORTS.get(tx, report_id)
 
 
+async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
+    """Up to ``limit`` reports with ids after ``after``, in id order (a page of the export)."""
+    query = select(reports).order_by(reports.c.id).limit(limit)
+    if after is not None:
+        query = query.where(reports.c.id > after)
+    async with ctx.store.engine.connect() as connection:
+        return (await connection.execute(query)).mappings().all()
+
+
 async def _file(
     ctx: ServiceContext, tx: Transaction, report: RowMapping | dict[str, Any], category: Category, *, filed_by: str
 ) -> None:
@@ -216,7 +228,13 @@ async def _file(
     await tx.session.execute(
         update(reports)
         .where(reports.c.id == report_id)
-        .values(status=domain.ReportStatus.FILED, case_number=number, decided_by=filed_by, decided_at=now)
+        .values(
+            status=domain.ReportStatus.FILED,
+            case_number=number,
+            decided_by=filed_by,
+            decided_at=now,
+            filing_deadline=filing_deadline,
+        )
     )
     await tx.session.execute(
         cases.insert().values(
@@ -253,6 +271,7 @@ async def _file(
                 urgent=category.urgent,
             ),
             report_id,
+            at=now,
         )
     )
 

@@ -36,6 +36,8 @@ reports = Table(
     Column("case_number", String(32), nullable=True, unique=True),
     Column("decided_by", String(64), nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
+    # When filed: the filing limit the case ran against (按时立案 compares decided_at with it).
+    Column("filing_deadline", UTCDateTime, nullable=True),
     Column("merged_into", Uuid, nullable=True),
     Column("rejection_code", String(32), nullable=True),
     Column("rejection_reason", Text, nullable=True),

@@ -14,6 +14,8 @@ import uvicorn
 from assessment.models import metadata as assessment_metadata
 from assessment.rebuild import Replay, rebuild
 from services.app import create_app
+from services.reconcile import RECONCILED_SERVICES, Endpoints
+from services.reconcile import run as reconcile_run
 from services.registry import load_specs
 from services.runtime import build_bus
 from services.spec import ServiceSpec
@@ -53,6 +55,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     city = commands.add_parser("city", help="check a city's reference data folder and summarise it")
     city.add_argument("folder", nargs="?", type=Path, help="default from CITYCASE_CITY_DIR (the demo city)")
 
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="recount every indicator in batch from the services' records and compare with the stream's counters",
+        description="Exit status: 0 when both paths agree, 1 when values differ (they are listed), 2 when they"
+        " could not be compared.",
+    )
+    reconcile.add_argument(
+        "--url",
+        help="base URL of a process serving every service (default http://CITYCASE_HTTP_HOST:CITYCASE_HTTP_PORT)",
+    )
+    reconcile.add_argument(
+        "--service-url",
+        action="append",
+        default=[],
+        metavar="SERVICE=URL",
+        help="base URL of one service's own process, e.g. dispatch=http://dispatch:8000 (repeatable)",
+    )
+    reconcile.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer (default 60)")
+
     args = parser.parse_args(argv)
     overrides = {"mode": args.mode} if getattr(args, "mode", None) else {}
     settings = Settings(**overrides)
@@ -64,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         replay = asyncio.run(_rebuild(settings))
         print(f"replayed {replay.events} events in {replay.seconds:.1f}s ({replay.events_per_second:,.0f} events/s)")
         return 0
+    if args.command == "reconcile":
+        endpoints = Endpoints(
+            args.url or f"http://{settings.http_host}:{settings.http_port}", _service_urls(parser, args.service_url)
+        )
+        return reconcile_run(settings, endpoints, args.timeout)
     if args.command == "run":
         app = create_app([args.service], settings)
         uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
@@ -78,6 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _add_mode(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=[m.value for m in Mode], help="default from CITYCASE_MODE (embedded)")
+
+
+def _service_urls(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for pair in pairs:
+        service, _, url = pair.partition("=")
+        if service not in RECONCILED_SERVICES or not url.startswith(("http://", "https://")):
+            parser.error(
+                f"--service-url {pair!r}: expected SERVICE=http(s)://... with SERVICE one of"
+                f" {', '.join(RECONCILED_SERVICES)}"
+            )
+        urls[service] = url
+    return urls
 
 
 def _check_city(folder: Path) -> int:

@@ -48,9 +48,14 @@ class ServiceContext:
         except CalendarDataMissing as exc:
             raise DependencyMissing(str(exc), {"calendar": "missing year"}) from exc
 
-    def event(self, payload: EventPayload, case_id: object) -> Event:
-        """A new event of this service about ``case_id``, stamped with the clock."""
-        return Event.occurred(payload, subject=str(case_id), source=self.source, clock=self.clock)
+    def event(self, payload: EventPayload, case_id: object, *, at: datetime | None = None) -> Event:
+        """A new event of this service about ``case_id``, stamped with the clock.
+
+        ``at`` stamps it with an instant the handler already wrote in its rows instead, so a row and
+        the event it goes with agree to the microsecond: the batch recount reads the rows, the
+        assessment stream reads the events, and both must put a case in the same period.
+        """
+        return Event.occurred(payload, subject=str(case_id), source=self.source, clock=self.clock, at=at)
 
 
 def service_context(request: Request) -> ServiceContext:

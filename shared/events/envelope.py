@@ -55,9 +55,11 @@ class Event:
         return self.data.VERSION
 
     @classmethod
-    def occurred(cls, data: EventPayload, *, subject: str | UUID, source: str, clock: Clock) -> Event:
-        """A new event with a fresh id, stamped with the clock's current time."""
-        return cls(id=new_id(), source=source, subject=str(subject), time=clock.now(), data=data)
+    def occurred(
+        cls, data: EventPayload, *, subject: str | UUID, source: str, clock: Clock, at: datetime | None = None
+    ) -> Event:
+        """A new event with a fresh id, stamped with ``at`` or else the clock's current time."""
+        return cls(id=new_id(), source=source, subject=str(subject), time=at or clock.now(), data=data)
 
 
 def dataschema(event_type: str, version: int) -> str:

@@ -7,6 +7,7 @@ The same scenarios run in the embedded mode (SQLite, embedded log) and over Post
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from shapely.geometry import Point
 from sqlalchemy import text
 
 from services.app import create_app
+from services.reconcile import CityFacts, Endpoints, reconcile
 from shared.city import City
 from shared.clock import SimulatedClock
 from shared.db import create_engine
@@ -127,6 +129,27 @@ class Harness:
         }
         report: dict[str, Any] = await self.post(user, "/intake/reports", body, expect=201)
         return report
+
+    async def reconcile(self, timeout_s: float = 60) -> str:
+        """Run the batch recount against the stream until they agree (events travel
+        asynchronously); the report, or an assertion error with the last differences.
+        """
+        city = CityFacts.of(self.city)
+        endpoints = Endpoints(str(self.client.base_url))
+        headers = {"Authorization": f"Bearer {await self.login('shiftlead')}"}
+        out = io.StringIO()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            out = io.StringIO()
+            async with httpx.AsyncClient(
+                transport=self.client._transport, base_url=self.client.base_url, headers=headers, timeout=60
+            ) as client:
+                status = await reconcile(client, endpoints, city, out)
+            if status == 0:
+                return out.getvalue()
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the stream and the batch recount disagree:\n{out.getvalue()[:3000]}")
+            await asyncio.sleep(0.5)
 
     def advance(self, delta: timedelta) -> None:
         """Let simulated time pass (tokens expire with it, so everyone logs in again)."""

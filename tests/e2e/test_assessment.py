@@ -169,6 +169,13 @@ async def test_the_tianmen_bulletin_is_reproduced(tianmen: Harness) -> None:
     assert week["counters"] == counters
 
 
+async def test_the_stream_equals_the_batch_recount(tianmen: Harness) -> None:
+    report = await tianmen.reconcile()
+    compared = int(report.split("compared ")[1].split(" values")[0])
+    assert compared > 1000
+    assert report.startswith(f"compared {compared} values, 0 differences")
+
+
 async def test_departments_are_ranked(tianmen: Harness) -> None:
     ranking = await tianmen.get(
         "dept-power", f"/assessment/rankings?scope_kind=department&indicator=on_time_closure_rate&date={MONTH}-01"

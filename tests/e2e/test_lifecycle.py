@@ -364,3 +364,11 @@ async def test_photo_uploads_are_limited_in_type_and_size(city: Harness) -> None
     missing = {"category_code": "02-02-05", "description": "x", "location": city.fresh_spot(), "photos": ["0" * 64]}
     error = await city.post("inspector1", "/intake/reports", missing, expect=422)
     assert error["details"] == {"missing_photos": ["0" * 64]}
+
+
+async def test_zz_after_every_scenario_the_stream_equals_the_batch_recount(city: Harness) -> None:
+    """Last in the module (pytest keeps file order): every case above, whatever its path, counted
+    by the stream exactly as the batch recount counts it from the services' own records.
+    """
+    report = await city.reconcile()
+    assert " 0 differences" in report

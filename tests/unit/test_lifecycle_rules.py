@@ -181,3 +181,15 @@ def test_on_time_means_no_later_than_the_deadline_in_force() -> None:
     assert closure.closed_on_time(T0, T0)
     assert not closure.closed_on_time(T0 + timedelta(seconds=1), T0)
     assert closure.closed_on_time(T0, None)
+
+
+def test_a_check_is_on_time_when_answered_no_later_than_its_deadline() -> None:
+    assert closure.check_answered_on_time(T0, T0)
+    assert not closure.check_answered_on_time(T0 + timedelta(microseconds=1), T0)
+    assert closure.check_answered_on_time(T0, None)
+
+
+@pytest.mark.parametrize("status", list(intake.CaseStatus))
+def test_a_closed_or_cancelled_case_file_stays_so_whatever_late_event_arrives(status: intake.CaseStatus) -> None:
+    ended = status in (intake.CaseStatus.CLOSED, intake.CaseStatus.CANCELLED)
+    assert intake.status_follows_events(status) is not ended

@@ -1,0 +1,522 @@
+"""The batch recount of the indicators: hand-made records in, counters out (no I/O), then the
+comparison with the stream's counters and the command's reading of the exports.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from services.__main__ import main
+from services.reconcile import (
+    COUNTERS,
+    AssignmentLine,
+    CaseRecords,
+    CityFacts,
+    ClosureLine,
+    CounterRow,
+    Counters,
+    DispatchLine,
+    Endpoints,
+    HandlingLine,
+    ReconcileError,
+    ReportLine,
+    compare,
+    reconcile,
+    recount,
+)
+from shared.ids import new_id
+
+CITY = CityFacts(
+    timezone=ZoneInfo("Asia/Shanghai"),
+    inspectors={"c1": "insp-1", "c2": "insp-2"},
+    families={"02-05-01": "event", "01-01-04": "component"},
+)
+# Wednesday 18 November 2026, 10:00 in the city.
+T = datetime(2026, 11, 18, 2, 0, tzinfo=UTC)
+DAY, WEEK, MONTH = ("day", "2026-11-18"), ("week", "2026-11-16"), ("month", "2026-11-01")
+PERIODS = (DAY, WEEK, MONTH)
+PLACE_SCOPES = [
+    ("city", "city"),
+    ("district", "d1"),
+    ("street", "s1"),
+    ("community", "m1"),
+    ("cell", "c1"),
+    ("category", "02-05-01"),
+    ("family", "event"),
+    ("source", "inspector"),
+    ("inspector", "insp-1"),
+]
+
+
+def report(**overrides: Any) -> ReportLine:
+    """An inspector's street-vending report in cell c1 at T, filed a minute later (on time)."""
+    fields: dict[str, Any] = {
+        "id": new_id(),
+        "source": "inspector",
+        "category_code": "02-05-01",
+        "cell_id": "c1",
+        "community_id": "m1",
+        "street_id": "s1",
+        "district_id": "d1",
+        "received_at": T,
+        "filed_at": T + timedelta(minutes=1),
+        "filing_deadline": T + timedelta(minutes=30),
+    }
+    return ReportLine(**(fields | overrides))
+
+
+def dispatched(case_id: UUID, *departments: str, returned: int = 0, **overrides: Any) -> DispatchLine:
+    """Dispatched to each department in turn, a minute apart; the first ``returned`` attempts returned."""
+    attempts = tuple(
+        AssignmentLine(
+            attempt=n + 1,
+            department_id=department,
+            dispatched_at=T + timedelta(minutes=2 + n),
+            returned_at=T + timedelta(minutes=2 + n, seconds=30) if n < returned else None,
+        )
+        for n, department in enumerate(departments)
+    )
+    fields: dict[str, Any] = {"id": case_id, "dispatch_deadline": T + timedelta(minutes=31), "assignments": attempts}
+    return DispatchLine(**(fields | overrides))
+
+
+def closure(case_id: UUID, status: str = "open", **overrides: Any) -> ClosureLine:
+    return ClosureLine(id=case_id, status=status, **overrides)
+
+
+def handled(case_id: UUID) -> HandlingLine:
+    return HandlingLine(id=case_id, first_handled_at=T + timedelta(hours=1))
+
+
+def only(counters: Counters, scopes: list[tuple[str, str]], expected: Mapping[str, int]) -> None:
+    """Each of ``scopes`` holds exactly ``expected`` in every period of T."""
+    for scope in scopes:
+        for period in PERIODS:
+            assert counters.values((*scope, *period)) == expected, (scope, period)
+
+
+def departments(counters: Counters) -> set[str]:
+    return {key[1] for key in counters.row_keys() if key[0] == "department"}
+
+
+def test_a_report_rejected_merged_or_pending_counts_as_a_report_only() -> None:
+    counters = recount([CaseRecords(report(filed_at=None, filing_deadline=None))], CITY)
+    only(counters, PLACE_SCOPES, {"reports": 1})
+    assert len(counters) == len(PLACE_SCOPES) * len(PERIODS)
+
+
+def test_a_cancelled_case_keeps_only_its_report_and_its_cancellation() -> None:
+    case = report()
+    records = CaseRecords(
+        case,
+        dispatched(case.id, "office-1", deadline_missed_at=T + timedelta(hours=5)),
+        handled(case.id),
+        closure(case.id, "cancelled", checks_requested=1, checks_on_time=1),
+    )
+    counters = recount([records], CITY)
+    only(counters, PLACE_SCOPES, {"reports": 1, "cancelled": 1})
+    assert departments(counters) == set()  # a void case counts against no department
+
+
+def test_a_self_handled_case_is_filed_and_closed_on_time_never_dispatched() -> None:
+    case = report(filed_at=T, filing_deadline=T + timedelta(minutes=30))
+    records = CaseRecords(case, None, HandlingLine(id=case.id), closure(case.id, "closed", on_time=True))
+    counters = recount([records], CITY)
+    only(counters, PLACE_SCOPES, {"reports": 1, "filed": 1, "filed_on_time": 1, "closed": 1, "closed_on_time": 1})
+    assert departments(counters) == set()
+
+
+def test_returns_and_dispatches_go_to_each_attempts_department_the_case_to_the_current_one() -> None:
+    case = report()
+    records = CaseRecords(
+        case,
+        dispatched(case.id, "office-1", "sanitation", returned=1),
+        handled(case.id),
+        closure(case.id, "checking", checks_requested=1),
+    )
+    counters = recount([records], CITY)
+    per_case = {"cases_dispatched": 1, "dispatched_on_time": 1, "handled": 1, "checks_requested": 1}
+    only(
+        counters,
+        PLACE_SCOPES,
+        {"reports": 1, "filed": 1, "filed_on_time": 1, "dispatches": 2, "returns": 1, **per_case},
+    )
+    only(counters, [("department", "office-1")], {"dispatches": 1, "returns": 1})
+    only(counters, [("department", "sanitation")], {"dispatches": 1, **per_case})
+
+
+def test_a_case_whose_latest_dispatch_was_returned_has_no_department() -> None:
+    case = report()
+    counters = recount([CaseRecords(case, dispatched(case.id, "office-1", returned=1), None, closure(case.id))], CITY)
+    only(counters, [("department", "office-1")], {"dispatches": 1, "returns": 1})
+    assert departments(counters) == {"office-1"}
+
+
+def test_a_case_moved_to_another_department_counts_a_dispatch_to_each_and_no_return() -> None:
+    case = report()
+    counters = recount([CaseRecords(case, dispatched(case.id, "office-1", "co-power"), None, closure(case.id))], CITY)
+    only(counters, [("department", "office-1")], {"dispatches": 1})
+    only(counters, [("department", "co-power")], {"dispatches": 1, "cases_dispatched": 1, "dispatched_on_time": 1})
+
+
+def test_an_overdue_open_case_and_a_case_closed_late() -> None:
+    overdue, late = report(), report()
+    missed = T + timedelta(hours=4)
+    counters = recount(
+        [
+            CaseRecords(
+                overdue, dispatched(overdue.id, "co-power", deadline_missed_at=missed), None, closure(overdue.id)
+            ),
+            # The timer reported this one missed too, but it closed: closure wins over overdue.
+            CaseRecords(
+                late,
+                dispatched(late.id, "co-power", deadline_missed_at=missed),
+                handled(late.id),
+                closure(late.id, "closed", on_time=False, checks_requested=1, checks_on_time=1),
+            ),
+        ],
+        CITY,
+    )
+    only(
+        counters,
+        [("department", "co-power")],
+        {
+            "cases_dispatched": 2,
+            "dispatched_on_time": 2,
+            "dispatches": 2,
+            "handled": 1,
+            "checks_requested": 1,
+            "checks_on_time": 1,
+            "closed": 1,
+            "overdue_open": 1,
+        },
+    )
+
+
+def test_checks_on_time_and_late_and_rework() -> None:
+    case = report()
+    records = CaseRecords(
+        case,
+        dispatched(case.id, "office-1"),
+        handled(case.id),
+        closure(case.id, "closed", on_time=True, checks_requested=3, checks_on_time=1, checks_failed=2),
+    )
+    counters = recount([records], CITY)
+    values = counters.values(("department", "office-1", *MONTH))
+    assert {k: values[k] for k in ("checks_requested", "checks_on_time", "reworked", "closed_on_time")} == {
+        "checks_requested": 3,
+        "checks_on_time": 1,
+        "reworked": 1,
+        "closed_on_time": 1,
+    }
+
+
+def test_filing_and_dispatch_on_time_are_no_later_than_their_deadlines_and_no_deadline_is_on_time() -> None:
+    on_the_dot, late, unknown = (
+        report(filed_at=T + timedelta(minutes=30)),
+        report(filed_at=T + timedelta(minutes=31)),
+        report(filing_deadline=None),
+    )
+    counters = recount(
+        [
+            CaseRecords(on_the_dot, dispatched(on_the_dot.id, "a", dispatch_deadline=T + timedelta(minutes=2))),
+            CaseRecords(late, dispatched(late.id, "a", dispatch_deadline=T + timedelta(minutes=1))),
+            CaseRecords(unknown, dispatched(unknown.id, "a", dispatch_deadline=None)),
+        ],
+        CITY,
+    )
+    values = counters.values(("city", "city", *DAY))
+    assert (values["filed"], values["filed_on_time"]) == (3, 2)
+    assert (values["cases_dispatched"], values["dispatched_on_time"]) == (3, 2)
+
+
+def test_a_case_filed_but_not_yet_dispatched_counts_as_filed_only() -> None:
+    case = report()
+    counters = recount([CaseRecords(case, DispatchLine(id=case.id), HandlingLine(id=case.id), closure(case.id))], CITY)
+    only(counters, PLACE_SCOPES, {"reports": 1, "filed": 1, "filed_on_time": 1})
+
+
+def test_report_counters_fall_in_the_month_received_case_counters_in_the_month_filed() -> None:
+    # Received 23:50 on Monday 30 November, filed the next morning, late.
+    received = datetime(2026, 11, 30, 15, 50, tzinfo=UTC)
+    case = report(
+        received_at=received,
+        filed_at=datetime(2026, 12, 1, 1, 0, tzinfo=UTC),
+        filing_deadline=received + timedelta(minutes=30),
+    )
+    records = CaseRecords(case, dispatched(case.id, "office-1", dispatch_deadline=None), None, closure(case.id))
+    counters = recount([records], CITY)
+    received_rows = {"reports": 1, "filed": 1}
+    filed_rows = {"cases_dispatched": 1, "dispatched_on_time": 1, "dispatches": 1}
+    assert counters.values(("city", "city", "day", "2026-11-30")) == received_rows
+    assert counters.values(("city", "city", "month", "2026-11-01")) == received_rows
+    assert counters.values(("city", "city", "day", "2026-12-01")) == filed_rows
+    assert counters.values(("city", "city", "month", "2026-12-01")) == filed_rows
+    # Both days are in the ISO week that starts on Monday 30 November.
+    assert counters.values(("city", "city", "week", "2026-11-30")) == received_rows | filed_rows
+    assert counters.values(("department", "office-1", "month", "2026-12-01")) == filed_rows
+    assert counters.values(("department", "office-1", "month", "2026-11-01")) == {}
+
+
+@pytest.mark.parametrize(
+    ("instant", "day", "week", "month"),
+    [
+        # Sunday 23:59:59 local is the last second of the week of Monday the 16th...
+        (datetime(2026, 11, 22, 15, 59, 59, tzinfo=UTC), "2026-11-22", "2026-11-16", "2026-11-01"),
+        # ...and a second later it is Monday the 23rd in the city, though still Sunday in UTC.
+        (datetime(2026, 11, 22, 16, 0, 0, tzinfo=UTC), "2026-11-23", "2026-11-23", "2026-11-01"),
+        # New Year's Day 2027 is a Friday: its ISO week began on Monday 28 December 2026.
+        (datetime(2026, 12, 31, 16, 0, 0, tzinfo=UTC), "2027-01-01", "2026-12-28", "2027-01-01"),
+        # ISO week 1 of 2026 began on Monday 29 December 2025.
+        (datetime(2026, 1, 3, 4, 0, 0, tzinfo=UTC), "2026-01-03", "2025-12-29", "2026-01-01"),
+    ],
+)
+def test_periods_are_local_days_iso_weeks_named_by_their_monday_and_months(
+    instant: datetime, day: str, week: str, month: str
+) -> None:
+    counters = recount([CaseRecords(report(received_at=instant, filed_at=None))], CITY)
+    assert {key[2:] for key in counters.row_keys() if key[:2] == ("city", "city")} == {
+        ("day", day),
+        ("week", week),
+        ("month", month),
+    }
+
+
+def test_counters_add_up_across_cases_and_scopes() -> None:
+    first, second = report(), report(cell_id="c2", source="hotline", category_code="01-01-04")
+    counters = recount([CaseRecords(first), CaseRecords(second)], CITY)
+    assert counters.values(("city", "city", *WEEK))["reports"] == 2
+    assert counters.values(("inspector", "insp-2", *WEEK))["reports"] == 1
+    assert counters.values(("family", "component", *WEEK))["filed"] == 1
+    assert counters.values(("source", "hotline", *DAY))["filed_on_time"] == 1
+
+
+def test_a_report_in_a_cell_or_category_the_city_does_not_know_is_an_error() -> None:
+    with pytest.raises(ReconcileError, match="no cell or category 'c9'"):
+        recount([CaseRecords(report(cell_id="c9"))], CITY)
+
+
+# --- comparison ----------------------------------------------------------------------------------
+
+
+def rows_of(counters: Counters) -> list[CounterRow]:
+    """The batch's rows as the stream would send them, when the two agree."""
+    return [
+        CounterRow(scope_kind=k[0], scope_id=k[1], period_kind=k[2], period_start=k[3], values=counters.values(k))
+        for k in counters.row_keys()
+    ]
+
+
+def sample() -> Counters:
+    case = report()
+    return recount([CaseRecords(case, dispatched(case.id, "office-1"), handled(case.id), closure(case.id))], CITY)
+
+
+def test_two_paths_that_agree_compare_every_value_and_find_no_difference() -> None:
+    stream = rows_of(sample())
+    expected = sum(len(row.values) for row in stream)
+    comparison = compare(sample(), stream)
+    assert (comparison.compared, comparison.different) == (expected, 0)
+    assert comparison.report() == [f"compared {expected} values, 0 differences"]
+
+
+def test_differences_over_the_union_of_both_sides_are_counted_and_listed_in_order() -> None:
+    stream = rows_of(sample())
+    expected = sum(len(row.values) for row in stream)
+    city_day = next(i for i, r in enumerate(stream) if r.key == ("city", "city", *DAY))
+    stream[city_day] = stream[city_day].model_copy(
+        update={"values": stream[city_day].values | {"handled": 2, "closed": 1, "overdue_open": 0}}
+    )
+    missing = next(i for i, r in enumerate(stream) if r.key == ("cell", "c1", *MONTH))
+    del stream[missing]
+    stream.append(CounterRow(scope_kind="cell", scope_id="c2", period_kind="day", period_start="2026-11-18", values={}))
+    stream.append(
+        CounterRow(scope_kind="source", scope_id="video", period_kind="day", period_start="2026-11-18", values={"x": 1})
+    )
+
+    comparison = compare(sample(), stream)
+    # handled (2 vs 1) and closed (1 vs 0) differ; overdue_open is 0 on both sides but the stream
+    # sent it, so it is compared; the missing cell row's values are each a difference; the
+    # unknown counter of the stream's extra row is one.
+    cell_month = len(sample().values(("cell", "c1", *MONTH)))
+    assert comparison.compared == expected + 2 + 1
+    assert comparison.different == 2 + cell_month + 1
+    lines = comparison.report()
+    assert lines[0] == f"compared {expected + 3} values, {2 + cell_month + 1} differences"
+    assert lines[1:3] == [
+        "  cell c1 month 2026-11-01 reports: batch 1, stream 0",
+        "  cell c1 month 2026-11-01 filed: batch 1, stream 0",
+    ]
+    assert "  city city day 2026-11-18 handled: batch 1, stream 2" in lines
+    assert "  city city day 2026-11-18 closed: batch 0, stream 1" in lines
+    assert lines[-1] == "  source video day 2026-11-18 x: batch 0, stream 1"
+
+
+def test_only_the_first_differences_are_listed() -> None:
+    comparison = compare(sample(), [], listed=3)
+    total = sum(len(row.values) for row in rows_of(sample()))
+    lines = comparison.report()
+    assert lines[0] == f"compared {total} values, {total} differences"
+    assert len(lines) == 1 + 3 + 1
+    assert lines[-1] == f"  ... and {total - 3} more"
+    assert lines[1] == "  category 02-05-01 day 2026-11-18 reports: batch 1, stream 0"
+
+
+# --- reading the exports -------------------------------------------------------------------------
+
+
+def ndjson(items: list[Any]) -> bytes:
+    return b"".join(
+        (item if isinstance(item, str) else json.dumps(item, default=str)).encode() + b"\n" for item in items
+    )
+
+
+class FakeServices:
+    """The five exports served from memory, as a process running every service would."""
+
+    def __init__(self, cases: list[CaseRecords], stream: list[CounterRow]) -> None:
+        self.bodies: dict[str, bytes] = {
+            "/intake/export/reports": ndjson([c.report.model_dump(mode="json") for c in cases]),
+            "/dispatch/export/cases": ndjson([c.dispatch.model_dump(mode="json") for c in cases if c.dispatch]),
+            "/handling/export/cases": ndjson([c.handling.model_dump(mode="json") for c in cases if c.handling]),
+            "/closure/export/cases": ndjson([c.closure.model_dump(mode="json") for c in cases if c.closure]),
+            "/assessment/export/counters": ndjson([r.model_dump(mode="json") for r in stream]),
+        }
+        self.hosts: dict[str, str] = {}
+        self.status: dict[str, int] = {}
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.hosts[request.url.path] = request.url.host
+        assert request.headers["Authorization"] == "Bearer t"
+        status = self.status.get(request.url.path, 200)
+        if status != 200:
+            return httpx.Response(status, json={"code": "not_found", "message": "no such route"})
+        return httpx.Response(
+            200, content=self.bodies[request.url.path], headers={"content-type": "application/x-ndjson"}
+        )
+
+    async def reconcile(self, endpoints: Endpoints | None = None) -> tuple[int, str]:
+        out = io.StringIO()
+        transport = httpx.MockTransport(self.handle)
+        async with httpx.AsyncClient(transport=transport, headers={"Authorization": "Bearer t"}) as client:
+            status = await reconcile(client, endpoints or Endpoints("http://citycase"), CITY, out)
+        return status, out.getvalue()
+
+
+def city_cases() -> list[CaseRecords]:
+    """A few cases, sorted by id as the exports are."""
+    cases = []
+    for n in range(4):
+        case = report()
+        cases.append(
+            CaseRecords(
+                case,
+                dispatched(case.id, "office-1", "sanitation", returned=n % 2) if n != 3 else None,
+                handled(case.id),
+                closure(case.id, "closed" if n == 3 else "open", on_time=True if n == 3 else None),
+            )
+        )
+    return sorted(cases, key=lambda c: c.report.id)
+
+
+async def test_reconcile_reads_the_five_exports_and_agrees_with_a_stream_that_counts_the_same() -> None:
+    cases = city_cases()
+    services = FakeServices(cases, rows_of(recount(cases, CITY)))
+    status, output = await services.reconcile()
+    assert status == 0
+    assert output.splitlines()[0].endswith(" 0 differences")
+    assert len(output.splitlines()) == 1
+
+
+async def test_reconcile_exits_1_and_lists_what_differs() -> None:
+    cases = city_cases()
+    stream = rows_of(recount(cases[1:], CITY))
+    status, output = await FakeServices(cases, stream).reconcile()
+    assert status == 1
+    summary, *listed, more = output.splitlines()
+    assert re.fullmatch(r"compared \d+ values, (\d+) differences", summary)
+    assert len(listed) == 50
+    assert all(": batch " in line for line in listed)
+    assert more == f"  ... and {int(summary.split()[3]) - 50} more"
+
+
+async def test_each_service_can_live_at_its_own_address() -> None:
+    services = FakeServices(city_cases(), [])
+    endpoints = Endpoints("http://all", {"dispatch": "http://dispatch:8001/", "assessment": "https://stream"})
+    await services.reconcile(endpoints)
+    assert services.hosts == {
+        "/intake/export/reports": "all",
+        "/dispatch/export/cases": "dispatch",
+        "/handling/export/cases": "all",
+        "/closure/export/cases": "all",
+        "/assessment/export/counters": "stream",
+    }
+
+
+async def test_a_service_that_refuses_is_an_error_naming_it() -> None:
+    services = FakeServices(city_cases(), [])
+    services.status["/assessment/export/counters"] = 404
+    with pytest.raises(ReconcileError, match=r"GET http://citycase/assessment/export/counters: 404 .*no such route"):
+        await services.reconcile()
+
+
+async def test_an_unreadable_line_is_an_error_naming_the_export_and_the_line() -> None:
+    services = FakeServices(city_cases(), [])
+    services.bodies["/closure/export/cases"] = b'\n{"id": "not-a-uuid"}\n' + services.bodies["/closure/export/cases"]
+    with pytest.raises(ReconcileError, match=r"closure/export/cases: line 2 is not a ClosureLine"):
+        await services.reconcile()
+
+
+async def test_records_out_of_order_or_without_a_report_are_errors() -> None:
+    cases = city_cases()
+    reports_only = sorted((CaseRecords(c.report) for c in cases), key=lambda c: c.report.id, reverse=True)
+    services = FakeServices(reports_only, [])
+    with pytest.raises(ReconcileError, match="the intake export is not ordered by id"):
+        await services.reconcile()
+    services = FakeServices(cases, [])
+    services.bodies["/closure/export/cases"] = FakeServices(cases[::-1], []).bodies["/closure/export/cases"]
+    with pytest.raises(ReconcileError, match="the closure export is not ordered by id"):
+        await services.reconcile()
+    orphan = FakeServices(cases[1:], [])
+    orphan.bodies["/handling/export/cases"] = FakeServices(cases, []).bodies["/handling/export/cases"]
+    with pytest.raises(ReconcileError, match=f"the handling export has case {cases[0].report.id}, which intake never"):
+        await orphan.reconcile()
+
+
+async def test_records_of_reports_received_after_intakes_export_are_skipped() -> None:
+    cases = city_cases()
+    services = FakeServices(cases[:-1], rows_of(recount(cases[:-1], CITY)))
+    services.bodies["/closure/export/cases"] = FakeServices(cases, []).bodies["/closure/export/cases"]
+    assert (await services.reconcile())[0] == 0
+
+
+def test_the_command_checks_its_service_addresses(capsys: pytest.CaptureFixture[str]) -> None:
+    for wrong in ("billing=http://x", "dispatch", "dispatch=ftp://x"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["reconcile", "--service-url", wrong])
+        assert exit_.value.code == 2
+        assert "expected SERVICE=http(s)://..." in capsys.readouterr().err
+
+
+def test_the_command_says_what_it_could_not_reach(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reconcile", "--url", "http://127.0.0.1:9", "--timeout", "2"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("reconcile: GET http://127.0.0.1:9/intake/export/reports: ConnectError")
+
+
+def test_every_base_counter_of_the_contract_is_recounted() -> None:
+    contract = (Path(__file__).resolve().parents[2] / "assessment" / "INDICATORS.md").read_text()
+    section = contract.split("## Base counters", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+    assert tuple(names) == COUNTERS
