@@ -1,18 +1,23 @@
-"""``assessment rebuild`` on both backends: a damaged state is replayed from the log into exactly
-the recount, and the replay reads each record once.
+"""The stream over a real bus: ``assessment rebuild`` replays a damaged state into exactly the
+recount on both backends, and instances sharing partitions count each event once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 
+import pytest
 from hypothesis.errors import NonInteractiveExampleWarning
 from sqlalchemy import delete, update
 
-from assessment.models import counters, metadata
+from assessment.handlers import STREAM_CONSUMER, Stream
+from assessment.models import counters, metadata, positions
 from assessment.rebuild import rebuild
 from shared.events.envelope import encode
+from shared.messaging.tracked import TrackedConsumer, TrackedConsumerSpec
 from tests.conftest import Backend
+from tests.contract.helpers import wait_until
 from tests.contract.test_assessment_stream import CITY, Facts, histories, recount, stream_rows
 
 
@@ -48,4 +53,41 @@ async def test_rebuild_replays_the_log_into_the_recount(backend: Backend) -> Non
         await tx.session.execute(update(counters).values(closed=counters.c.closed + 7))
     assert await stream_rows(store) != recount(cases)
     assert await replay() == len(events)
+    assert await stream_rows(store) == recount(cases)
+
+
+async def test_instances_sharing_the_partitions_count_each_event_once(backend: Backend) -> None:
+    """Two assessment instances in one consumer group split (and, while the group rebalances,
+    hand over) the partitions; the counters still equal the recount.
+    """
+    if backend.name == "embedded":
+        pytest.skip("the embedded log runs one process: a group has one member there")
+    store = await backend.store("assessment", metadata)
+    cases = generated_cases(60)
+    events = [event for case in cases for event in case.events]
+    half = len(events) // 2
+    await backend.bus.publish([encode(event, backend.case_events) for event in events[:half]])
+
+    def member() -> TrackedConsumer:
+        spec = TrackedConsumerSpec(STREAM_CONSUMER, [backend.case_events], Stream(CITY).apply)
+        return TrackedConsumer(spec, store, backend.bus, positions, dead_letter_topic=backend.dead_letter, batch_size=7)
+
+    first = member()
+    ends = await backend.bus.end_offsets(backend.case_events)
+    running = [asyncio.create_task(first.run())]
+    try:
+        await asyncio.sleep(1)
+        running.append(asyncio.create_task(member().run()))  # joins mid-stream: a rebalance
+        await backend.bus.publish([encode(event, backend.case_events) for event in events[half:]])
+        ends = await backend.bus.end_offsets(backend.case_events)
+
+        async def caught_up() -> bool:
+            reached = await first.stored_positions(list(ends))
+            return all(reached[position] >= end for position, end in ends.items())
+
+        await wait_until(caught_up, timeout_s=60)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
     assert await stream_rows(store) == recount(cases)
