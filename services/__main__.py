@@ -1,27 +1,34 @@
-"""The command line: ``python -m services run all|intake|... [--mode embedded|production]``."""
+"""The command line: ``python -m services run all|intake|... [--mode embedded|production]``, and
+``launch``, ``migrate``, ``city``, ``simulate``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import uvicorn
 
 from assessment.models import metadata as assessment_metadata
 from assessment.rebuild import Replay, rebuild
 from services.app import create_app
+from services.launcher import launch
 from services.reconcile import RECONCILED_SERVICES, Endpoints
 from services.reconcile import run as reconcile_run
 from services.registry import load_specs
 from services.runtime import build_bus
+from services.simulator import cli as simulator_cli
 from services.spec import ServiceSpec
 from shared.calendar import load_calendar
 from shared.city import CityDataError, load_city
-from shared.clock import SystemClock
+from shared.clock import FileClock, SystemClock
 from shared.db import create_engine
 from shared.messaging.store import ServiceStore
 from shared.migrations import upgrade_to_head
@@ -51,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rebuild", help="replay the case event log from the start into fresh counters"
     )
     _add_mode(rebuild)
+    launch = commands.add_parser("launch", help="start every service, each in its own process, until Ctrl-C")
+    _add_mode(launch)
+    launch.add_argument("--base-port", type=int, default=8100, help="the first service's port (default 8100)")
+    launch.add_argument("--clock-file", type=Path, help="run on simulated time kept in this file (created)")
+    launch.add_argument("--start", help="with --clock-file: the simulated start, YYYY-MM-DD (default: now)")
 
     city = commands.add_parser("city", help="check a city's reference data folder and summarise it")
     city.add_argument("folder", nargs="?", type=Path, help="default from CITYCASE_CITY_DIR (the demo city)")
@@ -73,12 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="base URL of one service's own process, e.g. dispatch=http://dispatch:8000 (repeatable)",
     )
     reconcile.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer (default 60)")
+    simulator_cli.add_parser(commands)
 
     args = parser.parse_args(argv)
     overrides = {"mode": args.mode} if getattr(args, "mode", None) else {}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    if args.command == "simulate":
+        return simulator_cli.run(args)
+    if args.command == "launch":
+        return _launch(settings, args.base_port, args.clock_file, args.start)
     if args.command == "city":
         return _check_city(args.folder or settings.city_dir)
     if args.command == "assessment":
@@ -99,6 +116,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     asyncio.run(_migrate(specs, settings))
+    return 0
+
+
+def _launch(settings: Settings, base_port: int, clock_file: Path | None, start: str | None) -> int:
+    if clock_file is not None:
+        zone = ZoneInfo(load_city(settings.city_dir).timezone)
+        instant = datetime.fromisoformat(start).replace(tzinfo=zone) if start else datetime.now(UTC)
+        FileClock.create(clock_file.resolve(), instant)
+        settings = settings.model_copy(update={"clock_file": clock_file.resolve()})
+    ports = {service: base_port + n for n, service in enumerate(SERVICE_NAMES)}
+
+    async def serve_until_interrupted() -> None:
+        async with launch(settings, SERVICE_NAMES, ports) as processes:
+            for service, url in processes.urls.items():
+                print(f"{service:>10}: {url}/{service}/docs", flush=True)
+            print("every service is ready; Ctrl-C stops them all", flush=True)
+            while processes.alive():
+                await asyncio.sleep(0.5)
+            print("a service process exited: stopping the others", file=sys.stderr)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_until_interrupted())
     return 0
 
 

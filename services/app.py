@@ -14,15 +14,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.accounts import auth_router
 from services.registry import load_specs
 from services.runtime import Runtime, ServiceRuntime, SharedParts
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, FileClock, SystemClock
 from shared.http import install_error_handlers
 from shared.photos_api import router as photos_router
 from shared.settings import Settings
 
 
 def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | None = None) -> FastAPI:
-    """The ASGI app of a process running ``service_names``."""
-    shared = SharedParts.load(settings, clock or SystemClock())
+    """The ASGI app of a process running ``service_names``, on ``clock`` when given, else on the
+    settings' clock file when there is one (a simulation), else on the system clock.
+    """
+    shared = SharedParts.load(settings, clock or _clock(settings))
     runtime = Runtime(load_specs(service_names), shared)
 
     @asynccontextmanager
@@ -56,6 +58,10 @@ def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _clock(settings: Settings) -> Clock:
+    return FileClock(settings.clock_file) if settings.clock_file is not None else SystemClock()
 
 
 def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:

@@ -1,12 +1,17 @@
 """The one source of time: inject a clock, never call ``datetime.now()`` in domain code.
 
 A simulated clock lets tests cross deadlines and holidays and lets the simulator run a city-year
-in minutes.
+in minutes. When the services run as separate processes they share one simulated time through a
+clock file (:class:`FileClock`) that only the simulator moves.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
+import struct
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 
@@ -49,6 +54,81 @@ class SimulatedClock:
         if instant < self._now:
             raise ValueError("a simulated clock cannot move backwards")
         self._now = instant
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Microseconds since the epoch, little-endian signed 64-bit; the file holds two copies.
+_WORD = struct.Struct("<q")
+_LAYOUT = struct.Struct("<qq")
+
+
+class FileClock:
+    """Simulated time kept in a small file, shared by every process that maps it.
+
+    The file holds the instant twice. The writer stores the first copy, then the second; a reader
+    loads the second, then the first, and reads again when they differ. Python copies the bytes of
+    a value one by one, so a reader may catch a write half done: the two copies then disagree, and
+    a value read whole is always one the writer stored. Only the simulator writes, and never
+    backwards; every service process reads it on each ``now()`` (a memory read, no system call).
+    """
+
+    def __init__(self, path: Path, *, writable: bool = False) -> None:
+        """Map an existing clock file; only a ``writable`` clock may move time."""
+        self.path = path
+        flags = os.O_RDWR if writable else os.O_RDONLY
+        fd = os.open(path, flags)
+        try:
+            if os.fstat(fd).st_size < _LAYOUT.size:
+                raise ValueError(f"{path} is not a clock file: it holds fewer than {_LAYOUT.size} bytes")
+            self._map = mmap.mmap(fd, _LAYOUT.size, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        self._writable = writable
+
+    @classmethod
+    def create(cls, path: Path, start: datetime) -> FileClock:
+        """Write a new clock file at ``start`` (replacing any old one) and return its writer."""
+        micros = _micros(_as_utc(start))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".new")
+        partial.write_bytes(_LAYOUT.pack(micros, micros))
+        # Rename, so a process opening the path never sees a half-written file.
+        partial.replace(path)
+        return cls(path, writable=True)
+
+    def now(self) -> datetime:
+        """The simulated instant, as the writer last stored it."""
+        while True:
+            second = _WORD.unpack_from(self._map, _WORD.size)[0]
+            first = _WORD.unpack_from(self._map, 0)[0]
+            if first == second:
+                return _EPOCH + timedelta(microseconds=first)
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move time forward by ``delta`` and return the new instant; time never runs backwards."""
+        if delta < timedelta(0):
+            raise ValueError("a simulated clock cannot move backwards")
+        instant = self.now() + delta
+        self.set(instant)
+        return instant
+
+    def set(self, instant: datetime) -> None:
+        """Jump to ``instant``, which must not be earlier than the current simulated time."""
+        if not self._writable:
+            raise PermissionError(f"{self.path} is mapped read-only: only the simulator moves this clock")
+        micros = _micros(_as_utc(instant))
+        if micros < _micros(self.now()):
+            raise ValueError("a simulated clock cannot move backwards")
+        _WORD.pack_into(self._map, 0, micros)
+        _WORD.pack_into(self._map, _WORD.size, micros)
+
+    def close(self) -> None:
+        """Unmap the file."""
+        self._map.close()
+
+
+def _micros(instant: datetime) -> int:
+    return (instant - _EPOCH) // timedelta(microseconds=1)
 
 
 def _as_utc(instant: datetime) -> datetime:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = 50.0
     duplicate_window_hours: float = 72.0
     timer_interval_seconds: float = 5.0
+    # Simulated time shared by processes (shared.clock.FileClock); unset, the system clock runs.
+    clock_file: Path | None = None
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000

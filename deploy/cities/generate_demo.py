@@ -729,11 +729,18 @@ def inspectors(districts: list[Region], rng: random.Random) -> list[tuple[str, s
     return [(f"insp-{n:03d}", names[n - 1], cells) for n, cells in enumerate(patrols, start=1)]
 
 
-def users_yaml(districts: list[Region], patrols: list[tuple[str, str, list[str]]]) -> str:
-    """Demo log-ins for every role."""
+def users_yaml(
+    districts: list[Region],
+    patrols: list[tuple[str, str, list[str]]],
+    departments_rows: list[tuple[str, str, str, str]],
+) -> str:
+    """Demo log-ins for every role: one per inspector and one per department, so the simulator can
+    act as each of them; the named department log-ins come first, for the README's walk-through.
+    """
     first_street = districts[0].children[0]
     users: list[tuple[str, str, str, str | None, str | None]] = [
-        (f"inspector{n}", "inspector", f"{patrols[n - 1][1]}（网格监督员）", None, patrols[n - 1][0]) for n in (1, 2, 3)
+        (f"inspector{n}", "inspector", f"{name}（网格监督员）", None, inspector_id)
+        for n, (inspector_id, name, _) in enumerate(patrols, start=1)
     ]
     users += [
         ("operator", "operator", "受理员 赵敏", None, None),
@@ -749,6 +756,8 @@ def users_yaml(districts: list[Region], patrols: list[tuple[str, str, list[str]]
         ("dept-street", "department", f"{first_street.name}办事处城管科", f"office-{first_street.code}", None),
         ("dept-coordination", "department", "协调组", "coordination", None),
     ]
+    named = {department_id for _, _, _, department_id, _ in users if department_id}
+    users += [(f"dept-{row[0]}", "department", row[1], row[0], None) for row in departments_rows if row[0] not in named]
     out = [
         "# Demo log-ins. DEMO ONLY: the passwords are plain text and public (demo-<role>);",
         "# a real city replaces this file or turns demo log-ins off.",
@@ -802,7 +811,7 @@ def generate(out: Path) -> dict[str, int]:
             ("id", "category_pattern", "area_level", "area_id", "department_id", "priority"), rules
         ),
         "inspectors.csv": csv_text(("id", "name", "cell_ids"), ((i, n, ";".join(c)) for i, n, c in patrols)),
-        "users.yaml": users_yaml(districts, patrols),
+        "users.yaml": users_yaml(districts, patrols, departments_rows),
         "calendar.yaml": CALENDAR_YAML,
     }
     for name, text in files.items():

@@ -208,6 +208,9 @@ def test_the_demo_users(demo: City) -> None:
     assert demo.inspector(inspector.inspector_id).cell_ids
     power = demo.user("dept-power")
     assert power.department_id == "co-power"
+    # The simulator acts as every inspector and every department.
+    assert {u.inspector_id for u in demo.users if u.inspector_id} == {i.id for i in demo.inspectors}
+    assert {u.department_id for u in demo.users if u.department_id} == {d.id for d in demo.departments}
 
 
 def test_the_calendar_file_is_left_for_the_calendar_module(demo: City) -> None:

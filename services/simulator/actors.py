@@ -1,0 +1,343 @@
+"""The people and systems of the simulated city, acting on each case through the HTTP APIs:
+inspectors, the hotline, citizens and cameras report; operators file or reject; inspectors verify
+and check; dispatchers dispatch; departments sign, send back, ask for time and report back; the
+shift lead decides extensions, suspends, resumes and cancels.
+
+One coroutine follows each case from its report to its end, doing each step at the simulated
+time its fate says, as the user whose job it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.simulator.client import CityClient, SimulationError, Stuck
+from services.simulator.plan import Arrival, Course, Fate, alternative_owner
+from services.simulator.scheduler import Scheduler
+from shared.auth import Role
+from shared.calendar import TimeBasis, TimeLimit, WorkingCalendar
+from shared.city import Category, City
+from shared.events.catalogue import GridPlace, ReportSource
+from shared.geo import Datum, from_wgs84
+
+log = logging.getLogger(__name__)
+
+# The smallest photo a phone could send: the handling reports upload it, the reports refer to it.
+PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+OPERATOR, DISPATCHER, SHIFT_LEAD, HOTLINE, VIDEO = "operator", "dispatcher", "shift_lead", "hotline", "video"
+
+
+@dataclass
+class Tally:
+    """What happened, counted as the simulator saw it in the city's answers."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    # Cases not closed or cancelled yet, with the handling deadline last seen (None before signing).
+    open_cases: dict[str, datetime | None] = field(default_factory=dict)
+
+    def add(self, what: str, n: int = 1) -> None:
+        """Count ``n`` more of ``what``."""
+        self.counts[what] += n
+
+
+class Actors:
+    """Everyone who acts on cases, sharing one client, one scheduler and one tally."""
+
+    def __init__(
+        self,
+        client: CityClient,
+        scheduler: Scheduler,
+        city: City,
+        calendar: WorkingCalendar,
+        run_tag: str,
+        tally: Tally,
+    ) -> None:
+        self.client = client
+        self.scheduler = scheduler
+        self.city = city
+        self.calendar = calendar
+        self.run_tag = run_tag
+        self.tally = tally
+        self.photo: str | None = None
+        self._inspectors = {u.inspector_id: u.username for u in city.users if u.inspector_id}
+        self._departments = {u.department_id: u.username for u in city.users if u.department_id}
+        self._roles: dict[str, str] = {}
+        for user in city.users:
+            self._roles.setdefault(user.role.value, user.username)
+        missing = [i.id for i in city.inspectors if i.id not in self._inspectors]
+        missing += [d.id for d in city.departments if d.id not in self._departments]
+        missing += [r for r in (OPERATOR, DISPATCHER, SHIFT_LEAD, HOTLINE, VIDEO) if r not in self._roles]
+        if missing:
+            raise SimulationError(
+                "the city's users.yaml needs a log-in for every inspector, department and command-center role;"
+                f" missing: {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}"
+            )
+
+    async def prepare(self) -> None:
+        """Upload the photo every report refers to (stored once: photos are content-addressed)."""
+        stored = await self.client.call(
+            self._roles[Role.INSPECTOR.value],
+            "POST",
+            "intake",
+            "/photos",
+            retry_on=(),
+            files=[("files", ("scene.png", PHOTO, "image/png"))],
+        )
+        self.photo = stored[0]["digest"]
+
+    def role(self, role: Role) -> str:
+        """The log-in of a command-center role or a system (the first one the city lists)."""
+        return self._roles[role.value]
+
+    # --- one case, from report to end ---------------------------------------------------------------
+
+    async def follow(self, arrival: Arrival) -> None:
+        """Report, then act on the case as its fate says, until it ends."""
+        try:
+            await self._follow(arrival)
+        except Stuck as exc:
+            self.tally.add("stuck")
+            log.error("case of report %d stuck: %s", arrival.number, exc)
+        except SimulationError as exc:
+            self.tally.add("errors")
+            log.error("case of report %d failed: %s", arrival.number, exc)
+
+    async def _follow(self, arrival: Arrival) -> None:
+        fate = arrival.fate
+        category = self.city.category(arrival.category_code)
+        report = await self._report(arrival)
+        self.tally.add("reports")
+        self.tally.add(f"reports.{arrival.source.value}")
+        case_id = report["id"]
+        if report["status"] == "merged":
+            self.tally.add("merged")
+            return
+        received = datetime.fromisoformat(report["received_at"])
+        if report["status"] != "filed":
+            await self.scheduler.until(self._after(received, category, "filing", fate.intake_delay))
+            if not await self._decide(report, fate):
+                self.tally.add("rejected")
+                return
+        self.tally.add("filed")
+        if report["self_handled"]:
+            self.tally.add("self_handled")
+            self.tally.add("closed")
+            self.tally.add("closed_on_time")
+            return
+        self.tally.open_cases[case_id] = None
+        place = self.city.cell(report["cell_id"]).place
+        rule = self.city.route(category.code, place)
+        if rule is None:
+            self.tally.add("coordination")
+            await self._wait(self._after(self._now(), category, "dispatch", fate.dispatch_delay))
+            department = alternative_owner(self.city, place, exclude=None)
+            await self._dispatch(case_id, department)
+        else:
+            department = rule.department_id
+        inspector = self._inspectors[self.city.inspector_for(place.cell_id).id]
+        await self._department(case_id, category, place, department, inspector, fate)
+        del self.tally.open_cases[case_id]
+
+    async def _report(self, arrival: Arrival) -> dict[str, Any]:
+        lon, lat = from_wgs84(arrival.lon, arrival.lat, Datum.GCJ02)  # what a phone or a map app sends
+        body: dict[str, Any] = {
+            "category_code": arrival.category_code,
+            "description": f"simulated report {arrival.number}",
+            "location": {"lon": lon, "lat": lat, "datum": Datum.GCJ02.value},
+            "photos": [self.photo] if self.photo else [],
+            "client_ref": f"sim-{self.run_tag}-{arrival.number}",
+        }
+        user: str | None
+        if arrival.source is ReportSource.INSPECTOR:
+            assert arrival.inspector_id is not None
+            user, path = self._inspectors[arrival.inspector_id], "/reports"
+            body["self_handled"] = arrival.fate.self_handled
+        elif arrival.source is ReportSource.HOTLINE:
+            user, path = self._roles[HOTLINE], "/hotline/work-orders"
+            body["external_ref"] = body.pop("client_ref")
+        elif arrival.source is ReportSource.VIDEO:
+            user, path = self._roles[VIDEO], "/video/detections"
+        else:
+            user, path = None, "/public/reports"
+        report: dict[str, Any] = await self.client.call(user, "POST", "intake", path, retry_on=(), json=body)
+        return report
+
+    async def _decide(self, report: dict[str, Any], fate: Fate) -> bool:
+        """The operator reviews a detection, or the cell's inspector verifies a citizen's report."""
+        case_id = report["id"]
+        if report["status"] == "awaiting_review":
+            if fate.decided:
+                await self.client.call(self._roles[OPERATOR], "POST", "intake", f"/reports/{case_id}/file")
+            else:
+                reason = {"reason_code": "invalid", "reason": "a false detection"}
+                await self.client.call(
+                    self._roles[OPERATOR], "POST", "intake", f"/reports/{case_id}/reject", json=reason
+                )
+            return fate.decided
+        verifier = self._inspectors[report["verifier_id"]]
+        answer = {"confirmed": fate.decided, "note": "seen on site" if fate.decided else "nothing there"}
+        await self.client.call(verifier, "POST", "intake", f"/reports/{case_id}/verification", json=answer)
+        return fate.decided
+
+    async def _department(
+        self, case_id: str, category: Category, place: GridPlace, department: str, inspector: str, fate: Fate
+    ) -> None:
+        """The department's side of the case, then the inspector's check."""
+        user = self._departments[department]
+        await self._wait(self._after(self._now(), category, "handling", fate.accept_delay))
+        if fate.returned:
+            await self.client.call(
+                user, "POST", "handling", f"/cases/{case_id}/return", json={"reason": "not ours to handle"}
+            )
+            self.tally.add("returned")
+            await self._wait(self._after(self._now(), category, "dispatch", fate.dispatch_delay))
+            await self._returned(case_id)
+            department = alternative_owner(self.city, place, exclude=department)
+            user = self._departments[department]
+            await self._dispatch(case_id, department)
+            self.tally.add("redispatched")
+            await self._wait(self._after(self._now(), category, "handling", fate.accept_delay))
+        task = await self.client.call(user, "POST", "handling", f"/cases/{case_id}/accept")
+        self.tally.add("accepted")
+        deadline = self._deadline(case_id, task["handling_deadline"])
+        course = fate.course
+        if course is Course.CANCELLED:
+            await self._wait(self._share_of_left(category, deadline, fate.course_at))
+            reason = {"reason": "reported twice"}
+            await self.client.call(self._roles[SHIFT_LEAD], "POST", "closure", f"/cases/{case_id}/cancel", json=reason)
+            self.tally.add("cancelled")
+            return
+        if course is Course.SUSPENDED:
+            await self._wait(self._share_of_left(category, deadline, fate.course_at))
+            lead = self._roles[SHIFT_LEAD]
+            await self.client.call(
+                lead, "POST", "dispatch", f"/cases/{case_id}/suspend", json={"reason": "waiting for the budget"}
+            )
+            self.tally.add("suspended")
+            await self._wait(self._after(self._now(), category, "handling", fate.pause))
+            resumed = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/resume")
+            self.tally.add("resumed")
+            deadline = self._deadline(case_id, resumed["handling_deadline"])
+        if course is Course.EXTENSION:
+            await self._wait(self._share_of_left(category, deadline, fate.course_at))
+            wanted = self._after(deadline, category, "handling", fate.extension_extra)
+            ask = {"requested_deadline": wanted.isoformat(), "reason": "the parts are on order"}
+            await self.client.call(user, "POST", "handling", f"/cases/{case_id}/extension", json=ask)
+            self.tally.add("extension_requested")
+            await self._wait(self._after(self._now(), category, "handling", fate.decision_delay))
+            lead = self._roles[SHIFT_LEAD]
+            if fate.extension_approved:
+                decided = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/approve")
+                self.tally.add("extension_approved")
+                deadline = self._deadline(case_id, decided["handling_deadline"])
+            else:
+                no = {"reason": "the deadline stands"}
+                await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/deny", json=no)
+                self.tally.add("extension_denied")
+                course = Course.LATE  # it asked for time because it needed it
+        if course is Course.LATE:
+            await self._wait(self._after(deadline, category, "handling", fate.overrun))
+        else:
+            await self._wait(self._share_of_left(category, deadline, fate.handle_at))
+        await self._handle(user, case_id)
+        if fate.rework:
+            await self._wait(self._check_time(category, deadline, fate.check_delay))
+            await self._check(inspector, case_id, deadline, passed=False)
+            await self._wait(self._share_of_left(category, deadline, fate.rework_at))
+            await self._handle(user, case_id, again=True)
+        await self._wait(self._check_time(category, deadline, fate.check_delay))
+        await self._check(inspector, case_id, deadline, passed=True)
+
+    async def _dispatch(self, case_id: str, department: str) -> None:
+        body = {"department_id": department}
+        dispatched = await self.client.call(
+            self._roles[DISPATCHER], "POST", "dispatch", f"/cases/{case_id}/dispatch", json=body
+        )
+        self.tally.add("dispatched_by_hand")
+        self._deadline(case_id, dispatched["handling_deadline"])
+
+    async def _returned(self, case_id: str) -> None:
+        """Wait until dispatch has the case back: re-dispatching earlier would move a case the
+        department still holds instead of answering its return.
+        """
+        await self.client.poll(
+            self._roles[DISPATCHER], "dispatch", f"/cases/{case_id}", lambda case: case["status"] == "returned"
+        )
+
+    async def _handle(self, user: str, case_id: str, *, again: bool = False) -> None:
+        await self.client.call(
+            user,
+            "POST",
+            "handling",
+            f"/cases/{case_id}/report",
+            data={"result": "done"},
+            files=[("photos", ("after.png", PHOTO, "image/png"))],
+        )
+        self.tally.add("handled_again" if again else "handled")
+
+    async def _check(self, inspector: str, case_id: str, deadline: datetime, *, passed: bool) -> None:
+        if self._now() > deadline:
+            await self.missed(case_id)
+        verdict = {"passed": passed, "note": "cleared" if passed else "still there"}
+        checked = await self.client.call(inspector, "POST", "closure", f"/cases/{case_id}/check", json=verdict)
+        if not passed:
+            self.tally.add("check_failed")
+            return
+        self.tally.add("closed")
+        if checked["on_time"]:
+            self.tally.add("closed_on_time")
+
+    async def missed(self, case_id: str) -> None:
+        """Closing a case past its deadline: first let the deadline timer report it missed, as it
+        would have in a city where time runs at its own pace.
+        """
+
+        def reported(case: dict[str, Any]) -> bool:
+            deadline = case["handling_deadline"]
+            return (
+                case["deadline_missed_at"] is not None
+                or case["status"] not in ("dispatched", "handled")
+                or deadline is None
+                or datetime.fromisoformat(deadline) > self._now()
+            )
+
+        case = await self.client.poll(self._roles[SHIFT_LEAD], "dispatch", f"/cases/{case_id}", reported)
+        if case["deadline_missed_at"] is not None:
+            self.tally.add("deadline_missed")
+
+    # --- time ---------------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self.client.clock.now()
+
+    async def _wait(self, when: datetime) -> None:
+        await self.scheduler.until(when)
+
+    def _deadline(self, case_id: str, value: str) -> datetime:
+        deadline = datetime.fromisoformat(value)
+        self.tally.open_cases[case_id] = deadline
+        return deadline
+
+    def _after(self, start: datetime, category: Category, limit: str, share: float) -> datetime:
+        """``share`` of one of the category's limits after ``start``, in the category's time basis."""
+        minutes = max(1, round(share * getattr(category, limit)))
+        return self.calendar.add(start, TimeLimit(minutes, TimeBasis(category.time_basis)))
+
+    def _share_of_left(self, category: Category, deadline: datetime, share: float) -> datetime:
+        """``share`` of the time left until ``deadline``, from now."""
+        now = self._now()
+        left = self.calendar.elapsed(now, deadline, TimeBasis(category.time_basis))
+        minutes = max(1, round(share * left / timedelta(minutes=1)))
+        return self.calendar.add(now, TimeLimit(minutes, TimeBasis(category.time_basis)))
+
+    def _check_time(self, category: Category, deadline: datetime, share: float) -> datetime:
+        """When the inspector checks: within the check limit, and before the deadline when there is time."""
+        now = self._now()
+        left = self.calendar.elapsed(now, deadline, TimeBasis(category.time_basis)) / timedelta(minutes=1)
+        window = min(category.check, left) if left >= 2 else category.check
+        minutes = max(1, round(share * window))
+        return self.calendar.add(now, TimeLimit(minutes, TimeBasis(category.time_basis)))

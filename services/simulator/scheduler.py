@@ -1,0 +1,117 @@
+"""Discrete-event time over asyncio: many case scripts run concurrently, each waiting for the
+simulated instant of its next step; the clock moves on only when every script is waiting.
+
+A script busy with the city — an HTTP call, or a retry while an event travels between services —
+holds time still, so nothing happens "later" in simulated time before what caused it has
+happened in the city. Time advances on a grid of ``step``: what is due within one step runs
+together, concurrently, at the step's instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+Script = Callable[[], Coroutine[Any, Any, None]]
+
+
+class SettableClock(Protocol):
+    """A clock the simulation moves: SimulatedClock in one process, FileClock across processes."""
+
+    def now(self) -> datetime:
+        """The simulated instant."""
+        ...
+
+    def set(self, instant: datetime) -> None:
+        """Move time forward to ``instant``."""
+        ...
+
+
+class Scheduler:
+    """Runs scripts on simulated time."""
+
+    def __init__(self, clock: SettableClock, step: timedelta) -> None:
+        if step <= timedelta(0):
+            raise ValueError("the time step must be positive")
+        self.clock = clock
+        self.step = step
+        self._origin = clock.now()
+        self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script]] = []
+        self._order = itertools.count()
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
+
+    @property
+    def pending(self) -> int:
+        """Scripts waiting for their time, and scripts not started yet."""
+        return len(self._queue)
+
+    def start(self, when: datetime, script: Script) -> None:
+        """Run ``script`` from the simulated instant ``when`` on."""
+        heapq.heappush(self._queue, (when, next(self._order), script))
+
+    async def until(self, when: datetime) -> None:
+        """Let simulated time pass until ``when``; returns at once when that time has come."""
+        if when <= self.clock.now():
+            return
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (when, next(self._order), woken))
+        self._done_working()
+        await woken  # the scheduler counts this script busy again as it wakes it
+
+    async def run(self, end: datetime | None = None, on_advance: Callable[[datetime], None] | None = None) -> None:
+        """Move time and wake what is due until nothing is left to do, or until the next step would
+        pass ``end``. Raises the first error a script did not handle itself.
+        """
+        while True:
+            await self._idle.wait()
+            if self._failure is not None:
+                raise self._failure
+            if not self._queue:
+                return
+            tick = self._tick(self._queue[0][0])
+            if end is not None and tick > end:
+                return
+            if tick > self.clock.now():
+                self.clock.set(tick)
+                if on_advance is not None:
+                    on_advance(tick)
+            while self._queue and self._queue[0][0] <= tick:
+                _, _, wake = heapq.heappop(self._queue)
+                self._busy += 1
+                self._idle.clear()
+                if isinstance(wake, asyncio.Future):
+                    wake.set_result(None)
+                else:
+                    task = asyncio.create_task(wake())
+                    self._tasks.add(task)
+                    task.add_done_callback(self._finished)
+
+    async def cancel(self) -> None:
+        """Stop every script still waiting or running (the end of a simulation stopped early)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._queue.clear()
+
+    def _tick(self, when: datetime) -> datetime:
+        steps = -((self._origin - when) // self.step)  # ceiling division
+        return max(self._origin + steps * self.step, self.clock.now())
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+        self._done_working()
+
+    def _done_working(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._idle.set()
