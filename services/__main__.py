@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import uvicorn
 
 from services.app import create_app
-from services.launcher import launch
+from services.launcher import launch, run_stoppable
 from services.registry import load_specs
 from services.simulator import cli as simulator_cli
 from services.spec import ServiceSpec
@@ -97,8 +97,8 @@ def _launch(settings: Settings, base_port: int, clock_file: Path | None, start: 
                 await asyncio.sleep(0.5)
             print("a service process exited: stopping the others", file=sys.stderr)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_until_interrupted())
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        run_stoppable(serve_until_interrupted())
     return 0
 
 

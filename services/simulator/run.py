@@ -53,7 +53,7 @@ class Options:
     start: datetime | None = None
     profile: Profile = field(default_factory=Profile)
     step: timedelta = timedelta(minutes=5)
-    concurrency: int = 32
+    concurrency: int = 16
     patience_s: float = 60.0
     quiet_s: float = 3.0
     finish: Finish = Finish.SETTLE
