@@ -19,12 +19,13 @@ import uvicorn
 from assessment.models import metadata as assessment_metadata
 from assessment.rebuild import Replay, rebuild
 from services.app import create_app
-from services.launcher import launch
+from services.launcher import launch, run_stoppable
 from services.reconcile import RECONCILED_SERVICES, Endpoints
 from services.reconcile import run as reconcile_run
 from services.registry import load_specs
 from services.runtime import build_bus
 from services.simulator import cli as simulator_cli
+from services.simulator.run import SIMULATION_TUNING
 from services.spec import ServiceSpec
 from shared.calendar import load_calendar
 from shared.city import CityDataError, load_city
@@ -58,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rebuild", help="replay the case event log from the start into fresh counters"
     )
     _add_mode(rebuild)
-    launch = commands.add_parser("launch", help="start every service, each in its own process, until Ctrl-C")
+    launch = commands.add_parser(
+        "launch", help="start every service, each in its own process (production mode), until Ctrl-C"
+    )
     _add_mode(launch)
     launch.add_argument("--base-port", type=int, default=8100, help="the first service's port (default 8100)")
     launch.add_argument("--clock-file", type=Path, help="run on simulated time kept in this file (created)")
@@ -120,11 +123,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _launch(settings: Settings, base_port: int, clock_file: Path | None, start: str | None) -> int:
+    if settings.mode is not Mode.PRODUCTION:
+        print(
+            "launch starts one process per service, which is the production mode (--mode production);"
+            " the embedded mode runs every service in one process: python -m services run all",
+            file=sys.stderr,
+        )
+        return 2
     if clock_file is not None:
         zone = ZoneInfo(load_city(settings.city_dir).timezone)
         instant = datetime.fromisoformat(start).replace(tzinfo=zone) if start else datetime.now(UTC)
         FileClock.create(clock_file.resolve(), instant)
-        settings = settings.model_copy(update={"clock_file": clock_file.resolve()})
+        # A simulation will drive this city: let its timers see simulated time passing promptly.
+        settings = settings.model_copy(update={"clock_file": clock_file.resolve(), **SIMULATION_TUNING})
     ports = {service: base_port + n for n, service in enumerate(SERVICE_NAMES)}
 
     async def serve_until_interrupted() -> None:
@@ -136,8 +147,8 @@ def _launch(settings: Settings, base_port: int, clock_file: Path | None, start: 
                 await asyncio.sleep(0.5)
             print("a service process exited: stopping the others", file=sys.stderr)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_until_interrupted())
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        run_stoppable(serve_until_interrupted())
     return 0
 
 

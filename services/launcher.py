@@ -10,17 +10,36 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import httpx
 
 from shared.settings import Settings
 
+_T = TypeVar("_T")
 _READY_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 15.0
 _REPO = Path(__file__).resolve().parent.parent
+
+
+def run_stoppable(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)``, where SIGTERM stops the program like Ctrl-C does: by cancelling it,
+    so that the processes it started are stopped on the way out instead of left running.
+    """
+
+    async def guarded() -> _T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await main
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    return asyncio.run(guarded())
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

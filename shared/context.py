@@ -58,8 +58,9 @@ class ServiceContext:
         return Event.occurred(payload, subject=str(case_id), source=self.source, clock=self.clock, at=at)
 
 
-def service_context(request: Request) -> ServiceContext:
-    """The context of the service a request reached (a route dependency)."""
+async def service_context(request: Request) -> ServiceContext:
+    """The context of the service a request reached (a route dependency; a coroutine so that
+    FastAPI does not hand it to a thread pool)."""
     context: ServiceContext = request.app.state.context
     return context
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.launcher import run_stoppable
 from services.simulator.client import SimulationError
 from services.simulator.profile import ProfileError, load_profile
 from services.simulator.run import Finish, Options, simulate
@@ -49,7 +50,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--finish", choices=[f.value for f in Finish], default=Finish.SETTLE.value)
     parser.add_argument("--step-minutes", type=float, default=5.0, help="simulated minutes per step (default 5)")
-    parser.add_argument("--concurrency", type=int, default=32, help="HTTP calls in flight at most (default 32)")
+    parser.add_argument("--concurrency", type=int, default=16, help="HTTP calls in flight per process (default 16)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             finish=Finish(args.finish),
         )
-        summary = asyncio.run(
+        summary = run_stoppable(
             simulate(
                 settings,
                 options,
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     except (ProfileError, SimulationError, ValueError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("simulate: interrupted; the city it started has stopped, its data stays", file=sys.stderr)
+        return 130
     print("\n".join(summary.lines()))
     return 0 if not summary.counts.get("stuck") and not summary.counts.get("errors") else 1
 

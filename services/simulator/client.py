@@ -49,11 +49,12 @@ class CityClient:
         clock: Clock,
         passwords: Mapping[str, str],
         *,
-        concurrency: int = 32,
+        concurrency: int = 16,
         patience_s: float = 60.0,
         timeout_s: float = 120.0,
     ) -> None:
-        """``urls`` maps each service name to the base URL of a process serving it."""
+        """``urls`` maps each service name to the base URL of a process serving it; ``concurrency``
+        is how many calls each process gets at once."""
         missing = [s for s in SERVICE_NAMES if s not in urls and s != "assessment"]
         if missing:
             raise ValueError(f"no URL for {', '.join(missing)}")
@@ -63,17 +64,19 @@ class CityClient:
         self.patience_s = patience_s
         self.calls = 0
         self.retries = 0
-        self._http = httpx.AsyncClient(
-            timeout=timeout_s,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
-        self._slots = asyncio.Semaphore(concurrency)
+        # One small pool per process: httpcore looks at every pooled connection (system calls
+        # included) on each request, so one pool of many connections to many hosts costs the
+        # simulator more CPU than the calls themselves.
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._pools = {base: httpx.AsyncClient(timeout=timeout_s, limits=limits) for base in set(self.urls.values())}
+        self._slots = {base: asyncio.Semaphore(concurrency) for base in self._pools}
         self._tokens: dict[str, _Token] = {}
         self._logins: dict[str, asyncio.Lock] = {}
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._http.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
 
     async def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Wait until every service says it is ready (its database and the bus answer)."""
@@ -81,7 +84,7 @@ class CityClient:
             for service, url in self.urls.items():
                 while True:
                     with contextlib.suppress(httpx.TransportError):
-                        if (await self._http.get(f"{url}/{service}/readyz")).status_code == 200:
+                        if (await self._pools[url].get(f"{url}/{service}/readyz")).status_code == 200:
                             break
                     await asyncio.sleep(0.1)
 
@@ -100,15 +103,16 @@ class CityClient:
         Answers in ``retry_on`` (and 503, a dependency briefly down) are retried until they stop or
         the patience runs out (:class:`Stuck`); any other failure is a :class:`SimulationError`.
         """
-        url = f"{self.urls[service]}/{service}{path}"
+        base = self.urls[service]
+        url = f"{base}/{service}{path}"
         delay = _FIRST_RETRY_S
         waited = 0.0
         logins = 0
         while True:
             headers = {"Authorization": f"Bearer {await self._token(user)}"} if user else {}
-            async with self._slots:
+            async with self._slots[base]:
                 self.calls += 1
-                response = await self._http.request(method, url, headers=headers, **kwargs)
+                response = await self._pools[base].request(method, url, headers=headers, **kwargs)
             status = response.status_code
             if status < 300:
                 return response.json()
@@ -157,10 +161,11 @@ class CityClient:
     async def _login(self, user: str) -> _Token:
         if user not in self.passwords:
             raise SimulationError(f"the city has no log-in {user!r}")
-        async with self._slots:
+        base = self.urls["intake"]
+        async with self._slots[base]:
             self.calls += 1
-            response = await self._http.post(
-                f"{self.urls['intake']}/auth/token", data={"username": user, "password": self.passwords[user]}
+            response = await self._pools[base].post(
+                f"{base}/auth/token", data={"username": user, "password": self.passwords[user]}
             )
         if response.status_code != 200:
             raise SimulationError(f"log-in of {user} refused: {response.status_code} {response.text[:300]}")
@@ -173,8 +178,8 @@ class CityClient:
         backbone's counters over every process. It stops changing when the city is quiet.
         """
         total = 0.0
-        for base in sorted(set(self.urls.values())):
-            response = await self._http.get(f"{base}/metrics")
+        for base, pool in sorted(self._pools.items()):
+            response = await pool.get(f"{base}/metrics")
             response.raise_for_status()
             for line in response.text.splitlines():
                 if line.startswith(_FLOW_COUNTERS):

@@ -53,7 +53,7 @@ class Profile(BaseModel):
         0.97, ge=0, le=1, description="hotline and public reports the inspector confirms on site (核实)"
     )
     repeat_report: float = Field(
-        0.04,
+        0.06,
         ge=0,
         le=1,
         description="detections, hotline and public reports of a problem reported nearby within the day before:"

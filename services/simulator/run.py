@@ -53,7 +53,7 @@ class Options:
     start: datetime | None = None
     profile: Profile = field(default_factory=Profile)
     step: timedelta = timedelta(minutes=5)
-    concurrency: int = 32
+    concurrency: int = 16
     patience_s: float = 60.0
     quiet_s: float = 3.0
     finish: Finish = Finish.SETTLE
@@ -190,6 +190,12 @@ async def _drive(
         tally = Tally()
         actors = Actors(client, scheduler, city, calendar, new_id().hex[-12:], tally)
         await actors.prepare()
+        if await actors.city_has_history():
+            print(
+                "warning: this city holds reports already; its indicators will include them, and its open cases"
+                " may absorb simulated reports as duplicates",
+                file=out,
+            )
         planner = Planner(city, calendar, options.profile, options.seed, options.scale)
         first_day = start.astimezone(zone).date()
         end = datetime.combine(first_day + timedelta(days=options.days), datetime.min.time(), tzinfo=zone)

@@ -40,7 +40,8 @@ class Scheduler:
         self.clock = clock
         self.step = step
         self._origin = clock.now()
-        self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script]] = []
+        self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script, bool]] = []
+        self._waiting_for_work = 0  # entries of the queue that are not mere guards
         self._order = itertools.count()
         self._busy = 0
         self._idle = asyncio.Event()
@@ -55,16 +56,25 @@ class Scheduler:
 
     def start(self, when: datetime, script: Script) -> None:
         """Run ``script`` from the simulated instant ``when`` on."""
-        heapq.heappush(self._queue, (when, next(self._order), script))
+        self._push(when, script, guard=False)
 
-    async def until(self, when: datetime) -> None:
-        """Let simulated time pass until ``when``; returns at once when that time has come."""
+    async def until(self, when: datetime, *, guard: bool = False) -> None:
+        """Let simulated time pass until ``when``; returns at once when that time has come.
+
+        A ``guard`` waits only to check something before time passes ``when``: it does not keep
+        the simulation going, and the run ends without it when nothing else is left.
+        """
         if when <= self.clock.now():
             return
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._queue, (when, next(self._order), woken))
+        self._push(when, woken, guard=guard)
         self._done_working()
         await woken  # the scheduler counts this script busy again as it wakes it
+
+    def _push(self, when: datetime, wake: asyncio.Future[None] | Script, *, guard: bool) -> None:
+        heapq.heappush(self._queue, (when, next(self._order), wake, guard))
+        if not guard:
+            self._waiting_for_work += 1
 
     async def run(self, end: datetime | None = None, on_advance: Callable[[datetime], None] | None = None) -> None:
         """Move time and wake what is due until nothing is left to do, or until the next step would
@@ -74,7 +84,7 @@ class Scheduler:
             await self._idle.wait()
             if self._failure is not None:
                 raise self._failure
-            if not self._queue:
+            if not self._waiting_for_work:
                 return
             tick = self._tick(self._queue[0][0])
             if end is not None and tick > end:
@@ -84,7 +94,9 @@ class Scheduler:
                 if on_advance is not None:
                     on_advance(tick)
             while self._queue and self._queue[0][0] <= tick:
-                _, _, wake = heapq.heappop(self._queue)
+                _, _, wake, guard = heapq.heappop(self._queue)
+                if not guard:
+                    self._waiting_for_work -= 1
                 self._busy += 1
                 self._idle.clear()
                 if isinstance(wake, asyncio.Future):
@@ -100,6 +112,7 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._queue.clear()
+        self._waiting_for_work = 0
 
     def _tick(self, when: datetime) -> datetime:
         steps = -((self._origin - when) // self.step)  # ceiling division
