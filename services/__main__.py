@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import uvicorn
 
 from services.app import create_app
-from services.launcher import launch, run_stoppable
+from services.launcher import launch, run_stoppable, stop_with_parent
 from services.registry import load_specs
 from services.simulator import cli as simulator_cli
 from services.simulator.run import SIMULATION_TUNING
@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_mode(run)
     run.add_argument("--host", help="interface to listen on (default from CITYCASE_HTTP_HOST)")
     run.add_argument("--port", type=int, help="port to listen on (default from CITYCASE_HTTP_PORT)")
+    run.add_argument(
+        "--stop-with-parent", action="store_true", help="stop when the program that started this one ends (launch)"
+    )
 
     migrate = commands.add_parser("migrate", help="bring service schemas to the newest revision")
     migrate.add_argument(
@@ -72,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "city":
         return _check_city(args.folder or settings.city_dir)
     if args.command == "run":
+        if args.stop_with_parent:
+            stop_with_parent()
         app = create_app([args.service], settings)
         uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
         return 0
