@@ -59,9 +59,10 @@ class Scheduler:
         heapq.heappush(self._queue, (when, next(self._order), script))
 
     def hold(self, horizon: datetime, check: Script) -> None:
-        """Run ``check`` before time moves past ``horizon``, as late as that allows and at the
-        time then: a check that something has happened in the city before it is too late. It adds
-        no step of its own, and a run with nothing else left to do ends without it.
+        """Run ``check`` before time moves past ``horizon``: a check that something has happened in
+        the city before it is too late. It runs alongside the work of the last step before its
+        horizon, or on its own just before time jumps past it; it adds no step of its own, and a run
+        with nothing else left to do ends without it.
         """
         heapq.heappush(self._holds, (horizon, next(self._order), check))
 
@@ -88,9 +89,8 @@ class Scheduler:
             if end is not None and tick > end:
                 return
             if self._holds and self._holds[0][0] < tick:
-                # Time is about to pass these horizons: check first, at the present time.
-                while self._holds and self._holds[0][0] < tick:
-                    self._run(heapq.heappop(self._holds)[2])
+                # Time is about to jump past these horizons: check first, at the present time.
+                self._run_holds(before=tick)
                 continue
             if tick > self.clock.now():
                 self.clock.set(tick)
@@ -104,6 +104,8 @@ class Scheduler:
                     wake.set_result(None)
                 else:
                     self._run(wake)
+            # The next step may pass these: check alongside this step's work, which costs no wait.
+            self._run_holds(before=tick + self.step)
 
     async def cancel(self) -> None:
         """Stop every script still waiting or running (the end of a simulation stopped early)."""
@@ -112,6 +114,10 @@ class Scheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._queue.clear()
         self._holds.clear()
+
+    def _run_holds(self, before: datetime) -> None:
+        while self._holds and self._holds[0][0] < before:
+            self._run(heapq.heappop(self._holds)[2])
 
     def _run(self, script: Script) -> None:
         self._busy += 1
