@@ -19,7 +19,7 @@ import uvicorn
 from assessment.models import metadata as assessment_metadata
 from assessment.rebuild import Replay, rebuild
 from services.app import create_app
-from services.launcher import launch, run_stoppable
+from services.launcher import launch, run_stoppable, stop_with_parent
 from services.reconcile import RECONCILED_SERVICES, Endpoints
 from services.reconcile import run as reconcile_run
 from services.registry import load_specs
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_mode(run)
     run.add_argument("--host", help="interface to listen on (default from CITYCASE_HTTP_HOST)")
     run.add_argument("--port", type=int, help="port to listen on (default from CITYCASE_HTTP_PORT)")
+    run.add_argument(
+        "--stop-with-parent", action="store_true", help="stop when the program that started this one ends (launch)"
+    )
 
     migrate = commands.add_parser("migrate", help="bring service schemas to the newest revision")
     migrate.add_argument(
@@ -111,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return reconcile_run(settings, endpoints, args.timeout)
     if args.command == "run":
+        if args.stop_with_parent:
+            stop_with_parent()
         app = create_app([args.service], settings)
         uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
         return 0

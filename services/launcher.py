@@ -10,6 +10,8 @@ import contextlib
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -40,6 +42,22 @@ def run_stoppable(main: Coroutine[Any, Any, _T]) -> _T:
             loop.remove_signal_handler(signal.SIGTERM)
 
     return asyncio.run(guarded())
+
+
+def stop_with_parent() -> None:
+    """Stop this process (SIGTERM: a graceful shutdown) when its parent ends, however it ends: a
+    launcher killed outright cannot stop its children, so they watch it instead.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(_STOP_TIMEOUT_S)
+        os._exit(1)  # the graceful shutdown hung
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -74,7 +92,7 @@ class ServiceProcesses:
         host = "127.0.0.1"
         env = {**os.environ, **settings_env(settings)}
         command = [sys.executable, "-m", "services", "run", service, "--port", str(port), "--host", host]
-        command += ["--mode", settings.mode.value]
+        command += ["--mode", settings.mode.value, "--stop-with-parent"]
         self._processes[service] = await asyncio.create_subprocess_exec(
             *command, env=env, cwd=_REPO, stdout=log, stderr=asyncio.subprocess.STDOUT if log else None
         )

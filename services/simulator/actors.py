@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 OPERATOR, DISPATCHER, SHIFT_LEAD, HOTLINE, VIDEO = "operator", "dispatcher", "shift_lead", "hotline", "video"
 _ENDED = ("closed", "cancelled")
+_INSTANT = timedelta(microseconds=1)
 
 
 @dataclass
@@ -136,11 +138,15 @@ class Actors:
                 return
         self.tally.add("filed")
         if report["self_handled"]:
+            # Closure closes it on hearing of the filing, at the time it hears.
+            self._reacted("closure", case_id, lambda case: case["status"] == "closed")
             self.tally.add("self_handled")
             self.tally.add("closed")
             self.tally.add("closed_on_time")
             return
         self.tally.open_cases[case_id] = None
+        # Dispatch routes the case on hearing of the filing, and its deadline runs from then.
+        self._reacted("dispatch", case_id, lambda _case: True)
         place = self.city.cell(report["cell_id"]).place
         rule = self.city.route(category.code, place)
         if rule is None:
@@ -154,7 +160,7 @@ class Actors:
         deadline = await self._department(case_id, category, place, department, inspector, fate)
         del self.tally.open_cases[case_id]
         self._missed.discard(case_id)
-        await self._ended_before(case_id, deadline)
+        self._ended_before(case_id, deadline)
 
     async def _report(self, arrival: Arrival) -> dict[str, Any]:
         lon, lat = from_wgs84(arrival.lon, arrival.lat, Datum.GCJ02)  # what a phone or a map app sends
@@ -221,29 +227,31 @@ class Actors:
         deadline = self._deadline(case_id, task["handling_deadline"])
         course = fate.course
         if course is Course.CANCELLED:
-            await self._wait(self._share_of_left(category, deadline, fate.course_at))
+            await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
             reason = {"reason": "reported twice"}
             await self.client.call(self._roles[SHIFT_LEAD], "POST", "closure", f"/cases/{case_id}/cancel", json=reason)
             self.tally.add("cancelled")
             return deadline
         if course is Course.SUSPENDED:
-            await self._wait(self._share_of_left(category, deadline, fate.course_at))
+            await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
             lead = self._roles[SHIFT_LEAD]
             await self.client.call(
                 lead, "POST", "dispatch", f"/cases/{case_id}/suspend", json={"reason": "waiting for the budget"}
             )
             self.tally.add("suspended")
-            await self._wait(self._after(self._now(), category, "handling", fate.pause))
+            await self._wait(self._after(self._now(), category, "handling", fate.pause))  # the clock stands still
             resumed = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/resume")
             self.tally.add("resumed")
             deadline = self._deadline(case_id, resumed["handling_deadline"])
         if course is Course.EXTENSION:
-            await self._wait(self._share_of_left(category, deadline, fate.course_at))
+            await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
             wanted = self._after(deadline, category, "handling", fate.extension_extra)
             ask = {"requested_deadline": wanted.isoformat(), "reason": "the parts are on order"}
             await self.client.call(user, "POST", "handling", f"/cases/{case_id}/extension", json=ask)
             self.tally.add("extension_requested")
-            await self._wait(self._after(self._now(), category, "handling", fate.decision_delay))
+            await self._open_until(
+                case_id, deadline, self._after(self._now(), category, "handling", fate.decision_delay)
+            )
             lead = self._roles[SHIFT_LEAD]
             if fate.extension_approved:
                 decided = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/approve")
@@ -255,17 +263,18 @@ class Actors:
                 self.tally.add("extension_denied")
                 course = Course.LATE  # it asked for time because it needed it
         if course is Course.LATE:
-            await self._wait(self._after(deadline, category, "handling", fate.overrun))
+            handled_at = self._after(deadline, category, "handling", fate.overrun)
         else:
-            await self._wait(self._share_of_left(category, deadline, fate.handle_at))
+            handled_at = self._share_of_left(category, deadline, fate.handle_at)
+        await self._open_until(case_id, deadline, handled_at)
         await self._handle(user, case_id)
         if fate.rework:
-            await self._wait(self._check_time(category, deadline, fate.check_delay))
-            await self._check(inspector, case_id, deadline, passed=False)
-            await self._wait(self._share_of_left(category, deadline, fate.rework_at))
+            await self._open_until(case_id, deadline, self._check_time(category, deadline, fate.check_delay))
+            await self._check(inspector, case_id, passed=False)
+            await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.rework_at))
             await self._handle(user, case_id, again=True)
-        await self._wait(self._check_time(category, deadline, fate.check_delay))
-        await self._check(inspector, case_id, deadline, passed=True)
+        await self._open_until(case_id, deadline, self._check_time(category, deadline, fate.check_delay))
+        await self._check(inspector, case_id, passed=True)
         return deadline
 
     async def _dispatch(self, case_id: str, department: str) -> None:
@@ -294,10 +303,39 @@ class Actors:
             files=[("photos", ("after.png", PHOTO, "image/png"))],
         )
         self.tally.add("handled_again" if again else "handled")
+        # Closure opens the check task on hearing of it, and the check's time limit runs from then:
+        # it has heard when it knows of a handling at this time or later (the check may be over).
+        handled = self._now()
+        self._reacted(
+            "closure",
+            case_id,
+            lambda case: case["handled_at"] is not None and datetime.fromisoformat(case["handled_at"]) >= handled,
+        )
 
-    async def _check(self, inspector: str, case_id: str, deadline: datetime, *, passed: bool) -> None:
-        if self._now() > deadline:
-            await self.missed(case_id)
+    def _reacted(self, service: str, case_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
+        """Make sure ``service`` has reacted to what was just done to the case before time moves
+        more than one step on.
+
+        Services react to each other's events as they arrive and stamp their reaction with the
+        clock's time then: were simulated time to race ahead meanwhile, dispatch would route a case
+        filed at 17:50 at midnight, and closure would start a check's time limit late. Checked as
+        time is about to move on, the reaction is almost always in: one call, no waiting.
+        """
+        self._confirm(self._now() + self.scheduler.step, service, case_id, done)
+
+    def _confirm(self, horizon: datetime, service: str, case_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
+        """Before time passes ``horizon``, wait until ``service``'s view of the case satisfies ``done``."""
+
+        async def confirm() -> None:
+            try:
+                await self.client.poll(self._roles[SHIFT_LEAD], service, f"/cases/{case_id}", done)
+            except SimulationError as exc:
+                self.tally.add("stuck")
+                log.error("%s did not get there with case %s: %s", service, case_id, exc)
+
+        self.scheduler.hold(horizon, confirm)
+
+    async def _check(self, inspector: str, case_id: str, *, passed: bool) -> None:
         verdict = {"passed": passed, "note": "cleared" if passed else "still there"}
         checked = await self.client.call(inspector, "POST", "closure", f"/cases/{case_id}/check", json=verdict)
         if not passed:
@@ -307,23 +345,18 @@ class Actors:
         if checked["on_time"]:
             self.tally.add("closed_on_time")
 
-    async def _ended_before(self, case_id: str, deadline: datetime) -> None:
-        """Hold time short of the deadline of a case that ended before it, until dispatch has heard:
-        its timer judges by what it knows, and a closure still on its way when the deadline passes
-        would be reported missed. Simulated minutes go by in milliseconds here, so that would be
-        common; in a city on real time the window is a few milliseconds wide.
+    def _ended_before(self, case_id: str, deadline: datetime) -> None:
+        """Make sure dispatch has heard that a case ended before time reaches its deadline: its timer
+        judges by what it knows, and a closure still on its way when the deadline passes would be
+        reported missed. Simulated minutes go by in milliseconds here, so that would be common; in
+        a city on real time the window is a few milliseconds wide.
         """
-        if deadline <= self._now():
-            return
-        await self.scheduler.until(deadline - self.scheduler.step, guard=True)
-        await self.client.poll(
-            self._roles[SHIFT_LEAD], "dispatch", f"/cases/{case_id}", lambda case: case["status"] in _ENDED
-        )
+        if deadline > self._now():
+            self._confirm(deadline - _INSTANT, "dispatch", case_id, lambda case: case["status"] in _ENDED)
 
     async def missed(self, case_id: str) -> None:
-        """Closing a case past its deadline: first let the deadline timer report it missed, as it
-        would have in a city where time runs at its own pace.
-        """
+        """Wait until the deadline timer has reported the case's passed deadline missed (or the
+        deadline is no longer passed: moved, stopped, or the case ended)."""
 
         def reported(case: dict[str, Any]) -> bool:
             deadline = case["handling_deadline"]
@@ -346,6 +379,15 @@ class Actors:
 
     async def _wait(self, when: datetime) -> None:
         await self.scheduler.until(when)
+
+    async def _open_until(self, case_id: str, deadline: datetime, when: datetime) -> None:
+        """Wait until ``when`` with the case open; should its deadline come first, stop there until
+        the deadline timer has reported it missed, as it would have with time running at its pace.
+        """
+        if self._now() < deadline < when:
+            await self._wait(deadline)
+            await self.missed(case_id)
+        await self._wait(when)
 
     def _deadline(self, case_id: str, value: str) -> datetime:
         deadline = datetime.fromisoformat(value)

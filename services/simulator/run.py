@@ -73,6 +73,12 @@ class Summary:
     retries: int
 
     @property
+    def awaiting_decision(self) -> int:
+        """Reports neither filed, rejected nor merged when the run ended (review, verification)."""
+        c = self.counts
+        return c.get("reports", 0) - c.get("filed", 0) - c.get("rejected", 0) - c.get("merged", 0)
+
+    @property
     def calls_per_s(self) -> float:
         """HTTP calls per second of wall time."""
         return self.calls / self.wall_s if self.wall_s else 0.0
@@ -92,7 +98,8 @@ class Summary:
             f"simulated {self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M} (UTC)",
             f"reports        {c.get('reports', 0):>9}   ({sources})",
             f"filed          {c.get('filed', 0):>9}   effective filing rate {self.rate('filed', 'reports'):.2%}"
-            f"  (rejected {c.get('rejected', 0)}, merged as duplicates {c.get('merged', 0)})",
+            f"  (rejected {c.get('rejected', 0)}, merged as duplicates {c.get('merged', 0)},"
+            f" awaiting a decision {self.awaiting_decision})",
             f"self-handled   {c.get('self_handled', 0):>9}",
             f"closed         {c.get('closed', 0):>9}   on time {c.get('closed_on_time', 0)}:"
             f" on-time closure rate {self.rate('closed_on_time', due):.2%}"
@@ -215,6 +222,8 @@ async def _drive(
         progress = _Progress(out, client, tally, zone, began)
         await scheduler.run(end=end if options.finish is Finish.STOP else None, on_advance=progress.advanced)
         await scheduler.cancel()
+        if options.finish is Finish.STOP and clock.now() < end:
+            clock.set(end)  # the last day runs to its end, and deadlines passing until then count
         progress.day_done()
         overdue = await _settle(client, actors, tally, options)
         return Summary(

@@ -4,7 +4,7 @@ simulated instant of its next step; the clock moves on only when every script is
 A script busy with the city — an HTTP call, or a retry while an event travels between services —
 holds time still, so nothing happens "later" in simulated time before what caused it has
 happened in the city. Time advances on a grid of ``step``: what is due within one step runs
-together, concurrently, at the step's instant.
+together, concurrently, at the step's instant; steps with nothing due are skipped.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class Scheduler:
         self.clock = clock
         self.step = step
         self._origin = clock.now()
-        self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script, bool]] = []
-        self._waiting_for_work = 0  # entries of the queue that are not mere guards
+        self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script]] = []
+        self._holds: list[tuple[datetime, int, Script]] = []
         self._order = itertools.count()
         self._busy = 0
         self._idle = asyncio.Event()
@@ -51,30 +51,29 @@ class Scheduler:
 
     @property
     def pending(self) -> int:
-        """Scripts waiting for their time, and scripts not started yet."""
-        return len(self._queue)
+        """Scripts waiting for their time, scripts not started yet, and holds not run yet."""
+        return len(self._queue) + len(self._holds)
 
     def start(self, when: datetime, script: Script) -> None:
         """Run ``script`` from the simulated instant ``when`` on."""
-        self._push(when, script, guard=False)
+        heapq.heappush(self._queue, (when, next(self._order), script))
 
-    async def until(self, when: datetime, *, guard: bool = False) -> None:
-        """Let simulated time pass until ``when``; returns at once when that time has come.
-
-        A ``guard`` waits only to check something before time passes ``when``: it does not keep
-        the simulation going, and the run ends without it when nothing else is left.
+    def hold(self, horizon: datetime, check: Script) -> None:
+        """Run ``check`` before time moves past ``horizon``: a check that something has happened in
+        the city before it is too late. It runs alongside the work of the last step before its
+        horizon, or on its own just before time jumps past it; it adds no step of its own, and a run
+        with nothing else left to do ends without it.
         """
+        heapq.heappush(self._holds, (horizon, next(self._order), check))
+
+    async def until(self, when: datetime) -> None:
+        """Let simulated time pass until ``when``; returns at once when that time has come."""
         if when <= self.clock.now():
             return
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._push(when, woken, guard=guard)
+        heapq.heappush(self._queue, (when, next(self._order), woken))
         self._done_working()
         await woken  # the scheduler counts this script busy again as it wakes it
-
-    def _push(self, when: datetime, wake: asyncio.Future[None] | Script, *, guard: bool) -> None:
-        heapq.heappush(self._queue, (when, next(self._order), wake, guard))
-        if not guard:
-            self._waiting_for_work += 1
 
     async def run(self, end: datetime | None = None, on_advance: Callable[[datetime], None] | None = None) -> None:
         """Move time and wake what is due until nothing is left to do, or until the next step would
@@ -84,27 +83,29 @@ class Scheduler:
             await self._idle.wait()
             if self._failure is not None:
                 raise self._failure
-            if not self._waiting_for_work:
+            if not self._queue:
                 return
             tick = self._tick(self._queue[0][0])
             if end is not None and tick > end:
                 return
+            if self._holds and self._holds[0][0] < tick:
+                # Time is about to jump past these horizons: check first, at the present time.
+                self._run_holds(before=tick)
+                continue
             if tick > self.clock.now():
                 self.clock.set(tick)
                 if on_advance is not None:
                     on_advance(tick)
             while self._queue and self._queue[0][0] <= tick:
-                _, _, wake, guard = heapq.heappop(self._queue)
-                if not guard:
-                    self._waiting_for_work -= 1
-                self._busy += 1
-                self._idle.clear()
+                _, _, wake = heapq.heappop(self._queue)
                 if isinstance(wake, asyncio.Future):
+                    self._busy += 1
+                    self._idle.clear()
                     wake.set_result(None)
                 else:
-                    task = asyncio.create_task(wake())
-                    self._tasks.add(task)
-                    task.add_done_callback(self._finished)
+                    self._run(wake)
+            # The next step may pass these: check alongside this step's work, which costs no wait.
+            self._run_holds(before=tick + self.step)
 
     async def cancel(self) -> None:
         """Stop every script still waiting or running (the end of a simulation stopped early)."""
@@ -112,7 +113,18 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._queue.clear()
-        self._waiting_for_work = 0
+        self._holds.clear()
+
+    def _run_holds(self, before: datetime) -> None:
+        while self._holds and self._holds[0][0] < before:
+            self._run(heapq.heappop(self._holds)[2])
+
+    def _run(self, script: Script) -> None:
+        self._busy += 1
+        self._idle.clear()
+        task = asyncio.create_task(script())
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
 
     def _tick(self, when: datetime) -> datetime:
         steps = -((self._origin - when) // self.step)  # ceiling division
@@ -120,7 +132,9 @@ class Scheduler:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and self._failure is None:
+        if task.cancelled():
+            return  # cancel() is ending the run; nobody counts busy scripts any more
+        if task.exception() is not None and self._failure is None:
             self._failure = task.exception()
         self._done_working()
 

@@ -236,28 +236,29 @@ async def test_a_run_stops_at_its_end_and_errors_surface() -> None:
         await failing.run()
 
 
-async def test_a_guard_holds_time_back_but_does_not_keep_the_run_going() -> None:
+async def test_a_hold_checks_before_time_passes_its_horizon_and_adds_no_step() -> None:
     start = datetime(2026, 1, 5, tzinfo=UTC)
     clock = SimulatedClock(start)
     scheduler = Scheduler(clock, timedelta(minutes=5))
     checked: list[datetime] = []
+    ticks: list[datetime] = []
 
-    async def close_then_guard() -> None:
-        await scheduler.until(clock.now() + timedelta(hours=1), guard=True)
+    async def check() -> None:
         checked.append(clock.now())
 
-    async def later() -> None:
-        await scheduler.until(start + timedelta(hours=2))
+    async def act() -> None:
+        scheduler.hold(clock.now() + timedelta(hours=1), check)
+        await scheduler.until(clock.now() + timedelta(hours=3))
 
-    scheduler.start(start, close_then_guard)
-    scheduler.start(start, later)
-    await scheduler.run()
-    assert checked == [start + timedelta(hours=1)]  # time passed the guard on its way
-    assert clock.now() == start + timedelta(hours=2)
+    scheduler.start(start + timedelta(minutes=10), act)
+    await scheduler.run(on_advance=ticks.append)
+    # Time jumped from 00:10 to 03:10 in one step, and the check ran before the jump.
+    assert ticks == [start + timedelta(minutes=10), start + timedelta(hours=3, minutes=10)]
+    assert checked == [start + timedelta(minutes=10)]
 
-    scheduler.start(clock.now(), close_then_guard)
-    await scheduler.run()
-    assert scheduler.pending == 1  # nothing but the guard was left: the run ended without it
-    assert clock.now() == start + timedelta(hours=2)
+    scheduler.start(clock.now(), act)
+    await scheduler.run(end=clock.now() + timedelta(minutes=30))
+    assert scheduler.pending == 2  # the run stopped at its end: the hold and the wait are left
     await scheduler.cancel()
+    assert scheduler.pending == 0
     assert len(checked) == 1
