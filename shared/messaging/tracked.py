@@ -76,9 +76,13 @@ class TrackedConsumer:
         self.batch_size = batch_size
         self.retry_delay_s = retry_delay_s
         self.catalogue = catalogue
-        # Partitions this member sought back once since it joined: a second gap there is real
-        # (records removed by retention) and is accepted rather than sought forever.
-        self._sought: set[TopicPartition] = set()
+        # Where this member just sought back to, per partition: if the very next batch there still
+        # starts past it, the records are gone (retention) and the gap is accepted rather than
+        # sought forever. Cleared by the next batch applied there.
+        self._sought: dict[TopicPartition, int] = {}
+        # How far this member applied each partition: when idle it compares with the stored
+        # positions, so a state emptied under it (a rebuild) is replayed even where nothing new comes.
+        self._reached: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         """Join the group and apply batches forever, rejoining after a lost connection."""
@@ -95,6 +99,7 @@ class TrackedConsumer:
 
     async def _consume(self) -> None:
         self._sought.clear()
+        self._reached.clear()
         subscription = await self.bus.subscribe(self.spec.name, self.spec.topics, start_at=self.stored_positions)
         try:
             while True:
@@ -106,6 +111,7 @@ class TrackedConsumer:
         """Fetch and apply one batch; the number of events applied."""
         records = await subscription.fetch(self.batch_size, timeout_s=timeout_s)
         if not records:
+            await self._follow_rewinds(subscription)
             return 0
         outcome = await self.apply(records)
         for partition, offset in outcome.seeks.items():
@@ -114,6 +120,19 @@ class TrackedConsumer:
             # Only a hint for lag monitoring: the positions that count are in the database.
             await subscription.commit(outcome.positions)
         return outcome.applied
+
+    async def _follow_rewinds(self, subscription: Subscription) -> None:
+        if not self._reached:
+            return
+        stored = await self.stored_positions(list(self._reached))
+        for partition, reached in list(self._reached.items()):
+            if stored[partition] < reached:
+                log.info("consumer %s: %s/%d rewound to %d; replaying", self.spec.name, *partition, stored[partition])
+                try:
+                    await subscription.seek(partition, stored[partition])
+                    self._reached[partition] = stored[partition]
+                except Exception:  # the partition went to another member in a rebalance
+                    del self._reached[partition]
 
     async def stored_positions(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The next offset to apply in each partition (0 where this consumer never applied any)."""
@@ -155,15 +174,17 @@ class TrackedConsumer:
                 outcomes["already_applied"] += len(by_partition[partition]) - len(batch)
                 if not batch:
                     continue
-                if batch[0].offset > next_offset and partition not in self._sought:
+                if batch[0].offset > next_offset and self._sought.get(partition) != next_offset:
                     seeks[partition] = next_offset
                     continue
+                self._sought.pop(partition, None)
                 fresh.extend(batch)
                 new_positions[partition] = batch[-1].offset + 1
             events = self._decode(tx, fresh, outcomes)
-            await self._apply_events(tx, fresh, events, outcomes)
+            await self._apply_events(tx, events, outcomes)
             await self._store_positions(tx, new_positions)
         self._sought.update(seeks)
+        self._reached.update(new_positions)
         for outcome, count in outcomes.items():
             EVENTS_CONSUMED.labels(self.spec.name, outcome).inc(count)
         return BatchOutcome(new_positions, seeks, outcomes["applied"])
@@ -181,9 +202,7 @@ class TrackedConsumer:
                 outcomes["dead_lettered"] += 1
         return decoded
 
-    async def _apply_events(
-        self, tx: Transaction, records: Sequence[Record], decoded: list[tuple[Record, Event]], outcomes: Counter[str]
-    ) -> None:
+    async def _apply_events(self, tx: Transaction, decoded: list[tuple[Record, Event]], outcomes: Counter[str]) -> None:
         """The whole batch at once; if it fails on an event, event by event so only that one is
         dead-lettered (the handler is deterministic: retrying the same event cannot help).
         """

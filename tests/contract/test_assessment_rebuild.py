@@ -11,7 +11,7 @@ import pytest
 from hypothesis.errors import NonInteractiveExampleWarning
 from sqlalchemy import delete, update
 
-from assessment.handlers import STREAM_CONSUMER, Stream
+from assessment.handlers import STREAM_CONSUMER, Stream, forget_everything
 from assessment.models import counters, metadata, positions
 from assessment.rebuild import rebuild
 from shared.events.envelope import encode
@@ -90,4 +90,36 @@ async def test_instances_sharing_the_partitions_count_each_event_once(backend: B
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+    assert await stream_rows(store) == recount(cases)
+
+
+async def test_a_running_instance_replays_when_its_state_is_emptied_under_it(backend: Backend) -> None:
+    """The state is emptied (a rebuild began elsewhere) while an instance runs: at its next batch it
+    finds itself ahead of the stored positions, seeks back and replays; twice in a row too.
+    """
+    store = await backend.store("assessment", metadata)
+    cases = generated_cases(30)
+    spec = TrackedConsumerSpec(STREAM_CONSUMER, [backend.case_events], Stream(CITY).apply)
+    member = TrackedConsumer(spec, store, backend.bus, positions, dead_letter_topic=backend.dead_letter, batch_size=20)
+    running = asyncio.create_task(member.run())
+
+    async def caught_up() -> bool:
+        ends = await backend.bus.end_offsets(backend.case_events)
+        reached = await member.stored_positions(list(ends))
+        return all(reached[position] >= end for position, end in ends.items()) and (
+            await stream_rows(store) == recount(published)
+        )
+
+    published: list[Facts] = []
+    try:
+        for round_cases in (cases[:10], cases[10:20], cases[20:]):
+            if published:
+                await forget_everything(store)
+            published += round_cases
+            events = [event for case in round_cases for event in case.events]
+            await backend.bus.publish([encode(event, backend.case_events) for event in events])
+            await wait_until(caught_up, timeout_s=60)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
     assert await stream_rows(store) == recount(cases)
