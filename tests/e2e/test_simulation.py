@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from services.app import create_app
 from services.simulator.profile import load_profile
-from services.simulator.run import Options, Summary, simulate
+from services.simulator.run import CLOCK_FILE, Options, Summary, simulate
+from shared.clock import FileClock
 from shared.db import create_engine
 from shared.ids import new_id
 from shared.settings import SERVICE_NAMES, Mode, Settings
@@ -188,8 +189,10 @@ async def test_two_simulated_days_in_the_embedded_city(tmp_path: Path) -> None:
     assert_every_kind_of_step_happened(summary)
     assert summary.end - summary.start > timedelta(days=2)  # the open cases ran on after the last day
     assert_the_city_agrees(summary, embedded_rows(settings, consumer_groups(settings)))
-    # The data stays for the reconciliation, and the same seed simulates the same city.
+    # The data stays for the reconciliation, with the time the simulation ended at; and the same
+    # seed simulates the same city.
     assert (tmp_path / "city" / "events.db").exists()
+    assert FileClock(tmp_path / "city" / CLOCK_FILE).now() == summary.end
     again = await simulate(settings.model_copy(update={"data_dir": tmp_path / "again"}), OPTIONS, out=io.StringIO())
     assert again.counts == summary.counts
 
@@ -211,6 +214,7 @@ async def test_two_simulated_days_with_each_service_in_its_own_process(tmp_path:
         print("\n".join(summary.lines()))
         assert_every_kind_of_step_happened(summary)
         assert_the_city_agrees(summary, await production_rows(settings, consumer_groups(settings)))
+        assert FileClock(tmp_path / "city" / CLOCK_FILE).now() == summary.end
         # Every service ran as a process of its own, and each has stopped.
         logs = sorted(p.name for p in (tmp_path / "city" / "logs").iterdir())
         assert logs == sorted(f"{s}.log" for s in SERVICE_NAMES)
