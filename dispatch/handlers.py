@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.engine import RowMapping
 
 from dispatch import domain
@@ -302,16 +303,7 @@ async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
     """
     now = ctx.clock.now()
     async with ctx.store.transaction() as tx:
-        query = (
-            select(cases)
-            .where(
-                cases.c.deadline_missed_at.is_(None),
-                cases.c.handling_deadline <= now,
-                cases.c.status.in_([s.value for s in domain.CLOCK_RUNNING]),
-            )
-            .order_by(cases.c.handling_deadline)
-            .limit(batch)
-        )
+        query = unreported_missed_deadlines(now, batch)
         if tx.session.bind is not None and tx.session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)  # replicas split the work
         due = (await tx.session.execute(query)).mappings().all()
@@ -340,6 +332,21 @@ async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
                     )
                 )
         return len(due)
+
+
+def unreported_missed_deadlines(now: datetime, batch: int) -> Select[Any]:
+    """The cases whose clock runs and whose deadline has passed by ``now``, not reported yet,
+    earliest deadline first (the index ``ix_dispatch_cases_timer`` serves exactly this)."""
+    return (
+        select(cases)
+        .where(
+            cases.c.status.in_([s.value for s in domain.CLOCK_RUNNING]),
+            cases.c.deadline_missed_at.is_(None),
+            cases.c.handling_deadline <= now,
+        )
+        .order_by(cases.c.handling_deadline)
+        .limit(batch)
+    )
 
 
 async def run_deadline_timer(ctx: ServiceContext) -> None:

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # The smallest photo a phone could send: the handling reports upload it, the reports refer to it.
 PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-OPERATOR, DISPATCHER, SHIFT_LEAD, HOTLINE, VIDEO = "operator", "dispatcher", "shift_lead", "hotline", "video"
+# Roles played by the city's first user of each (any inspector may upload the photo all reports share).
+_ROLES_PLAYED = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD, Role.HOTLINE, Role.VIDEO, Role.INSPECTOR)
 _ENDED = ("closed", "cancelled")
 _INSTANT = timedelta(microseconds=1)
 
@@ -69,12 +70,12 @@ class Actors:
         self._missed: set[str] = set()  # open cases whose missed deadline is counted already
         self._inspectors = {u.inspector_id: u.username for u in city.users if u.inspector_id}
         self._departments = {u.department_id: u.username for u in city.users if u.department_id}
-        self._roles: dict[str, str] = {}
+        self._roles: dict[Role, str] = {}
         for user in city.users:
-            self._roles.setdefault(user.role.value, user.username)
+            self._roles.setdefault(user.role, user.username)
         missing = [i.id for i in city.inspectors if i.id not in self._inspectors]
         missing += [d.id for d in city.departments if d.id not in self._departments]
-        missing += [r for r in (OPERATOR, DISPATCHER, SHIFT_LEAD, HOTLINE, VIDEO) if r not in self._roles]
+        missing += [role.value for role in _ROLES_PLAYED if role not in self._roles]
         if missing:
             raise SimulationError(
                 "the city's users.yaml needs a log-in for every inspector, department and command-center role;"
@@ -84,7 +85,7 @@ class Actors:
     async def prepare(self) -> None:
         """Upload the photo every report refers to (stored once: photos are content-addressed)."""
         stored = await self.client.call(
-            self._roles[Role.INSPECTOR.value],
+            self._roles[Role.INSPECTOR],
             "POST",
             "intake",
             "/photos",
@@ -97,7 +98,12 @@ class Actors:
         """Whether the city has filed reports before this simulation."""
         for status in ("filed", "rejected", "merged"):
             found = await self.client.call(
-                self._roles[OPERATOR], "GET", "intake", "/reports", retry_on=(), params={"status": status, "limit": 1}
+                self._roles[Role.OPERATOR],
+                "GET",
+                "intake",
+                "/reports",
+                retry_on=(),
+                params={"status": status, "limit": 1},
             )
             if found:
                 return True
@@ -105,7 +111,7 @@ class Actors:
 
     def role(self, role: Role) -> str:
         """The log-in of a command-center role or a system (the first one the city lists)."""
-        return self._roles[role.value]
+        return self._roles[role]
 
     # --- one case, from report to end ---------------------------------------------------------------
 
@@ -132,7 +138,7 @@ class Actors:
             return
         received = datetime.fromisoformat(report["received_at"])
         if report["status"] != "filed":
-            await self.scheduler.until(self._after(received, category, "filing", fate.intake_delay))
+            await self._wait(self._after(received, category, "filing", fate.intake_delay))
             if not await self._decide(report, fate):
                 self.tally.add("rejected")
                 return
@@ -177,10 +183,10 @@ class Actors:
             user, path = self._inspectors[arrival.inspector_id], "/reports"
             body["self_handled"] = arrival.fate.self_handled
         elif arrival.source is ReportSource.HOTLINE:
-            user, path = self._roles[HOTLINE], "/hotline/work-orders"
+            user, path = self._roles[Role.HOTLINE], "/hotline/work-orders"
             body["external_ref"] = body.pop("client_ref")
         elif arrival.source is ReportSource.VIDEO:
-            user, path = self._roles[VIDEO], "/video/detections"
+            user, path = self._roles[Role.VIDEO], "/video/detections"
         else:
             user, path = None, "/public/reports"
         report: dict[str, Any] = await self.client.call(user, "POST", "intake", path, retry_on=(), json=body)
@@ -191,11 +197,11 @@ class Actors:
         case_id = report["id"]
         if report["status"] == "awaiting_review":
             if fate.decided:
-                await self.client.call(self._roles[OPERATOR], "POST", "intake", f"/reports/{case_id}/file")
+                await self.client.call(self._roles[Role.OPERATOR], "POST", "intake", f"/reports/{case_id}/file")
             else:
                 reason = {"reason_code": "invalid", "reason": "a false detection"}
                 await self.client.call(
-                    self._roles[OPERATOR], "POST", "intake", f"/reports/{case_id}/reject", json=reason
+                    self._roles[Role.OPERATOR], "POST", "intake", f"/reports/{case_id}/reject", json=reason
                 )
             return fate.decided
         verifier = self._inspectors[report["verifier_id"]]
@@ -229,12 +235,14 @@ class Actors:
         if course is Course.CANCELLED:
             await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
             reason = {"reason": "reported twice"}
-            await self.client.call(self._roles[SHIFT_LEAD], "POST", "closure", f"/cases/{case_id}/cancel", json=reason)
+            await self.client.call(
+                self._roles[Role.SHIFT_LEAD], "POST", "closure", f"/cases/{case_id}/cancel", json=reason
+            )
             self.tally.add("cancelled")
             return deadline
         if course is Course.SUSPENDED:
             await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
-            lead = self._roles[SHIFT_LEAD]
+            lead = self._roles[Role.SHIFT_LEAD]
             await self.client.call(
                 lead, "POST", "dispatch", f"/cases/{case_id}/suspend", json={"reason": "waiting for the budget"}
             )
@@ -252,7 +260,7 @@ class Actors:
             await self._open_until(
                 case_id, deadline, self._after(self._now(), category, "handling", fate.decision_delay)
             )
-            lead = self._roles[SHIFT_LEAD]
+            lead = self._roles[Role.SHIFT_LEAD]
             if fate.extension_approved:
                 decided = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/approve")
                 self.tally.add("extension_approved")
@@ -280,7 +288,7 @@ class Actors:
     async def _dispatch(self, case_id: str, department: str) -> None:
         body = {"department_id": department}
         dispatched = await self.client.call(
-            self._roles[DISPATCHER], "POST", "dispatch", f"/cases/{case_id}/dispatch", json=body
+            self._roles[Role.DISPATCHER], "POST", "dispatch", f"/cases/{case_id}/dispatch", json=body
         )
         self.tally.add("dispatched_by_hand")
         self._deadline(case_id, dispatched["handling_deadline"])
@@ -290,7 +298,7 @@ class Actors:
         department still holds instead of answering its return.
         """
         await self.client.poll(
-            self._roles[DISPATCHER], "dispatch", f"/cases/{case_id}", lambda case: case["status"] == "returned"
+            self._roles[Role.DISPATCHER], "dispatch", f"/cases/{case_id}", lambda case: case["status"] == "returned"
         )
 
     async def _handle(self, user: str, case_id: str, *, again: bool = False) -> None:
@@ -328,7 +336,7 @@ class Actors:
 
         async def confirm() -> None:
             try:
-                await self.client.poll(self._roles[SHIFT_LEAD], service, f"/cases/{case_id}", done)
+                await self.client.poll(self._roles[Role.SHIFT_LEAD], service, f"/cases/{case_id}", done)
             except SimulationError as exc:
                 self.tally.add("stuck")
                 log.error("%s did not get there with case %s: %s", service, case_id, exc)
@@ -367,7 +375,7 @@ class Actors:
                 or datetime.fromisoformat(deadline) > self._now()
             )
 
-        case = await self.client.poll(self._roles[SHIFT_LEAD], "dispatch", f"/cases/{case_id}", reported)
+        case = await self.client.poll(self._roles[Role.SHIFT_LEAD], "dispatch", f"/cases/{case_id}", reported)
         if case["deadline_missed_at"] is not None and case_id not in self._missed:
             self._missed.add(case_id)
             self.tally.add("deadline_missed")

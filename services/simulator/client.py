@@ -67,7 +67,9 @@ class CityClient:
         # One small pool per process: httpcore looks at every pooled connection (system calls
         # included) on each request, so one pool of many connections to many hosts costs the
         # simulator more CPU than the calls themselves.
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # Idle connections are dropped before uvicorn's 5-second keep-alive ends on the other side:
+        # a request sent on a connection the server is closing fails without a response.
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
         self._pools = {base: httpx.AsyncClient(timeout=timeout_s, limits=limits) for base in set(self.urls.values())}
         self._slots = {base: asyncio.Semaphore(concurrency) for base in self._pools}
         self._tokens: dict[str, _Token] = {}
@@ -110,9 +112,19 @@ class CityClient:
         logins = 0
         while True:
             headers = {"Authorization": f"Bearer {await self._token(user)}"} if user else {}
-            async with self._slots[base]:
-                self.calls += 1
-                response = await self._pools[base].request(method, url, headers=headers, **kwargs)
+            try:
+                async with self._slots[base]:
+                    self.calls += 1
+                    response = await self._pools[base].request(method, url, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                # A read can be asked again; a change might have been made before the line broke.
+                if method != "GET" or waited >= self.patience_s:
+                    raise SimulationError(f"{method} {path} as {user}: {type(exc).__name__}: {exc}") from exc
+                self.retries += 1
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, _MAX_RETRY_S)
+                continue
             status = response.status_code
             if status < 300:
                 return response.json()
@@ -162,11 +174,14 @@ class CityClient:
         if user not in self.passwords:
             raise SimulationError(f"the city has no log-in {user!r}")
         base = self.urls["intake"]
-        async with self._slots[base]:
-            self.calls += 1
-            response = await self._pools[base].post(
-                f"{base}/auth/token", data={"username": user, "password": self.passwords[user]}
-            )
+        try:
+            async with self._slots[base]:
+                self.calls += 1
+                response = await self._pools[base].post(
+                    f"{base}/auth/token", data={"username": user, "password": self.passwords[user]}
+                )
+        except httpx.TransportError as exc:
+            raise SimulationError(f"log-in of {user}: {type(exc).__name__}: {exc}") from exc
         if response.status_code != 200:
             raise SimulationError(f"log-in of {user} refused: {response.status_code} {response.text[:300]}")
         body = response.json()

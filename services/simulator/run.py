@@ -27,13 +27,14 @@ from services.simulator.scheduler import Scheduler, Script, SettableClock
 from shared.auth import Role
 from shared.calendar import WorkingCalendar, load_calendar
 from shared.city import City, load_city
-from shared.clock import FileClock, SimulatedClock
+from shared.clock import FileClock
 from shared.ids import new_id
 from shared.settings import SERVICE_NAMES, Mode, Settings
 
 # How a simulation tunes the city it starts: timers and relays that wake often, so that time
 # passing is seen promptly while simulated minutes go by in milliseconds.
 SIMULATION_TUNING: dict[str, Any] = {"timer_interval_seconds": 0.1, "outbox_poll_seconds": 0.05}
+CLOCK_FILE = "simulation.clock"
 
 
 class Finish(StrEnum):
@@ -145,18 +146,18 @@ async def simulate(
         return await _drive(urls, clock, city, calendar, options, out)
     start = options.start or default_start(calendar, zone, options.days, date.today())
     _check_calendar(calendar, zone, start, options.days)
-    tuned = settings.model_copy(update=SIMULATION_TUNING)
-    if settings.mode is Mode.EMBEDDED:
-        if settings.event_log_path.exists():
-            raise SimulationError(
-                f"{settings.data_dir} holds a city already: simulate into an empty data directory (--data-dir)"
-            )
-        simulated = SimulatedClock(start)
-        async with serve(tuned, simulated) as url:
-            return await _drive(dict.fromkeys(SERVICE_NAMES, url), simulated, city, calendar, options, out)
-    clock_path = (settings.data_dir / "simulation.clock").resolve()
+    if settings.mode is Mode.EMBEDDED and settings.event_log_path.exists():
+        raise SimulationError(
+            f"{settings.data_dir} holds a city already: simulate into an empty data directory (--data-dir)"
+        )
+    # The clock file stays with the data: it tells when the simulation ended, and a city started
+    # on it later (CITYCASE_CLOCK_FILE) sees the same time the simulation left it at.
+    clock_path = (settings.data_dir / CLOCK_FILE).resolve()
     file_clock = FileClock.create(clock_path, start)
-    tuned = tuned.model_copy(update={"clock_file": clock_path})
+    tuned = settings.model_copy(update={**SIMULATION_TUNING, "clock_file": clock_path})
+    if settings.mode is Mode.EMBEDDED:
+        async with serve(tuned, file_clock) as url:
+            return await _drive(dict.fromkeys(SERVICE_NAMES, url), file_clock, city, calendar, options, out)
     print(f"starting {len(SERVICE_NAMES)} service processes (logs in {settings.data_dir / 'logs'})", file=out)
     async with launch(tuned, SERVICE_NAMES, _ports(base_port), log_dir=settings.data_dir / "logs") as processes:
         return await _drive(processes.urls, file_clock, city, calendar, options, out)

@@ -22,8 +22,9 @@ from sqlalchemy import text
 from services.app import create_app
 from services.reconcile import CityFacts, Endpoints, reconcile
 from services.simulator.profile import load_profile
-from services.simulator.run import Options, Summary, simulate
+from services.simulator.run import CLOCK_FILE, Options, Summary, simulate
 from shared.auth import Principal, Role
+from shared.clock import FileClock
 from shared.db import create_engine
 from shared.ids import new_id
 from shared.settings import SERVICE_NAMES, Mode, Settings
@@ -216,8 +217,10 @@ async def test_two_simulated_days_in_the_embedded_city(tmp_path: Path) -> None:
     assert summary.end - summary.start > timedelta(days=2)  # the open cases ran on after the last day
     assert_the_city_agrees(summary, embedded_rows(settings, consumer_groups(settings)))
     assert " 0 differences" in await reconcile_in_process(settings)
-    # The data stays for the reconciliation, and the same seed simulates the same city.
+    # The data stays for the reconciliation, with the time the simulation ended at; and the same
+    # seed simulates the same city.
     assert (tmp_path / "city" / "events.db").exists()
+    assert FileClock(tmp_path / "city" / CLOCK_FILE).now() == summary.end
     again = await simulate(settings.model_copy(update={"data_dir": tmp_path / "again"}), OPTIONS, out=io.StringIO())
     assert again.counts == summary.counts
 
@@ -240,6 +243,7 @@ async def test_two_simulated_days_with_each_service_in_its_own_process(tmp_path:
         assert_every_kind_of_step_happened(summary)
         assert_the_city_agrees(summary, await production_rows(settings, consumer_groups(settings)))
         assert " 0 differences" in await reconcile_in_process(settings)
+        assert FileClock(tmp_path / "city" / CLOCK_FILE).now() == summary.end
         # Every service ran as a process of its own, and each has stopped.
         logs = sorted(p.name for p in (tmp_path / "city" / "logs").iterdir())
         assert logs == sorted(f"{s}.log" for s in SERVICE_NAMES)
