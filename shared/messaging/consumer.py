@@ -102,16 +102,7 @@ class ConsumerRunner:
 
     async def run(self) -> None:
         """Join the group and apply batches forever, rejoining after a lost connection."""
-        delay = self.retry_delay_s
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("consumer %s lost the bus; rejoining in %.1fs", self.spec.name, delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF_S)
+        await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
 
     async def _consume(self) -> None:
         subscription = await self.bus.subscribe(self.spec.name, self.spec.topics)
@@ -196,6 +187,22 @@ class ConsumerRunner:
 
     def _dead_letter(self, tx: Transaction, record: Record, reason: str) -> None:
         dead_letter(tx, record, reason, consumer=self.spec.name, topic=self.dead_letter_topic)
+
+
+async def rejoin_forever(name: str, consume: Callable[[], Awaitable[None]], first_delay_s: float) -> None:
+    """Run a consumer's ``consume`` loop until cancelled, joining its group again (with a growing
+    pause) whenever the bus connection is lost.
+    """
+    delay = first_delay_s
+    while True:
+        try:
+            await consume()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("consumer %s lost the bus; rejoining in %.1fs", name, delay, exc_info=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF_S)
 
 
 def dead_letter(tx: Transaction, record: Record, reason: str, *, consumer: str, topic: str) -> None:

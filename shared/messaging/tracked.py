@@ -24,7 +24,7 @@ from shared.bus import Bus, Record
 from shared.bus.base import Subscription, TopicPartition
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
 from shared.events.envelope import Event, MalformedEvent, decode
-from shared.messaging.consumer import dead_letter, is_infrastructure_error
+from shared.messaging.consumer import dead_letter, is_infrastructure_error, rejoin_forever
 from shared.messaging.store import ServiceStore, Transaction
 from shared.metrics import EVENTS_CONSUMED
 
@@ -86,16 +86,7 @@ class TrackedConsumer:
 
     async def run(self) -> None:
         """Join the group and apply batches forever, rejoining after a lost connection."""
-        delay = self.retry_delay_s
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("consumer %s lost the bus; rejoining in %.1fs", self.spec.name, delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF_S)
+        await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
 
     async def _consume(self) -> None:
         self._sought.clear()
