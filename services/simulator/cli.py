@@ -18,6 +18,10 @@ from services.simulator.run import Finish, Options, simulate
 from shared.city import load_city
 from shared.settings import SERVICE_NAMES, Settings
 
+# Longer steps would blur the order of what happens within them (repeat reports come 30 minutes
+# or more after what they repeat) and the time limits of urgent cases (10 minutes to file).
+MAX_STEP_MINUTES = 10.0
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``simulate`` command and its options."""
@@ -49,7 +53,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--set", action="append", default=[], metavar="NAME=VALUE", help="change one rate, e.g. sources.video=0.3"
     )
     parser.add_argument("--finish", choices=[f.value for f in Finish], default=Finish.SETTLE.value)
-    parser.add_argument("--step-minutes", type=float, default=5.0, help="simulated minutes per step (default 5)")
+    parser.add_argument(
+        "--step-minutes", type=float, default=5.0, help="simulated minutes per step, up to 10 (default 5)"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP calls in flight per process (default 16)")
 
 
@@ -64,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     settings = Settings(**overrides)
     try:
+        if not 0 < args.step_minutes <= MAX_STEP_MINUTES:
+            raise ValueError(f"--step-minutes must be more than 0 and at most {MAX_STEP_MINUTES}")
         profile = load_profile(args.profile, args.set)
         urls = _urls(args.url, args.service_url)
         options = Options(
