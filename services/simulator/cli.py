@@ -57,6 +57,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--step-minutes", type=float, default=5.0, help="simulated minutes per step, up to 10 (default 5)"
     )
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP calls in flight per process (default 16)")
+    parser.add_argument(
+        "--patience-seconds",
+        type=float,
+        default=300.0,
+        help="how long an action waits for the city to catch up before its case counts as stuck (default 300)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             profile=profile,
             step=timedelta(minutes=args.step_minutes),
             concurrency=args.concurrency,
+            patience_s=args.patience_seconds,
             finish=Finish(args.finish),
         )
         summary = run_stoppable(

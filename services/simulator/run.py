@@ -55,7 +55,9 @@ class Options:
     profile: Profile = field(default_factory=Profile)
     step: timedelta = timedelta(minutes=5)
     concurrency: int = 16
-    patience_s: float = 60.0
+    # How long (real time) an action waits for the city to get where it can happen, e.g. through a
+    # broker outage, before its case counts as stuck.
+    patience_s: float = 300.0
     quiet_s: float = 3.0
     finish: Finish = Finish.SETTLE
 
