@@ -247,9 +247,9 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
     """Wait until the city is quiet: every deadline already passed reported missed by the timer,
     every event published and consumed. Returns how many open cases are overdue.
     """
-    overdue = 0
     now = client.clock.now()
-    for case_id in list(tally.open_cases):
+
+    async def overdue(case_id: str) -> bool:
         case = await client.call(actors.role(Role.SHIFT_LEAD), "GET", "dispatch", f"/cases/{case_id}")
         deadline = case["handling_deadline"]
         if (
@@ -257,10 +257,12 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
             or datetime.fromisoformat(deadline) > now
             or case["status"] not in ("dispatched", "handled")
         ):
-            continue
-        overdue += 1
+            return False
         if case["deadline_missed_at"] is None:
             await actors.missed(case_id)
+        return True
+
+    overdue_open = sum(await asyncio.gather(*(overdue(case_id) for case_id in list(tally.open_cases))))
     quiet_since = time.monotonic()
     flow = await client.event_flow()
     async with asyncio.timeout(max(120.0, options.patience_s * 4)):
@@ -269,7 +271,7 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
             latest = await client.event_flow()
             if latest != flow:
                 flow, quiet_since = latest, time.monotonic()
-    return overdue
+    return overdue_open
 
 
 class _Progress:
