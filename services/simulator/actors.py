@@ -10,7 +10,7 @@ time its fate says, as the user whose job it is.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +33,8 @@ PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 _ROLES_PLAYED = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD, Role.HOTLINE, Role.VIDEO, Role.INSPECTOR)
 _ENDED = ("closed", "cancelled")
 _INSTANT = timedelta(microseconds=1)
+# Reports remembered for repeats: a day's worth at five times Zhoushan's volume.
+_REMEMBERED = 5_000
 
 
 @dataclass
@@ -68,6 +70,10 @@ class Actors:
         self.tally = tally
         self.photo: str | None = None
         self._missed: set[str] = set()  # open cases whose missed deadline is counted already
+        # The cases of recent reports, and which of them have ended: a repeat report must find
+        # intake as up to date as simulated time says (see _report).
+        self._cases: OrderedDict[int, str] = OrderedDict()
+        self._ended: set[str] = set()
         self._inspectors = {u.inspector_id: u.username for u in city.users if u.inspector_id}
         self._departments = {u.department_id: u.username for u in city.users if u.department_id}
         self._roles: dict[Role, str] = {}
@@ -129,10 +135,13 @@ class Actors:
     async def _follow(self, arrival: Arrival) -> None:
         fate = arrival.fate
         category = self.city.category(arrival.category_code)
+        if arrival.repeats is not None:
+            await self._intake_knows_the_end(arrival.repeats)
         report = await self._report(arrival)
         self.tally.add("reports")
         self.tally.add(f"reports.{arrival.source.value}")
         case_id = report["id"]
+        self._remember(arrival.number, case_id)
         if report["status"] == "merged":
             self.tally.add("merged")
             return
@@ -149,6 +158,7 @@ class Actors:
             self.tally.add("self_handled")
             self.tally.add("closed")
             self.tally.add("closed_on_time")
+            self._ended.add(case_id)
             return
         self.tally.open_cases[case_id] = None
         # Dispatch routes the case on hearing of the filing, and its deadline runs from then.
@@ -166,7 +176,25 @@ class Actors:
         deadline = await self._department(case_id, category, place, department, inspector, fate)
         del self.tally.open_cases[case_id]
         self._missed.discard(case_id)
+        self._ended.add(case_id)
         self._ended_before(case_id, deadline)
+
+    def _remember(self, number: int, case_id: str) -> None:
+        self._cases[number] = case_id
+        while len(self._cases) > _REMEMBERED:
+            _, forgotten = self._cases.popitem(last=False)
+            self._ended.discard(forgotten)
+
+    async def _intake_knows_the_end(self, number: int) -> None:
+        """Before a report repeats an earlier one's problem, let intake hear that the earlier case
+        ended, if it has: whether the new report is merged into it as a duplicate must depend on
+        simulated time, not on how fast the closure travelled.
+        """
+        case_id = self._cases.get(number)
+        if case_id is not None and case_id in self._ended:
+            await self.client.poll(
+                self._roles[Role.SHIFT_LEAD], "intake", f"/cases/{case_id}", lambda case: case["status"] in _ENDED
+            )
 
     async def _report(self, arrival: Arrival) -> dict[str, Any]:
         lon, lat = from_wgs84(arrival.lon, arrival.lat, Datum.GCJ02)  # what a phone or a map app sends

@@ -18,6 +18,10 @@ from services.simulator.run import Finish, Options, simulate
 from shared.city import load_city
 from shared.settings import SERVICE_NAMES, Settings
 
+# Longer steps would blur the order of what happens within them (repeat reports come 30 minutes
+# or more after what they repeat) and the time limits of urgent cases (10 minutes to file).
+MAX_STEP_MINUTES = 10.0
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``simulate`` command and its options."""
@@ -49,8 +53,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--set", action="append", default=[], metavar="NAME=VALUE", help="change one rate, e.g. sources.video=0.3"
     )
     parser.add_argument("--finish", choices=[f.value for f in Finish], default=Finish.SETTLE.value)
-    parser.add_argument("--step-minutes", type=float, default=5.0, help="simulated minutes per step (default 5)")
+    parser.add_argument(
+        "--step-minutes", type=float, default=5.0, help="simulated minutes per step, up to 10 (default 5)"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP calls in flight per process (default 16)")
+    parser.add_argument(
+        "--patience-seconds",
+        type=float,
+        default=300.0,
+        help="how long an action waits for the city to catch up before its case counts as stuck (default 300)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     settings = Settings(**overrides)
     try:
+        if not 0 < args.step_minutes <= MAX_STEP_MINUTES:
+            raise ValueError(f"--step-minutes must be more than 0 and at most {MAX_STEP_MINUTES}")
         profile = load_profile(args.profile, args.set)
         urls = _urls(args.url, args.service_url)
         options = Options(
@@ -74,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             profile=profile,
             step=timedelta(minutes=args.step_minutes),
             concurrency=args.concurrency,
+            patience_s=args.patience_seconds,
             finish=Finish(args.finish),
         )
         summary = run_stoppable(

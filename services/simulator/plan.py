@@ -29,6 +29,7 @@ _WORKING_DAYS_A_WEEK = 5
 _SELF_HANDLED_MAX_MINUTES = 420
 # How far back a repeat report may look for the problem it repeats.
 _REPEAT_WINDOW = timedelta(hours=24)
+_REPEAT_GAP = timedelta(minutes=30)
 _METRES_PER_DEGREE = 111_320.0
 
 
@@ -83,6 +84,7 @@ class Arrival:
     cell_id: str
     inspector_id: str | None  # the reporting inspector, for inspector reports
     fate: Fate
+    repeats: int | None = None  # the number of the earlier report whose problem this one reports again
 
 
 def draw_fate(rng: random.Random, profile: Profile, source: ReportSource, self_handled_chance: float) -> Fate:
@@ -246,8 +248,9 @@ class Planner:
         while self._recent and at - self._recent[0].at > _REPEAT_WINDOW:
             self._recent.popleft()
         repeat_of = None
-        if source is not ReportSource.INSPECTOR and rng.random() < self.profile.repeat_report and self._recent:
-            earlier = self._recent[rng.randrange(len(self._recent))]
+        candidates = self._repeatable(at)
+        if source is not ReportSource.INSPECTOR and rng.random() < self.profile.repeat_report and candidates:
+            earlier = self._recent[rng.randrange(candidates)]
             if source is not ReportSource.VIDEO or detectable_by_video(self.city.category(earlier.category_code)):
                 repeat_of = earlier
         inspector_id = None
@@ -265,9 +268,20 @@ class Planner:
         if source is ReportSource.INSPECTOR:
             inspector_id = self.city.inspector_for(cell.id).id
         fate = draw_fate(rng, self.profile, source, self.self_handled_chance if self._handleable(code) else 0.0)
-        arrival = Arrival(self._number, at, source, code, lon, lat, cell.id, inspector_id, fate)
+        repeats = repeat_of.number if repeat_of is not None else None
+        arrival = Arrival(self._number, at, source, code, lon, lat, cell.id, inspector_id, fate, repeats)
         self._recent.append(arrival)
         return arrival
+
+    def _repeatable(self, at: datetime) -> int:
+        """How many of the recent reports (the oldest first) a report at ``at`` may repeat: those
+        at least half an hour older, so that they have been made by then (a simulation's steps are
+        shorter than that).
+        """
+        count = len(self._recent)
+        while count and at - self._recent[count - 1].at < _REPEAT_GAP:
+            count -= 1
+        return count
 
     def _handleable(self, code: str) -> bool:
         return self_handleable(self.city.category(code))

@@ -55,7 +55,9 @@ class Options:
     profile: Profile = field(default_factory=Profile)
     step: timedelta = timedelta(minutes=5)
     concurrency: int = 16
-    patience_s: float = 60.0
+    # How long (real time) an action waits for the city to get where it can happen, e.g. through a
+    # broker outage, before its case counts as stuck.
+    patience_s: float = 300.0
     quiet_s: float = 3.0
     finish: Finish = Finish.SETTLE
 
@@ -245,9 +247,9 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
     """Wait until the city is quiet: every deadline already passed reported missed by the timer,
     every event published and consumed. Returns how many open cases are overdue.
     """
-    overdue = 0
     now = client.clock.now()
-    for case_id in list(tally.open_cases):
+
+    async def overdue(case_id: str) -> bool:
         case = await client.call(actors.role(Role.SHIFT_LEAD), "GET", "dispatch", f"/cases/{case_id}")
         deadline = case["handling_deadline"]
         if (
@@ -255,10 +257,12 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
             or datetime.fromisoformat(deadline) > now
             or case["status"] not in ("dispatched", "handled")
         ):
-            continue
-        overdue += 1
+            return False
         if case["deadline_missed_at"] is None:
             await actors.missed(case_id)
+        return True
+
+    overdue_open = sum(await asyncio.gather(*(overdue(case_id) for case_id in list(tally.open_cases))))
     quiet_since = time.monotonic()
     flow = await client.event_flow()
     async with asyncio.timeout(max(120.0, options.patience_s * 4)):
@@ -267,7 +271,7 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
             latest = await client.event_flow()
             if latest != flow:
                 flow, quiet_since = latest, time.monotonic()
-    return overdue
+    return overdue_open
 
 
 class _Progress:
