@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format infra-up infra-down migrate clean
+.PHONY: run test bench lint format infra-up infra-down migrate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP) infra-up
 	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests — that is a failure" >&2; exit 1; fi; \
 	exit $$status
+
+## bench: the benchmark (PostgreSQL + Kafka, each service its own process) → bench/results.json, bench/README.md
+bench: $(STAMP)
+	CITYCASE_PG_DATABASES="citycase citycase_test citycase_bench" deploy/local/up.sh
+	$(BIN)/python -m bench
 
 ## lint: ruff (lint + format check) and mypy
 lint: $(STAMP)

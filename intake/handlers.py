@@ -6,8 +6,11 @@ transaction.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,7 +38,7 @@ from shared.events.catalogue import (
     VerificationRequested,
 )
 from shared.ids import new_id
-from shared.messaging.store import Transaction
+from shared.messaging.store import ServiceStore, Transaction
 from shared.rows import Rows
 
 _METRES_PER_DEGREE = 111_320.0
@@ -87,7 +90,8 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
     if new.self_handled and new.source is not ReportSource.INSPECTOR:
         raise InvalidInput("only an inspector on site can handle a problem themselves")
     now = ctx.clock.now()
-    async with ctx.store.transaction() as tx:
+    files_at_once = domain.initial_status(new.source) is domain.ReportStatus.FILED
+    async with _numbering(ctx, wanted=files_at_once) as number, ctx.store.transaction() as tx:
         if new.client_ref is not None:
             existing = await _by_client_ref(tx, new.reporter_id, new.client_ref)
             if existing is not None:
@@ -146,7 +150,8 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
             tx.emit(ctx.event(VerificationRequested(inspector_id=inspector.id, due_at=due), report_id))
         await tx.session.execute(reports.insert().values(row))
         if status is domain.ReportStatus.FILED:
-            await _file(ctx, tx, row, category, filed_by=new.reporter_id or "system")
+            assert number is not None
+            await _file(ctx, tx, row, category, number, filed_by=new.reporter_id or "system")
         return await REPORTS.get(tx, report_id), True
 
 
@@ -154,7 +159,7 @@ async def verify_report(
     ctx: ServiceContext, inspector: Principal, report_id: UUID, *, confirmed: bool, note: str | None, photos: list[str]
 ) -> RowMapping:
     """The inspector's on-site answer (核实): confirmed reports are filed, others rejected."""
-    async with ctx.store.transaction() as tx:
+    async with _numbering(ctx, wanted=confirmed) as number, ctx.store.transaction() as tx:
         report = await REPORTS.get(tx, report_id, for_update=True)
         if report["verifier_id"] != inspector.inspector_id:
             raise OutOfScope("this verification task belongs to another inspector")
@@ -166,8 +171,9 @@ async def verify_report(
                 report_id,
             )
         )
-        if confirmed:
-            await _file(ctx, tx, report, _category(ctx, report["category_code"]), filed_by=inspector.username)
+        if number is not None:
+            category = _category(ctx, report["category_code"])
+            await _file(ctx, tx, report, category, number, filed_by=inspector.username)
         else:
             await _reject(
                 ctx,
@@ -182,10 +188,11 @@ async def verify_report(
 
 async def file_report(ctx: ServiceContext, operator: Principal, report_id: UUID) -> RowMapping:
     """An operator files a report that was waiting for review or verification (立案)."""
-    async with ctx.store.transaction() as tx:
+    async with _numbering(ctx, wanted=True) as number, ctx.store.transaction() as tx:
         report = await REPORTS.get(tx, report_id, for_update=True)
         domain.check_can_file(domain.ReportStatus(report["status"]))
-        await _file(ctx, tx, report, _category(ctx, report["category_code"]), filed_by=operator.username)
+        assert number is not None
+        await _file(ctx, tx, report, _category(ctx, report["category_code"]), number, filed_by=operator.username)
         return await REPORTS.get(tx, report_id)
 
 
@@ -216,11 +223,17 @@ async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Se
 
 
 async def _file(
-    ctx: ServiceContext, tx: Transaction, report: RowMapping | dict[str, Any], category: Category, *, filed_by: str
+    ctx: ServiceContext,
+    tx: Transaction,
+    report: RowMapping | dict[str, Any],
+    category: Category,
+    case_number: CaseNumber,
+    *,
+    filed_by: str,
 ) -> None:
     report_id = report["id"]
     now = ctx.clock.now()
-    number = await _next_case_number(ctx, tx)
+    number = case_number.use()
     place = ctx.city.cell(report["cell_id"]).place
     inspector = ctx.city.inspector_for(place.cell_id)
     filing_deadline = ctx.deadline(report["received_at"], category, "filing")
@@ -298,18 +311,104 @@ async def _reject(
     tx.emit(ctx.event(ReportRejected(reason_code=reason_code.value, reason=reason, rejected_by=rejected_by), report_id))
 
 
-async def _next_case_number(ctx: ServiceContext, tx: Transaction) -> str:
-    period = ctx.clock.now().astimezone(ZoneInfo(ctx.city.timezone)).strftime("%Y-%m")
-    # Insert-or-increment in one statement: two concurrent filings never get the same number.
-    counter = ctx.store.insert_ignoring_duplicates(case_number_counters, "period").values(period=period, last=0)
-    await tx.session.execute(counter)
-    result = await tx.session.execute(
-        update(case_number_counters)
-        .where(case_number_counters.c.period == period)
-        .values(last=case_number_counters.c.last + 1)
-        .returning(case_number_counters.c.last)
-    )
-    return domain.case_number(period, result.scalar_one())
+async def _reserve_numbers(store: ServiceStore, period: str, count: int) -> int:
+    """Move the month's counter on by ``count`` in a transaction of its own; the last number
+    reserved. Insert-or-increment: two concurrent reservations never get the same numbers.
+    """
+    async with store.writer.begin() as connection:
+        await connection.execute(
+            store.insert_ignoring_duplicates(case_number_counters, "period").values(period=period, last=0)
+        )
+        result = await connection.execute(
+            update(case_number_counters)
+            .where(case_number_counters.c.period == period)
+            .values(last=case_number_counters.c.last + count)
+            .returning(case_number_counters.c.last)
+        )
+        return int(result.scalar_one())
+
+
+@dataclass
+class CaseNumber:
+    """A number kept aside for a transaction that may file a case."""
+
+    period: str
+    sequence: int
+    used: bool = False
+
+    def use(self) -> str:
+        """The case number, now taken by the filing."""
+        self.used = True
+        return domain.case_number(self.period, self.sequence)
+
+
+class CaseNumbers:
+    """Hands out a month's case numbers from blocks reserved ahead, before the filing's own
+    transaction begins.
+
+    Taken from the counter row inside the filing's transaction, a number kept the row locked until
+    that transaction committed, so every filing waited for the one before: intake ran 60
+    reports/s however many came. A block is reserved once per ``BLOCK`` filings, in a short
+    transaction of its own (never nested in another, which could wait for a pool connection held
+    by a filing that waits for the block). Numbers kept aside and not used are handed out again.
+    The price: numbers follow filing order only within a process, and a process that stops
+    leaves the rest of its block unused, as a database sequence would.
+    """
+
+    BLOCK = 50
+
+    def __init__(self, store: ServiceStore) -> None:
+        self.store = store
+        self._free: dict[str, list[int]] = {}
+        self._next: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        self._reserving = asyncio.Lock()
+
+    async def take(self, period: str) -> CaseNumber:
+        """The next number of ``period`` (YYYY-MM)."""
+        async with self._reserving:
+            free = self._free.get(period)
+            if free:
+                return CaseNumber(period, free.pop())
+            if self._next.get(period, 1) > self._last.get(period, 0):
+                last = await _reserve_numbers(self.store, period, self.BLOCK)
+                self._next[period], self._last[period] = last - self.BLOCK + 1, last
+            sequence = self._next[period]
+            self._next[period] = sequence + 1
+            return CaseNumber(period, sequence)
+
+    def give_back(self, number: CaseNumber) -> None:
+        """A number kept aside that no committed filing took."""
+        self._free.setdefault(number.period, []).append(number.sequence)
+
+
+@asynccontextmanager
+async def _numbering(ctx: ServiceContext, *, wanted: bool) -> AsyncIterator[CaseNumber | None]:
+    """A case number kept aside (when ``wanted``) for the transaction inside this block; given
+    back unless that transaction committed a filing with it.
+    """
+    if not wanted:
+        yield None
+        return
+    numbers = _case_numbers(ctx.store)
+    number = await numbers.take(ctx.clock.now().astimezone(ZoneInfo(ctx.city.timezone)).strftime("%Y-%m"))
+    try:
+        yield number
+    except BaseException:
+        numbers.give_back(number)
+        raise
+    if not number.used:
+        numbers.give_back(number)
+
+
+_numbers: weakref.WeakKeyDictionary[ServiceStore, CaseNumbers] = weakref.WeakKeyDictionary()
+
+
+def _case_numbers(store: ServiceStore) -> CaseNumbers:
+    numbers = _numbers.get(store)
+    if numbers is None:
+        numbers = _numbers[store] = CaseNumbers(store)
+    return numbers
 
 
 async def _find_duplicate(

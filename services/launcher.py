@@ -83,6 +83,11 @@ class ServiceProcesses:
         self.urls: dict[str, str] = {}
         self._processes: dict[str, asyncio.subprocess.Process] = {}
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """Each service's operating-system process id."""
+        return {service: process.pid for service, process in self._processes.items()}
+
     def alive(self) -> bool:
         """Whether every process is still running."""
         return all(process.returncode is None for process in self._processes.values())

@@ -43,7 +43,10 @@ def build_bus(settings: Settings, client_id: str) -> Bus:
     if settings.mode is Mode.EMBEDDED:
         return EmbeddedLog(settings.event_log_path)
     return KafkaBus(
-        settings.kafka_bootstrap_servers, client_id=client_id, replication_factor=settings.kafka_replication_factor
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        replication_factor=settings.kafka_replication_factor,
+        group_prefix=settings.kafka_group_prefix,
     )
 
 

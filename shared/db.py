@@ -63,8 +63,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     return create_async_engine(
         url,
         echo=echo,
+        # A fixed pool: a connection opened for a burst and closed after it costs a login and
+        # a fresh statement cache each time, more than waiting for a pooled one does.
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": "citycase"}},
     )

@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     pg_database: str = "citycase"
-    pg_pool_size: int = 10
+    pg_pool_size: int = 20
+    # libpq's sslmode names. "prefer" encrypts when the server offers TLS; a database on the same
+    # machine gains nothing from TLS over loopback and pays for it on every statement ("disable").
+    pg_ssl: str = "prefer"
     # Explicit per-service URLs win over the template, e.g. for a managed database.
     database_urls: dict[str, str] = Field(default_factory=dict)
 
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     kafka_partitions: int = 6
     kafka_replication_factor: int = 1
     kafka_create_topics: bool = True
+    # Prepended to every consumer group id: two cities (or a benchmark and a test run) sharing a
+    # broker must not join each other's groups, where they would steal each other's partitions.
+    kafka_group_prefix: str = ""
     topic_case_events: str = "citycase.case-events"
     topic_dead_letter: str = "citycase.dead-letter"
     topic_integration: str = "citycase.integration"
@@ -79,7 +85,7 @@ class Settings(BaseSettings):
         if self.mode is Mode.EMBEDDED:
             return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
         role = f"citycase_{service}"
-        return f"postgresql+asyncpg://{role}:{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        return f"postgresql+asyncpg://{role}:{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}?ssl={self.pg_ssl}"
 
     @property
     def photos_path(self) -> Path:

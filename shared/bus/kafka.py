@@ -103,8 +103,10 @@ class KafkaBus:
         replication_factor: int = 1,
         linger_ms: int = 5,
         request_timeout_ms: int = 15000,
+        group_prefix: str = "",
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.group_prefix = group_prefix
         self.client_id = client_id
         self.replication_factor = replication_factor
         self.linger_ms = linger_ms
@@ -187,7 +189,7 @@ class KafkaBus:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
-            group_id=group,
+            group_id=self.group_prefix + group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )

@@ -4,6 +4,7 @@ asserting the final state and the timeline, on both backends.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -364,6 +365,31 @@ async def test_photo_uploads_are_limited_in_type_and_size(city: Harness) -> None
     missing = {"category_code": "02-02-05", "description": "x", "location": city.fresh_spot(), "photos": ["0" * 64]}
     error = await city.post("inspector1", "/intake/reports", missing, expect=422)
     assert error["details"] == {"missing_photos": ["0" * 64]}
+
+
+async def test_concurrent_filings_get_distinct_case_numbers_and_a_merged_report_takes_none(city: Harness) -> None:
+    filed = await asyncio.gather(*(city.report(STREET_VENDING) for _ in range(8)))
+    numbers = [report["case_number"] for report in filed]
+    assert len(set(numbers)) == 8
+    assert all(number.startswith("2026-11-") for number in numbers)
+
+    first = await city.report(STREET_VENDING)
+    duplicate = await city.post(
+        "inspector1",
+        "/intake/reports",
+        {
+            "category_code": STREET_VENDING,
+            "description": "again",
+            "location": {"lon": first["lon"], "lat": first["lat"]},
+        },
+        expect=201,
+    )
+    assert duplicate["status"] == "merged"
+    assert duplicate["case_number"] is None
+    # The number kept aside for the duplicate went back: the next filing takes it, no gap.
+    following = await city.report(STREET_VENDING)
+    sequence = int(first["case_number"].rsplit("-", 1)[1])
+    assert following["case_number"] == f"2026-11-{sequence + 1:06d}"
 
 
 async def test_zz_after_every_scenario_the_stream_equals_the_batch_recount(city: Harness) -> None:

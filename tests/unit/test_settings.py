@@ -19,8 +19,10 @@ def test_production_services_each_log_in_as_their_own_role() -> None:
     settings = Settings(mode=Mode.PRODUCTION, pg_database="citycase_test")
     assert (
         settings.database_url("dispatch")
-        == "postgresql+asyncpg://citycase_dispatch:citycase_dispatch@127.0.0.1:5432/citycase_test"
+        == "postgresql+asyncpg://citycase_dispatch:citycase_dispatch@127.0.0.1:5432/citycase_test?ssl=prefer"
     )
+    local = Settings(mode=Mode.PRODUCTION, pg_ssl="disable")
+    assert local.database_url("intake").endswith("/citycase?ssl=disable")
 
 
 def test_environment_overrides_use_one_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

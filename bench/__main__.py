@@ -1,0 +1,443 @@
+"""``make bench`` (``python -m bench``): measure the city as production runs it — PostgreSQL,
+Kafka, each service its own process — and write ``bench/results.json`` and the table in
+``bench/README.md``.
+
+Phases, in this order so that each measures on a quiet machine: intake (reports, then the
+departments' reports back), end-to-end latency under a steady load, the services' peak memory;
+then, with the services stopped, the stream's replay of a two-million-event log beside a bare
+consumer reading the same log; then query cost at 10k, 100k and 1M cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench import report, workload
+from bench.load import Job, percentiles, write_job
+from services.launcher import ServiceProcesses, launch
+from shared.auth import Principal, Role, TokenIssuer
+from shared.city import City, load_city
+from shared.clock import SystemClock
+from shared.settings import SERVICE_NAMES, Mode, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DATABASE = "citycase_bench"
+BENCH_SECRET = "citycase-benchmark-secret-0123456789abcdef"
+TOPIC_PREFIX = "citycase-bench."
+BASE_PORT = 8300
+
+
+def bench_settings(run: str) -> Settings:
+    """Production settings on the benchmark's own database, topics and consumer groups."""
+    data_dir = REPO / "var" / "bench"
+    return Settings(
+        mode=Mode.PRODUCTION,
+        data_dir=data_dir,
+        pg_database=BENCH_DATABASE,
+        pg_ssl="disable",  # the database is on this machine
+        jwt_secret=BENCH_SECRET,
+        topic_case_events=f"{TOPIC_PREFIX}{run}.case-events",
+        topic_dead_letter=f"{TOPIC_PREFIX}{run}.dead-letter",
+        topic_integration=f"{TOPIC_PREFIX}{run}.integration",
+        kafka_group_prefix=f"{TOPIC_PREFIX}{run}.",
+    )
+
+
+async def reset_database(settings: Settings) -> None:
+    """Empty every service schema of the benchmark database (the services migrate them at start)."""
+    connection = await asyncpg.connect(
+        host=settings.pg_host,
+        port=settings.pg_port,
+        user="citycase_admin",
+        password="citycase_admin",
+        database=settings.pg_database,
+    )
+    try:
+        for service in SERVICE_NAMES:
+            await connection.execute(f"DROP SCHEMA IF EXISTS {service} CASCADE")
+            await connection.execute(f"CREATE SCHEMA {service} AUTHORIZATION citycase_{service}")
+    finally:
+        await connection.close()
+
+
+async def drop_old_topics(settings: Settings) -> None:
+    """Delete the topics earlier runs left (the case events are kept forever otherwise)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        old = [t for t in await admin.list_topics() if t.startswith(TOPIC_PREFIX + "run-")]
+        if old:
+            await admin.delete_topics(old)
+    finally:
+        await admin.close()
+
+
+async def generate(job: Job) -> dict[str, Any]:
+    """Run the load generator in a process of its own; its figures."""
+    with tempfile.TemporaryDirectory() as folder:
+        job_file, result_file = Path(folder) / "job.json", Path(folder) / "result.json"
+        write_job(job_file, job)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.load", str(job_file), str(result_file), cwd=REPO
+        )
+        if await process.wait() != 0:
+            raise RuntimeError("the load generator failed")
+        result: dict[str, Any] = json.loads(result_file.read_text())
+        return result
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in result.items() if key != "records"}
+
+
+def _say(what: str) -> None:
+    print(f"[bench] {what}", flush=True)
+
+
+class Phases:
+    """The measurements that need the city running, sharing its processes and callers."""
+
+    def __init__(
+        self, settings: Settings, city: City, processes: ServiceProcesses, profile_dir: Path | None = None
+    ) -> None:
+        self.settings = settings
+        self.profile_dir = profile_dir
+        self.city = city
+        self.processes = processes
+        tokens = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=2))
+        self.inspectors = workload.callers(city, tokens, Role.INSPECTOR)
+        self.departments = workload.department_callers(city, tokens)
+        lead = Principal(username="bench", role=Role.SHIFT_LEAD, name="benchmark")
+        self.lead = {"Authorization": f"Bearer {tokens.issue(lead)}"}
+        self.seed = 1
+
+    @asynccontextmanager
+    async def profiled(self, phase: str) -> AsyncIterator[None]:
+        """Sample every service's stacks with py-spy during ``phase`` (when asked to): collapsed
+        stacks in ``<profile dir>/<phase>-<service>.txt``, for flame graphs or a quick grep.
+        """
+        if self.profile_dir is None:
+            yield
+            return
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        spies = [
+            await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "50",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(self.profile_dir / f"{phase}-{service}.txt"),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            for service, pid in self.processes.pids.items()
+        ]
+        try:
+            yield
+        finally:
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+            for spy in spies:
+                await spy.wait()
+
+    def url(self, service: str) -> str:
+        return self.processes.urls[service]
+
+    def reports(self, count: int) -> list[bytes]:
+        host = self.url("intake").removeprefix("http://")
+        self.seed += 1
+        return workload.inspector_reports(self.city, self.inspectors, host, count, self.seed)
+
+    async def intake(self, seconds: float) -> dict[str, Any]:
+        """Saturate one intake process (closed loop), then load it at a steady rate (open loop)."""
+        base = self.url("intake")
+        _say(f"intake: saturation, {seconds:.0f}s")
+        requests = self.reports(int(seconds * 2500))
+        async with self.profiled("intake"):
+            closed = await generate(Job(base, requests, connections=32, duration_s=seconds, warmup_s=2))
+        _say(f"intake: {closed['ok_per_s']} reports/s, p99 {closed['latency_ms']['p99']} ms at 32 connections")
+        rate = min(1000.0, round(closed["ok_per_s"] * 0.8, -1))
+        _say(f"intake: steady {rate:.0f}/s, {seconds:.0f}s")
+        steady = await generate(
+            Job(base, self.reports(int(rate * (seconds + 2))), connections=64, duration_s=seconds, rate=rate)
+        )
+        _say(f"intake: steady p50 {steady['latency_ms']['p50']} ms p99 {steady['latency_ms']['p99']} ms")
+        return {"saturation": _summary(closed), "steady": _summary(steady)}
+
+    async def assigned_cases(self, wanted: int, wait_s: float = 120) -> list[tuple[str, str]]:
+        """(case id, department id) of cases handling holds as dispatched and not yet signed for."""
+        deadline = time.monotonic() + wait_s
+        async with httpx.AsyncClient(base_url=self.url("handling"), headers=self.lead, timeout=60) as client:
+            while True:
+                found = []
+                response = await client.get("/handling/export/cases")
+                response.raise_for_status()
+                for line in response.text.splitlines():
+                    record = json.loads(line)
+                    if record["status"] == "assigned":
+                        found.append((record["id"], record["department_id"]))
+                if len(found) >= wanted or time.monotonic() > deadline:
+                    return found[:wanted]
+                await asyncio.sleep(2)
+
+    async def report_back(self, seconds: float) -> dict[str, Any]:
+        """Departments sign for cases, then report them handled with a photo: closed, then open loop."""
+        base = self.url("handling")
+        host = base.removeprefix("http://")
+        cases = await self.assigned_cases(int(seconds * 900))
+        _say(f"report back: signing for {len(cases)} cases")
+        signed = await generate(Job(base, workload.accepts(cases, self.departments, host), 32, duration_s=600))
+        backs = workload.report_backs(cases, self.departments, host)
+        half = len(backs) // 2
+        _say("report back: saturation")
+        async with self.profiled("report-back"):
+            closed = await generate(Job(base, backs[:half], connections=32, duration_s=seconds, warmup_s=1))
+        rate = min(1000.0, round(closed["ok_per_s"] * 0.8, -1))
+        _say(f"report back: {closed['ok_per_s']}/s; steady {rate:.0f}/s")
+        steady = await generate(Job(base, backs[half:], connections=64, duration_s=seconds, rate=rate))
+        return {"accept": _summary(signed), "saturation": _summary(closed), "steady": _summary(steady)}
+
+    async def end_to_end(self, rate: float, seconds: float) -> dict[str, Any]:
+        """Report → dispatched and report → indicators, for every report of a steady load."""
+        watcher = _CaseEventWatcher(self.settings)
+        await watcher.start()
+        positions = _StreamPositions(self.url("assessment"), self.lead)
+        polling = asyncio.create_task(positions.poll())
+        try:
+            _say(f"end to end: {rate:.0f} reports/s for {seconds:.0f}s")
+            job = Job(
+                self.url("intake"),
+                self.reports(int(rate * seconds)),
+                connections=16,
+                duration_s=seconds,
+                rate=rate,
+                keep_bodies=True,
+            )
+            async with self.profiled("end-to-end"):
+                result = await generate(job)
+            await asyncio.sleep(5)  # the last reports' way through the services
+        finally:
+            polling.cancel()
+            await watcher.stop()
+        return _end_to_end_figures(result, watcher, positions)
+
+
+class _CaseEventWatcher:
+    """Reads the case event log from its end as it grows: when each case was dispatched, and
+    where each case's filing lies in the log.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.topic_case_events
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+        self.dispatched_at: dict[str, float] = {}
+        self.filed_at: dict[str, tuple[int, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        await self.consumer.topics()  # loads the cluster's metadata, which partitions_for_topic reads
+        partitions = [TopicPartition(self.topic, p) for p in sorted(self.consumer.partitions_for_topic(self.topic))]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    event_type = dict(record.headers).get("ce_type", b"").decode()
+                    case_id = record.key.decode()
+                    if event_type == "case.dispatched":
+                        self.dispatched_at.setdefault(case_id, now)
+                    elif event_type == "case.filed":
+                        self.filed_at[case_id] = (record.partition, record.offset)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.consumer.stop()
+
+
+class _StreamPositions:
+    """Polls how far the assessment stream has applied each partition: a case's figures are in
+    the indicators from the moment the stream's position passes its filing event (the counters
+    and the positions are committed together).
+    """
+
+    def __init__(self, assessment_url: str, headers: dict[str, str]) -> None:
+        self.url = assessment_url
+        self.headers = headers
+        # (when polled, partition → next offset to apply)
+        self.samples: list[tuple[float, dict[int, int]]] = []
+
+    async def poll(self, every_s: float = 0.01) -> None:
+        async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=5) as client:
+            while True:
+                response = await client.get("/assessment/stream")
+                now = time.monotonic()
+                if response.status_code == 200:
+                    self.samples.append((now, _partition_positions(response.json())))
+                await asyncio.sleep(every_s)
+
+    def reached(self, partition: int, offset: int) -> float | None:
+        """The first poll that saw ``offset`` applied."""
+        for at, positions in self.samples:
+            if positions.get(partition, 0) > offset:
+                return at
+        return None
+
+
+def _partition_positions(body: Any) -> dict[int, int]:
+    # "topic/partition" → next offset to apply
+    return {int(key.rsplit("/", 1)[1]): int(offset) for key, offset in body["positions"].items()}
+
+
+def _end_to_end_figures(
+    result: dict[str, Any], watcher: _CaseEventWatcher, positions: _StreamPositions
+) -> dict[str, Any]:
+    to_dispatched, to_indicators, missing = [], [], 0
+    for _index, _sent, answered, status, body in result["records"]:
+        if status != 201:
+            continue
+        case_id = json.loads(body)["id"]
+        dispatched = watcher.dispatched_at.get(case_id)
+        filed = watcher.filed_at.get(case_id)
+        reached = positions.reached(*filed) if filed else None
+        if dispatched is None or reached is None:
+            missing += 1
+            continue
+        to_dispatched.append((dispatched - answered) * 1000)
+        to_indicators.append((reached - answered) * 1000)
+    return {
+        "reports": len(to_dispatched) + missing,
+        "not_seen": missing,
+        "intake": _summary(result),
+        "dispatched_ms": percentiles(sorted(to_dispatched)),
+        "indicators_ms": percentiles(sorted(to_indicators)),
+    }
+
+
+def peak_rss_mb(pids: dict[str, int]) -> dict[str, float]:
+    """Each process's peak resident memory (``VmHWM``) so far."""
+    peaks = {}
+    for service, pid in pids.items():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[service] = round(int(line.split()[1]) / 1024, 1)
+    return peaks
+
+
+def machine() -> str:
+    """A short description of this machine and the versions measured."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    postgres = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.split()[-1:]
+    return (
+        f"{os.cpu_count()} cores ({model}), {memory_kb / 1024 / 1024:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, PostgreSQL {' '.join(postgres)}"
+    )
+
+
+@asynccontextmanager
+async def running_city(settings: Settings, services: Sequence[str]) -> AsyncIterator[ServiceProcesses]:
+    """The services as their own processes, logs under var/bench/logs."""
+    ports = {service: BASE_PORT + n for n, service in enumerate(SERVICE_NAMES)}
+    async with launch(settings, services, ports, log_dir=settings.data_dir / "logs") as processes:
+        yield processes
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    run = f"run-{int(time.time())}"
+    settings = bench_settings(run)
+    city = load_city(settings.city_dir)
+    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    await drop_old_topics(settings)
+    await reset_database(settings)
+    _say("starting the services, each its own process")
+    async with running_city(settings, SERVICE_NAMES) as processes:
+        phases = Phases(settings, city, processes, args.profile)
+        intake = await phases.intake(args.seconds)
+        results["intake"] = {
+            "reports_per_s": intake["saturation"]["ok_per_s"],
+            "p50_ms": intake["steady"]["latency_ms"]["p50"],
+            "p99_ms": intake["steady"]["latency_ms"]["p99"],
+            "steady_rate": intake["steady"]["target_rate"],
+            "detail": intake,
+        }
+        back = await phases.report_back(args.seconds)
+        results["report_back"] = {
+            "per_s": back["saturation"]["ok_per_s"],
+            "p50_ms": back["steady"]["latency_ms"]["p50"],
+            "p99_ms": back["steady"]["latency_ms"]["p99"],
+            "detail": back,
+        }
+        e2e = await phases.end_to_end(args.e2e_rate, args.seconds * 2)
+        results["e2e"] = {
+            "rate": args.e2e_rate,
+            "dispatched_p50_ms": e2e["dispatched_ms"]["p50"],
+            "dispatched_p99_ms": e2e["dispatched_ms"]["p99"],
+            "indicators_p50_ms": e2e["indicators_ms"]["p50"],
+            "indicators_p99_ms": e2e["indicators_ms"]["p99"],
+            "detail": e2e,
+        }
+        results["memory"] = {"peak_rss_mb": peak_rss_mb(processes.pids)}
+    return results
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured load")
+    parser.add_argument("--profile", type=Path, help="sample the services with py-spy into this folder")
+    parser.add_argument("--e2e-rate", type=float, default=50.0, help="reports/s of the end-to-end load")
+    return parser.parse_args(argv)
+
+
+def entry(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    started = time.monotonic()
+    results = asyncio.run(main(args))
+    results["seconds"] = round(time.monotonic() - started, 1)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    report.write(results, REPO / "bench" / "README.md")
+    _say(f"done in {results['seconds']:.0f}s: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

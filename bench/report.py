@@ -1,0 +1,74 @@
+"""The table of ``bench/README.md``: rewritten from ``results.json`` by every run, between two
+markers, so the hand-written rest of the page (methods, before and after) stays as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+START = "<!-- results:start (written by make bench) -->"
+END = "<!-- results:end -->"
+SIZES = ("10k", "100k", "1M")
+
+
+def _get(results: dict[str, Any], path: str) -> Any:
+    value: Any = results
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _figure(value: Any, unit: str) -> str:
+    if value is None:
+        return "not measured"
+    if isinstance(value, float) and value >= 100:
+        value = round(value)
+    return f"{value:,} {unit}".strip() if isinstance(value, int | float) else f"{value} {unit}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The markdown table of the headline figures, with their targets."""
+    rows = [
+        ("intake: reports accepted per second (one process)", "intake.reports_per_s", "/s", "≥ 1,000/s"),
+        ("intake: p50 at the steady rate", "intake.p50_ms", "ms", ""),
+        ("intake: p99 at the steady rate", "intake.p99_ms", "ms", "≤ 100 ms"),
+        ("intake: the steady rate", "intake.steady_rate", "/s", ""),
+        ("report back: calls per second (one process)", "report_back.per_s", "/s", ""),
+        ("report back: p99 at the steady rate", "report_back.p99_ms", "ms", ""),
+        ("report → dispatched p50", "e2e.dispatched_p50_ms", "ms", ""),
+        ("report → dispatched p99", "e2e.dispatched_p99_ms", "ms", "≤ 500 ms"),
+        ("report → indicators p50", "e2e.indicators_p50_ms", "ms", ""),
+        ("report → indicators p99", "e2e.indicators_p99_ms", "ms", "≤ 1,000 ms"),
+        ("stream: replay events per second", "stream.replay_events_per_s", "/s", "≥ 20,000/s"),
+        ("stream: bare consumer records per second", "stream.bare_consumer_events_per_s", "/s", ""),
+        ("stream: replay / bare consumer", "stream.ratio", "", "≥ 0.30"),
+    ]
+    for size in SIZES:
+        rows.append((f"query: indicator p99 at {size} cases", f"query.indicator_p99_ms.{size}", "ms", "≤ 20 ms"))
+        rows.append((f"query: plain SQL p99 at {size} cases", f"query.sql_p99_ms.{size}", "ms", ""))
+    lines = ["| figure | measured | target |", "|---|---|---|"]
+    lines += [f"| {label} | {_figure(_get(results, path), unit)} | {target} |" for label, path, unit, target in rows]
+    memory = _get(results, "memory.peak_rss_mb") or {}
+    lines += [f"| peak RSS: {service} | {mb} MB | |" for service, mb in memory.items()]
+    lines.append("")
+    lines.append(
+        f"Machine: {results.get('machine', 'unknown')}. Run of {results.get('started', '?')}, "
+        f"{results.get('seconds', '?')} s in all."
+    )
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], readme: Path) -> None:
+    """Put the table between the markers of ``readme`` (appended when the markers are missing)."""
+    text = readme.read_text() if readme.exists() else "# Benchmark\n"
+    block = f"{START}\n{table(results)}\n{END}"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        after = rest.split(END, 1)[1]
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(text)
