@@ -254,6 +254,7 @@ class _CaseEventWatcher:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic_case_events
+        self.partitions = settings.kafka_partitions  # the services created the topic so
         self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
         self.dispatched_at: dict[str, float] = {}
         self.filed_at: dict[str, tuple[int, int]] = {}
@@ -261,8 +262,7 @@ class _CaseEventWatcher:
 
     async def start(self) -> None:
         await self.consumer.start()
-        await self.consumer.topics()  # loads the cluster's metadata, which partitions_for_topic reads
-        partitions = [TopicPartition(self.topic, p) for p in sorted(self.consumer.partitions_for_topic(self.topic))]
+        partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
         self.consumer.assign(partitions)
         await self.consumer.seek_to_end(*partitions)
         self._task = asyncio.create_task(self._read())
@@ -325,9 +325,10 @@ def _end_to_end_figures(
 ) -> dict[str, Any]:
     to_dispatched, to_indicators, missing = [], [], 0
     for _index, _sent, answered, status, body in result["records"]:
-        if status != 201:
-            continue
-        case_id = json.loads(body)["id"]
+        report = json.loads(body) if status == 201 else {}
+        if report.get("status") != "filed":
+            continue  # refused, or merged into an earlier case as a duplicate
+        case_id = report["id"]
         dispatched = watcher.dispatched_at.get(case_id)
         filed = watcher.filed_at.get(case_id)
         reached = positions.reached(*filed) if filed else None
@@ -366,7 +367,8 @@ def machine() -> str:
         platform.processor(),
     )
     memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    postgres = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.split()[-1:]
+    # "psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    postgres = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.split()[2:3]
     return (
         f"{os.cpu_count()} cores ({model}), {memory_kb / 1024 / 1024:.0f} GiB, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}, PostgreSQL {' '.join(postgres)}"

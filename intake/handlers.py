@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from intake import domain
 from intake.models import case_number_counters, cases, reports
@@ -148,11 +149,11 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
             due = ctx.deadline(now, category, "filing")
             row.update(verifier_id=inspector.id, verification_due_at=due)
             tx.emit(ctx.event(VerificationRequested(inspector_id=inspector.id, due_at=due), report_id))
-        await tx.session.execute(reports.insert().values(row))
         if status is domain.ReportStatus.FILED:
             assert number is not None
-            await _file(ctx, tx, row, category, number, filed_by=new.reporter_id or "system")
-        return await REPORTS.get(tx, report_id), True
+            return await _file(ctx, tx, row, category, number, filed_by=new.reporter_id or "system", insert=True), True
+        saved = await tx.session.execute(reports.insert().values(row).returning(*reports.c))
+        return saved.mappings().one(), True
 
 
 async def verify_report(
@@ -173,16 +174,15 @@ async def verify_report(
         )
         if number is not None:
             category = _category(ctx, report["category_code"])
-            await _file(ctx, tx, report, category, number, filed_by=inspector.username)
-        else:
-            await _reject(
-                ctx,
-                tx,
-                report_id,
-                domain.RejectionReason.NOT_CONFIRMED,
-                note or "not found on site",
-                inspector.username,
-            )
+            return await _file(ctx, tx, report, category, number, filed_by=inspector.username, insert=False)
+        await _reject(
+            ctx,
+            tx,
+            report_id,
+            domain.RejectionReason.NOT_CONFIRMED,
+            note or "not found on site",
+            inspector.username,
+        )
         return await REPORTS.get(tx, report_id)
 
 
@@ -192,8 +192,8 @@ async def file_report(ctx: ServiceContext, operator: Principal, report_id: UUID)
         report = await REPORTS.get(tx, report_id, for_update=True)
         domain.check_can_file(domain.ReportStatus(report["status"]))
         assert number is not None
-        await _file(ctx, tx, report, _category(ctx, report["category_code"]), number, filed_by=operator.username)
-        return await REPORTS.get(tx, report_id)
+        category = _category(ctx, report["category_code"])
+        return await _file(ctx, tx, report, category, number, filed_by=operator.username, insert=False)
 
 
 async def reject_report(
@@ -230,7 +230,11 @@ async def _file(
     case_number: CaseNumber,
     *,
     filed_by: str,
-) -> None:
+    insert: bool,
+) -> RowMapping:
+    """File the report as a case (立案): the report's row as it now stands. ``insert``: the report
+    arrives filed, and one statement writes it whole.
+    """
     report_id = report["id"]
     now = ctx.clock.now()
     number = case_number.use()
@@ -238,17 +242,19 @@ async def _file(
     inspector = ctx.city.inspector_for(place.cell_id)
     filing_deadline = ctx.deadline(report["received_at"], category, "filing")
     dispatch_deadline = ctx.deadline(now, category, "dispatch")
-    await tx.session.execute(
-        update(reports)
-        .where(reports.c.id == report_id)
-        .values(
-            status=domain.ReportStatus.FILED,
-            case_number=number,
-            decided_by=filed_by,
-            decided_at=now,
-            filing_deadline=filing_deadline,
-        )
+    filing = {
+        "status": domain.ReportStatus.FILED,
+        "case_number": number,
+        "decided_by": filed_by,
+        "decided_at": now,
+        "filing_deadline": filing_deadline,
+    }
+    statement: ReturningInsert[Any] | ReturningUpdate[Any] = (
+        reports.insert().values({**report, **filing}).returning(*reports.c)
+        if insert
+        else update(reports).where(reports.c.id == report_id).values(filing).returning(*reports.c)
     )
+    saved: RowMapping = (await tx.session.execute(statement)).mappings().one()
     await tx.session.execute(
         cases.insert().values(
             id=report_id,
@@ -287,6 +293,7 @@ async def _file(
             at=now,
         )
     )
+    return saved
 
 
 async def _reject(

@@ -75,6 +75,12 @@ class _RetryBatch(Exception):
     """A handler failed on an event that has attempts left: roll back and run the batch again."""
 
 
+class _ApplyCarefully(Exception):
+    """A handler failed in a batch applied without savepoints: apply it again, each event in a
+    savepoint of its own, so the failure can be retried or dead-lettered alone.
+    """
+
+
 class ConsumerRunner:
     """Runs one consumer group member until cancelled."""
 
@@ -116,14 +122,23 @@ class ConsumerRunner:
             await subscription.close()
 
     async def apply(self, records: Sequence[Record]) -> None:
-        """Apply one batch durably, retrying until it commits."""
+        """Apply one batch durably, retrying until it commits.
+
+        A batch is first applied without a savepoint per event: two statements less per event,
+        which on a busy city is a good part of every consumer's work. Only a batch in which a
+        handler fails pays for them, when it is applied again.
+        """
         delay = self.retry_delay_s
+        careful = False
         while True:
             try:
-                await self._apply_once(records)
+                await self._apply_once(records, careful=careful)
                 return
             except asyncio.CancelledError:
                 raise
+            except _ApplyCarefully:
+                careful = True
+                continue
             except _RetryBatch:
                 pass
             except Exception:
@@ -131,7 +146,7 @@ class ConsumerRunner:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF_S)
 
-    async def _apply_once(self, records: Sequence[Record]) -> None:
+    async def _apply_once(self, records: Sequence[Record], *, careful: bool) -> None:
         outcomes: Counter[str] = Counter()
         async with self.store.transaction() as tx:
             decoded: list[tuple[Record, Event]] = []
@@ -155,7 +170,7 @@ class ConsumerRunner:
                 if event.id in seen:
                     outcomes["duplicate"] += 1
                     continue
-                outcome = await self._handle(tx, handler, record, event)
+                outcome = await self._handle(tx, handler, record, event) if careful else await _run(handler, tx, event)
                 outcomes[outcome] += 1
                 # Dead-lettered events count as processed too, so a second copy of the same
                 # poison event in this or a later batch is dropped instead of retried.
@@ -187,6 +202,17 @@ class ConsumerRunner:
 
     def _dead_letter(self, tx: Transaction, record: Record, reason: str) -> None:
         dead_letter(tx, record, reason, consumer=self.spec.name, topic=self.dead_letter_topic)
+
+
+async def _run(handler: Handler, tx: Transaction, event: Event) -> str:
+    """Run a handler with no savepoint of its own: ``applied``, or the whole batch again carefully."""
+    try:
+        await handler(tx, event)
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            raise
+        raise _ApplyCarefully from exc
+    return "applied"
 
 
 async def rejoin_forever(name: str, consume: Callable[[], Awaitable[None]], first_delay_s: float) -> None:
