@@ -1,0 +1,1 @@
+"""The benchmark behind ``make bench``: the city measured as production runs it."""
