@@ -11,8 +11,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, delete, func, select, text, tuple_
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import RowMapping
 
 from assessment import domain
@@ -78,7 +78,22 @@ class Stream:
         if not rows:
             return
         # A fixed order of row locks: instances sharing the city-wide rows wait, never deadlock.
-        values = [
+        ordered = sorted(rows.items())
+        if _is_postgresql(tx):
+            # One statement with a column array each: a batch touches thousands of rows, and
+            # binding them one by one cost more than the database's work on them.
+            keys = list(zip(*(key for key, _ in ordered), strict=True))
+            values = list(zip(*(vector for _, vector in ordered), strict=True))
+            parameters = dict(zip(("kinds", "ids", "periods", "starts"), keys, strict=True))
+            parameters.update({name: values[i] for i, name in enumerate(COUNTERS)})
+            await tx.session.execute(_ADD_TO_COUNTERS, {name: list(column) for name, column in parameters.items()})
+            return
+        insert = sqlite.insert(counters)
+        statement = insert.on_conflict_do_update(
+            index_elements=["scope_kind", "scope_id", "period_kind", "period_start"],
+            set_={name: counters.c[name] + insert.excluded[name] for name in COUNTERS},
+        )
+        values_list = [
             {
                 "scope_kind": kind,
                 "scope_id": scope_id,
@@ -86,37 +101,61 @@ class Stream:
                 "period_start": start,
                 **dict(zip(COUNTERS, vector, strict=True)),
             }
-            for (kind, scope_id, period_kind, start), vector in sorted(rows.items())
+            for (kind, scope_id, period_kind, start), vector in ordered
         ]
-        insert = _insert(tx, counters)
-        statement = insert.on_conflict_do_update(
-            index_elements=["scope_kind", "scope_id", "period_kind", "period_start"],
-            set_={name: counters.c[name] + insert.excluded[name] for name in COUNTERS},
-        )
-        await tx.session.execute(statement, values)
+        await tx.session.execute(statement, values_list)
 
     async def _save_states(self, tx: Transaction, states: dict[UUID, CaseState]) -> None:
         if not states:
             return
-        insert = _insert(tx, case_states)
+        ordered = sorted(states.items())
+        if _is_postgresql(tx):
+            await tx.session.execute(
+                _SAVE_STATES,
+                {"ids": [case_id for case_id, _ in ordered], "states": [state.to_text() for _, state in ordered]},
+            )
+            return
+        insert = sqlite.insert(case_states)
         statement = insert.on_conflict_do_update(index_elements=["case_id"], set_={"state": insert.excluded.state})
         await tx.session.execute(
-            statement, [{"case_id": case_id, "state": state.to_json()} for case_id, state in sorted(states.items())]
+            statement, [{"case_id": case_id, "state": state.to_json()} for case_id, state in ordered]
         )
 
 
-def _insert(tx: Transaction, table: Any) -> Any:
+_ADD_TO_COUNTERS = text(
+    f"""
+    INSERT INTO counters (scope_kind, scope_id, period_kind, period_start, {", ".join(COUNTERS)})
+    SELECT * FROM unnest(
+        CAST(:kinds AS text[]), CAST(:ids AS text[]), CAST(:periods AS text[]), CAST(:starts AS date[]),
+        {", ".join(f"CAST(:{name} AS bigint[])" for name in COUNTERS)}
+    ) AS change ORDER BY 1, 2, 3, 4
+    ON CONFLICT (scope_kind, scope_id, period_kind, period_start) DO UPDATE SET
+        {", ".join(f"{name} = counters.{name} + excluded.{name}" for name in COUNTERS)}
+    """
+)
+_SAVE_STATES = text(
+    """
+    INSERT INTO case_states (case_id, state)
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:states AS json[])) AS saved ORDER BY 1
+    ON CONFLICT (case_id) DO UPDATE SET state = excluded.state
+    """
+)
+
+
+def _is_postgresql(tx: Transaction) -> bool:
     bind = tx.session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return bind is not None and bind.dialect.name == "postgresql"
 
 
 async def forget_everything(store: ServiceStore) -> None:
     """Empty the stream's state, counters and positions, so the next run replays the whole log."""
     async with store.transaction() as tx:
-        for table in (counters, case_states):
-            await tx.session.execute(delete(table))
+        if _is_postgresql(tx):
+            # Deleting millions of rows would leave them all to vacuum, under the replay's writes.
+            await tx.session.execute(text("TRUNCATE counters, case_states"))
+        else:
+            for table in (counters, case_states):
+                await tx.session.execute(delete(table))
         await tx.session.execute(delete(positions).where(positions.c.consumer == STREAM_CONSUMER))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -31,9 +32,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench import report, workload
+from bench import eventlog, query, report, workload
 from bench.load import Job, percentiles, write_job
-from services.launcher import ServiceProcesses, launch
+from services.launcher import ServiceProcesses, launch, settings_env
 from shared.auth import Principal, Role, TokenIssuer
 from shared.city import City, load_city
 from shared.clock import SystemClock
@@ -107,6 +108,14 @@ async def generate(job: Job) -> dict[str, Any]:
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in result.items() if key != "records"}
+
+
+def _size(count: int) -> str:
+    """2_000_000 → ``2m``, 200_000 → ``200k``: a log's size in its topic's name."""
+    for unit, name in ((1_000_000, "m"), (1_000, "k")):
+        if count % unit == 0:
+            return f"{count // unit}{name}"
+    return str(count)
 
 
 def _say(what: str) -> None:
@@ -346,6 +355,69 @@ def _end_to_end_figures(
     }
 
 
+async def stream_phase(settings: Settings, city: City, events: int) -> dict[str, Any]:
+    """The stream's replay of a large log (``python -m services assessment rebuild``, its own
+    process) beside a bare consumer reading the same topic, both on a warm broker.
+    """
+    bootstrap = settings.kafka_bootstrap_servers
+    _say(f"stream: making sure a log of {events:,} events is on the broker")
+    log = await eventlog.ensure_log(
+        bootstrap=bootstrap,
+        topic=f"{TOPIC_PREFIX}stream-{_size(events)}",
+        city=city,
+        events=events,
+        partitions=settings.kafka_partitions,
+    )
+    _say(f"stream: {'reused' if log.reused else f'produced in {log.produce_seconds:.0f}s'}: {log.records:,} events")
+    bare = await eventlog.bare_consumer_rate(bootstrap=bootstrap, topic=log.topic, records=log.records)
+    _say(f"stream: bare consumer {bare.records_per_second:,.0f} records/s")
+    env = {**os.environ, **settings_env(settings.model_copy(update={"topic_case_events": log.topic}))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services", "assessment", "rebuild", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    peak = 0.0
+    while process.returncode is None:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            peak = max(peak, peak_rss_mb({"rebuild": process.pid}).get("rebuild", 0.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 1.0)
+    assert process.stdout is not None
+    output = (await process.stdout.read()).decode()
+    if process.returncode != 0:
+        raise RuntimeError(f"assessment rebuild failed: {output}")
+    # "replayed N events in S s (R events/s)"
+    words = output.split()
+    replayed, seconds = int(words[1]), float(words[4].rstrip("s"))
+    rate = replayed / seconds
+    _say(f"stream: replay {rate:,.0f} events/s ({replayed:,} events in {seconds:.0f}s)")
+    return {
+        "replay_events_per_s": round(rate),
+        "bare_consumer_events_per_s": round(bare.records_per_second),
+        "ratio": round(rate / bare.records_per_second, 3),
+        "events": replayed,
+        "cases": log.cases,
+        "replay_seconds": seconds,
+        "bare_seconds": round(bare.seconds, 1),
+        "log_reused": log.reused,
+        "log_produce_seconds": round(log.produce_seconds, 1),
+        "rebuild_peak_rss_mb": peak,
+    }
+
+
+async def query_phase(settings: Settings, sizes: Sequence[int]) -> dict[str, Any]:
+    """Query cost at each size, against an assessment process whose stream follows an empty topic
+    (so the counters are the ones the phase loads).
+    """
+    quiet = settings.model_copy(update={"topic_case_events": settings.topic_case_events + ".none"})
+    async with running_city(quiet, ["assessment"]) as processes:
+        lead = Principal(username="bench", role=Role.SHIFT_LEAD, name="benchmark")
+        token = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=1)).issue(lead)
+        _say(f"query: {', '.join(f'{size:,}' for size in sizes)} cases")
+        figures = await query.run(settings=quiet, assessment_url=processes.urls["assessment"], token=token, sizes=sizes)
+        figures["assessment_peak_rss_mb"] = peak_rss_mb(processes.pids)["assessment"]
+        return figures
+
+
 def peak_rss_mb(pids: dict[str, int]) -> dict[str, float]:
     """Each process's peak resident memory (``VmHWM``) so far."""
     peaks = {}
@@ -418,6 +490,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "detail": e2e,
         }
         results["memory"] = {"peak_rss_mb": peak_rss_mb(processes.pids)}
+    if args.events:
+        results["stream"] = await stream_phase(settings, city, args.events)
+        results["memory"]["peak_rss_mb"]["assessment rebuild"] = results["stream"]["rebuild_peak_rss_mb"]
+    if args.sizes:
+        figures = await query_phase(settings, args.sizes)
+        results["query"] = {
+            "indicator_p99_ms": figures["indicator_p99_ms"],
+            "sql_p99_ms": figures["sql_p99_ms"],
+            "ranking_p99_ms": figures["ranking_p99_ms"],
+            "ranking_sql_p99_ms": figures["ranking_sql_p99_ms"],
+            "detail": figures,
+        }
     return results
 
 
@@ -427,6 +511,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured load")
     parser.add_argument("--profile", type=Path, help="sample the services with py-spy into this folder")
     parser.add_argument("--e2e-rate", type=float, default=50.0, help="reports/s of the end-to-end load")
+    parser.add_argument("--events", type=int, default=2_000_000, help="events in the replayed log (0: skip)")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(size) for size in text.split(",") if size],
+        default=[10_000, 100_000, 1_000_000],
+        help="cases of the query datasets, comma-separated (empty: skip)",
+    )
     return parser.parse_args(argv)
 
 

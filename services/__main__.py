@@ -23,7 +23,7 @@ from services.launcher import launch, run_stoppable, stop_with_parent
 from services.reconcile import RECONCILED_SERVICES, Endpoints
 from services.reconcile import run as reconcile_run
 from services.registry import load_specs
-from services.runtime import build_bus
+from services.runtime import build_bus, settle_heap
 from services.simulator import cli as simulator_cli
 from services.simulator.run import SIMULATION_TUNING
 from services.spec import ServiceSpec
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         if args.stop_with_parent:
             stop_with_parent()
-        app = create_app([args.service], settings)
+        app = create_app([args.service], settings, own_process=True)
         uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
         return 0
     try:
@@ -209,13 +209,14 @@ async def _rebuild(settings: Settings) -> Replay:
         store = ServiceStore(
             "assessment", engine, assessment_metadata, clock=SystemClock(), case_events_topic=settings.topic_case_events
         )
+        settle_heap()
         return await rebuild(
             store,
             bus,
             city,
             topic=settings.topic_case_events,
             dead_letter_topic=settings.topic_dead_letter,
-            batch_size=settings.stream_batch_size,
+            batch_size=settings.rebuild_batch_size,
         )
     finally:
         await bus.close()

@@ -13,16 +13,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.accounts import auth_router
 from services.registry import load_specs
-from services.runtime import Runtime, ServiceRuntime, SharedParts
+from services.runtime import Runtime, ServiceRuntime, SharedParts, settle_heap
 from shared.clock import Clock, FileClock, SystemClock
 from shared.http import install_error_handlers
 from shared.photos_api import router as photos_router
 from shared.settings import Settings
 
 
-def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    service_names: Sequence[str], settings: Settings, clock: Clock | None = None, *, own_process: bool = False
+) -> FastAPI:
     """The ASGI app of a process running ``service_names``, on ``clock`` when given, else on the
     settings' clock file when there is one (a simulation), else on the system clock.
+    ``own_process``: the app is the process's whole work (a server), so its heap may be settled.
     """
     shared = SharedParts.load(settings, clock or _clock(settings))
     runtime = Runtime(load_specs(service_names), shared)
@@ -30,6 +33,8 @@ def create_app(service_names: Sequence[str], settings: Settings, clock: Clock | 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if own_process:
+            settle_heap()
         try:
             yield
         finally:

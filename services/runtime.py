@@ -7,6 +7,7 @@ fills, and the relay drains it when the broker is back. Readiness says which dep
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ from shared.storage import FilePhotoStore, PhotoStore
 log = logging.getLogger(__name__)
 
 _BUS_RETRY_S = 2.0
+
+
+def settle_heap() -> None:
+    """Move what the process has built to start (the city, the catalogue, the app, the libraries)
+    out of the garbage collector's way: every full collection walks the whole tracked heap, and
+    these objects live as long as the process. Measured on the stream's replay: a sixth to a third
+    faster (bench/README.md).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_bus(settings: Settings, client_id: str) -> Bus:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 3
     stream_batch_size: int = 1000
+    # A rebuild has the log to itself: bigger batches fold more events into each counter row.
+    rebuild_batch_size: int = 5000
 
     city_dir: Path = Path(__file__).resolve().parent.parent / "deploy" / "cities" / "demo"
     # Tokens signed with the default secret are forgeable by anyone who reads this file:
