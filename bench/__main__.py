@@ -563,7 +563,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
-    parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured load")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured load")
     parser.add_argument("--profile", type=Path, help="sample the services with py-spy into this folder")
     parser.add_argument("--e2e-rate", type=float, default=50.0, help="reports/s of the end-to-end load")
     parser.add_argument("--events", type=int, default=2_000_000, help="events in the replayed log (0: skip)")

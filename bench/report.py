@@ -32,7 +32,14 @@ def _figure(value: Any, unit: str) -> str:
 def table(results: dict[str, Any]) -> str:
     """The markdown table of the headline figures, with their targets."""
     rows = [
-        ("intake: reports accepted per second (one process)", "intake.reports_per_s", "/s", "≥ 1,000/s"),
+        (
+            "intake: reports accepted per second (one process, the city running)",
+            "intake.reports_per_s",
+            "/s",
+            "≥ 1,000/s",
+        ),
+        ("intake: the same with no other service running", "intake.alone_reports_per_s", "/s", ""),
+        ("intake: CPU per report (intake alone)", "intake.alone_cpu_ms_per_report", "ms", ""),
         ("intake: p50 at the steady rate", "intake.p50_ms", "ms", ""),
         ("intake: p99 at the steady rate", "intake.p99_ms", "ms", "≤ 100 ms"),
         ("intake: the steady rate", "intake.steady_rate", "/s", ""),
@@ -49,6 +56,9 @@ def table(results: dict[str, Any]) -> str:
     for size in SIZES:
         rows.append((f"query: indicator p99 at {size} cases", f"query.indicator_p99_ms.{size}", "ms", "≤ 20 ms"))
         rows.append((f"query: plain SQL p99 at {size} cases", f"query.sql_p99_ms.{size}", "ms", ""))
+    for size in SIZES:
+        rows.append((f"query: monthly ranking p99 at {size} cases", f"query.ranking_p99_ms.{size}", "ms", ""))
+        rows.append((f"query: ranking in plain SQL p99 at {size} cases", f"query.ranking_sql_p99_ms.{size}", "ms", ""))
     lines = ["| figure | measured | target |", "|---|---|---|"]
     lines += [f"| {label} | {_figure(_get(results, path), unit)} | {target} |" for label, path, unit, target in rows]
     memory = _get(results, "memory.peak_rss_mb") or {}
