@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from unittest.mock import patch
 
 import pytest
@@ -211,6 +212,54 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts(
     letters = await read_log(backend.bus, backend.dead_letter, lambda seen: len(seen) >= 1)
     assert letters[0].header("ce_id") == str(poison.id).encode()
     assert letters[0].header(DLQ_REASON) == b"handler failed 3 times: ValueError: cannot handle this one"
+
+
+async def test_a_batch_handler_applies_a_clean_batch_at_once_and_the_handlers_take_over_when_one_event_fails(
+    backend: Backend,
+) -> None:
+    metadata, effects = effects_metadata()
+    dispatch = await backend.store("dispatch", metadata)
+    one_by_one = record_effect(effects)
+    poison = cancelled(new_case_id())
+    batches: list[int] = []
+
+    async def all_at_once(tx: Transaction, events: Sequence[Event]) -> None:
+        batches.append(len(events))
+        for event in events:
+            await one_by_one(tx, event)  # rolled back with the batch when one of them fails
+            if event.id == poison.id:
+                raise ValueError("cannot handle this one")
+
+    async def fragile(tx: Transaction, event: Event) -> None:
+        if event.id == poison.id:
+            raise ValueError("cannot handle this one")
+        await one_by_one(tx, event)
+
+    runner = ConsumerRunner(
+        ConsumerSpec("dispatch-test", [backend.case_events], {"case.cancelled": fragile}, apply_batch=all_at_once),
+        dispatch,
+        backend.bus,
+        dead_letter_topic=backend.dead_letter,
+        max_attempts=1,
+        retry_delay_s=0.01,
+    )
+    clean = [cancelled(new_case_id()), cancelled(new_case_id())]
+    copy = encode(clean[0], backend.case_events)
+    await runner.apply([_as_record(copy, 0), _as_record(encode(clean[1], backend.case_events), 1), _as_record(copy, 2)])
+    assert batches == [2]  # one call for the batch, the copy dropped
+    assert await effect_count(dispatch, effects) == 2
+
+    healthy = cancelled(new_case_id())
+    mixed = [encode(healthy, backend.case_events), encode(poison, backend.case_events)]
+    await runner.apply([_as_record(message, 3 + n) for n, message in enumerate(mixed)])
+    assert batches == [2, 2]  # tried at once, failed, then event by event
+    assert await effect_count(dispatch, effects, healthy.id) == 1
+    assert await effect_count(dispatch, effects, poison.id) == 0
+    assert await OutboxRelay(dispatch, backend.bus).relay_once() == 1  # the poison, dead-lettered
+
+
+def _as_record(message: Message, offset: int) -> Record:
+    return Record(message.topic, 0, offset, message.key, message.value, message.headers)
 
 
 async def test_two_copies_of_a_poison_event_in_one_batch_make_one_dead_letter(backend: Backend) -> None:
