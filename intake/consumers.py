@@ -87,6 +87,8 @@ def _timeline_entries(event: Event) -> list[dict[str, Any]]:
 def _case_file_handler(ctx: ServiceContext) -> Handler:
     async def apply(tx: Transaction, event: Event) -> None:
         await tx.session.execute(timeline.insert(), _timeline_entries(event))
+        if not _touches_case(event):
+            return
         case_id = UUID(event.subject)
         row = await _case_rows(tx, [case_id])
         changes = _follow(row.get(case_id), event)
@@ -102,9 +104,12 @@ def _case_file_batch(ctx: ServiceContext) -> BatchHandler:
         # The same effects as the handler's, in three statements or so rather than two or three
         # per event: this consumer reads every event of every service.
         await tx.session.execute(timeline.insert(), [entry for event in events for entry in _timeline_entries(event)])
-        rows = await _case_rows(tx, {UUID(event.subject) for event in events})
+        touching = [event for event in events if _touches_case(event)]
+        if not touching:
+            return  # reports and filings only: their rows were written with them
+        rows = await _case_rows(tx, {UUID(event.subject) for event in touching})
         pending: dict[UUID, dict[str, Any]] = {}
-        for event in events:
+        for event in touching:
             case_id = UUID(event.subject)
             changes = _follow(rows.get(case_id), event)
             if changes and case_id in rows:
@@ -114,6 +119,11 @@ def _case_file_batch(ctx: ServiceContext) -> BatchHandler:
             await tx.session.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now, **changes))
 
     return apply
+
+
+def _touches_case(event: Event) -> bool:
+    """Whether ``event`` changes the case's row (its status, department, deadline or closure)."""
+    return event.type in _STATUS_AFTER or isinstance(event.data, CaseResumed | ExtensionApproved)
 
 
 async def _case_rows(tx: Transaction, case_ids: Iterable[UUID]) -> dict[UUID, dict[str, Any]]:
