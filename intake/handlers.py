@@ -401,11 +401,12 @@ async def _numbering(ctx: ServiceContext, *, wanted: bool) -> AsyncIterator[Case
     number = await numbers.take(ctx.clock.now().astimezone(ZoneInfo(ctx.city.timezone)).strftime("%Y-%m"))
     try:
         yield number
-    except BaseException:
-        numbers.give_back(number)
-        raise
-    if not number.used:
-        numbers.give_back(number)
+    finally:
+        # A number a filing used is never handed out again, even when its transaction failed:
+        # the commit may have gone through before the error (a connection lost while
+        # committing), and a second case with it would fail on the unique case number. A gap.
+        if not number.used:
+            numbers.give_back(number)
 
 
 _numbers: weakref.WeakKeyDictionary[ServiceStore, CaseNumbers] = weakref.WeakKeyDictionary()
