@@ -79,7 +79,7 @@ class Stream:
             return
         # A fixed order of row locks: instances sharing the city-wide rows wait, never deadlock.
         ordered = sorted(rows.items())
-        if _is_postgresql(tx):
+        if tx.on_postgresql:
             # One statement with a column array each: a batch touches thousands of rows, and
             # binding them one by one cost more than the database's work on them.
             keys = list(zip(*(key for key, _ in ordered), strict=True))
@@ -109,7 +109,7 @@ class Stream:
         if not states:
             return
         ordered = sorted(states.items())
-        if _is_postgresql(tx):
+        if tx.on_postgresql:
             await tx.session.execute(
                 _SAVE_STATES,
                 {"ids": [case_id for case_id, _ in ordered], "states": [state.to_text() for _, state in ordered]},
@@ -142,15 +142,10 @@ _SAVE_STATES = text(
 )
 
 
-def _is_postgresql(tx: Transaction) -> bool:
-    bind = tx.session.bind
-    return bind is not None and bind.dialect.name == "postgresql"
-
-
 async def forget_everything(store: ServiceStore) -> None:
     """Empty the stream's state, counters and positions, so the next run replays the whole log."""
     async with store.transaction() as tx:
-        if _is_postgresql(tx):
+        if tx.on_postgresql:
             # Deleting millions of rows would leave them all to vacuum, under the replay's writes.
             await tx.session.execute(text("TRUNCATE counters, case_states"))
         else:

@@ -15,7 +15,7 @@ from intake.models import cases, timeline
 from shared.context import ServiceContext
 from shared.events.catalogue import CATALOGUE, CaseClosed, CaseDispatched, CaseResumed, ExtensionApproved, ReportMerged
 from shared.events.envelope import Event
-from shared.messaging.consumer import BatchHandler, ConsumerSpec, Handler
+from shared.messaging.consumer import BatchHandler, ConsumerSpec
 from shared.messaging.store import Transaction
 
 # Who acted, in the order a payload names them.
@@ -55,13 +55,17 @@ _STATUS_AFTER = {
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     """One consumer group reading the whole case event log."""
-    handler = _case_file_handler(ctx)
+    apply_batch = _case_file(ctx)
+
+    async def apply_one(tx: Transaction, event: Event) -> None:
+        await apply_batch(tx, [event])
+
     return [
         ConsumerSpec(
             "intake.case-file",
             [ctx.settings.topic_case_events],
-            dict.fromkeys(CATALOGUE.types, handler),
-            apply_batch=_case_file_batch(ctx),
+            dict.fromkeys(CATALOGUE.types, apply_one),
+            apply_batch=apply_batch,
         )
     ]
 
@@ -84,25 +88,11 @@ def _timeline_entries(event: Event) -> list[dict[str, Any]]:
     return entries
 
 
-def _case_file_handler(ctx: ServiceContext) -> Handler:
-    async def apply(tx: Transaction, event: Event) -> None:
-        await tx.session.execute(timeline.insert(), _timeline_entries(event))
-        if not _touches_case(event):
-            return
-        case_id = UUID(event.subject)
-        row = await _case_rows(tx, [case_id])
-        changes = _follow(row.get(case_id), event)
-        if changes and case_id in row:
-            changes["updated_at"] = ctx.clock.now()
-            await tx.session.execute(update(cases).where(cases.c.id == case_id).values(changes))
-
-    return apply
-
-
-def _case_file_batch(ctx: ServiceContext) -> BatchHandler:
+def _case_file(ctx: ServiceContext) -> BatchHandler:
     async def apply(tx: Transaction, events: Sequence[Event]) -> None:
-        # The same effects as the handler's, in three statements or so rather than two or three
-        # per event: this consumer reads every event of every service.
+        # A batch in three statements or so rather than two or three per event: this consumer
+        # reads every event of every service. Event by event (a batch that failed), it is the same
+        # code on a batch of one.
         await tx.session.execute(timeline.insert(), [entry for event in events for entry in _timeline_entries(event)])
         touching = [event for event in events if _touches_case(event)]
         if not touching:

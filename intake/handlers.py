@@ -392,7 +392,7 @@ class CaseNumbers:
 @asynccontextmanager
 async def _numbering(ctx: ServiceContext, *, wanted: bool) -> AsyncIterator[CaseNumber | None]:
     """A case number kept aside (when ``wanted``) for the transaction inside this block; given
-    back unless that transaction committed a filing with it.
+    back unless a filing used it.
     """
     if not wanted:
         yield None

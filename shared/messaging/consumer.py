@@ -165,26 +165,21 @@ class ConsumerRunner:
                     outcomes["dead_lettered"] += 1
             wanted = [event.id for _, event in decoded if event.type in self.spec.handlers]
             seen = await self.store.already_processed(tx, self.spec.name, wanted)
-            done: list[Event] = []
-            if not careful and self.spec.apply_batch is not None:
-                done = _fresh(decoded, self.spec.handlers, seen, outcomes)
-                await _run_batch(self.spec.apply_batch, tx, done)
-                outcomes["applied"] += len(done)
-                decoded = []
-            for record, event in decoded:
-                handler = self.spec.handlers.get(event.type)
-                if handler is None:
-                    outcomes["ignored"] += 1
-                    continue
-                if event.id in seen:
-                    outcomes["duplicate"] += 1
-                    continue
-                outcome = await self._handle(tx, handler, record, event) if careful else await _run(handler, tx, event)
-                outcomes[outcome] += 1
-                # Dead-lettered events count as processed too, so a second copy of the same
-                # poison event in this or a later batch is dropped instead of retried.
-                seen.add(event.id)
-                done.append(event)
+            fresh = _fresh(decoded, self.spec.handlers, seen, outcomes)
+            if careful:
+                for record, event in fresh:
+                    outcomes[await self._handle(tx, self.spec.handlers[event.type], record, event)] += 1
+            elif self.spec.apply_batch is not None:
+                if fresh:
+                    await _without_savepoints(self.spec.apply_batch(tx, [event for _, event in fresh]))
+                outcomes["applied"] += len(fresh)
+            else:
+                for _, event in fresh:
+                    await _without_savepoints(self.spec.handlers[event.type](tx, event))
+                outcomes["applied"] += len(fresh)
+            # Dead-lettered events count as processed too, so a second copy of the same poison
+            # event in a later batch is dropped instead of retried.
+            done = [event for _, event in fresh]
             await self.store.mark_processed(tx, self.spec.name, done)
         for event in done:
             self._failures.pop(event.id, None)
@@ -215,41 +210,32 @@ class ConsumerRunner:
 
 def _fresh(
     decoded: Sequence[tuple[Record, Event]], handlers: Mapping[str, Handler], seen: set[UUID], outcomes: Counter[str]
-) -> list[Event]:
-    """The batch's events that are the consumer's business and not applied before, once each."""
-    fresh: list[Event] = []
-    for _, event in decoded:
+) -> list[tuple[Record, Event]]:
+    """The batch's events that are the consumer's business and not applied before, once each
+    (a second copy in the same batch counts as a duplicate).
+    """
+    fresh: list[tuple[Record, Event]] = []
+    for record, event in decoded:
         if event.type not in handlers:
             outcomes["ignored"] += 1
         elif event.id in seen:
             outcomes["duplicate"] += 1
         else:
             seen.add(event.id)
-            fresh.append(event)
+            fresh.append((record, event))
     return fresh
 
 
-async def _run_batch(apply_batch: BatchHandler, tx: Transaction, events: list[Event]) -> None:
-    """Apply a batch at once; any failure of the events (not of the database) means: again, carefully."""
-    if not events:
-        return
+async def _without_savepoints(applying: Awaitable[None]) -> None:
+    """Apply with no savepoint per event; a failure of the events (not of the database) means:
+    the whole batch again, carefully.
+    """
     try:
-        await apply_batch(tx, events)
+        await applying
     except Exception as exc:
         if is_infrastructure_error(exc):
             raise
         raise _ApplyCarefully from exc
-
-
-async def _run(handler: Handler, tx: Transaction, event: Event) -> str:
-    """Run a handler with no savepoint of its own: ``applied``, or the whole batch again carefully."""
-    try:
-        await handler(tx, event)
-    except Exception as exc:
-        if is_infrastructure_error(exc):
-            raise
-        raise _ApplyCarefully from exc
-    return "applied"
 
 
 async def rejoin_forever(name: str, consume: Callable[[], Awaitable[None]], first_delay_s: float) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.bus import Message
 from shared.clock import Clock
-from shared.db import writer
+from shared.db import is_sqlite, writer
 from shared.events.envelope import Event, encode
 from shared.ids import new_id
 from shared.messaging.tables import headers_to_json
@@ -35,6 +35,11 @@ class Transaction:
         self.session = session
         self._store = store
         self._pending: list[_Pending] = []
+
+    @property
+    def on_postgresql(self) -> bool:
+        """Whether the transaction runs on PostgreSQL (else on an embedded SQLite file)."""
+        return not is_sqlite(self._store.engine)
 
     def emit(self, event: Event) -> None:
         """Publish ``event`` on the case event log if, and only if, this transaction commits."""

@@ -157,7 +157,7 @@ class TrackedConsumer:
         seeks: dict[TopicPartition, int] = {}
         new_positions: dict[TopicPartition, int] = {}
         async with self.store.transaction() as tx:
-            if self.store.engine.dialect.name == "postgresql":
+            if tx.on_postgresql:
                 # The positions commit with the effects: a crash that loses the last commits
                 # loses their positions too, and the batches are applied again. No fsync to wait for.
                 await tx.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
@@ -249,7 +249,7 @@ class TrackedConsumer:
             )
             .order_by(table.c.topic, table.c.partition)
         )
-        if tx.session.bind is not None and tx.session.bind.dialect.name == "postgresql":
+        if tx.on_postgresql:
             query = query.with_for_update()
         result = await tx.session.execute(query)
         return {(topic, partition): offset for topic, partition, offset in result}
