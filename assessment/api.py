@@ -20,9 +20,11 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from assessment import bulletin, domain, handlers
 from assessment.domain import COUNTERS, INDICATORS, SCOPE_KINDS, PeriodKind
 from assessment.handlers import Period
-from shared.auth import Principal, Role, require
-from shared.context import ServiceContext, service_context
-from shared.errors import InvalidInput, OutOfScope
+from shared.core.auth import Principal, Role
+from shared.core.errors import InvalidInput, OutOfScope
+from shared.service.context import ServiceContext
+from shared.web.auth import require
+from shared.web.context import service_context
 
 router = APIRouter(tags=["assessment"])
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from assessment.api import router
 from assessment.consumers import tracked_consumers
 from assessment.models import metadata
-from services.spec import ServiceSpec
+from assessment.rebuild import rebuild_from_settings
+from shared.service.spec import ServiceSpec
 
 SPEC = ServiceSpec(
     name="assessment",
@@ -13,4 +14,5 @@ SPEC = ServiceSpec(
     metadata=metadata,
     router=router,
     tracked_consumers=tracked_consumers,
+    rebuild=rebuild_from_settings,
 )

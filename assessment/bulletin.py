@@ -13,8 +13,8 @@ from openpyxl.styles import Font
 from assessment import domain, handlers
 from assessment.domain import PeriodKind
 from assessment.handlers import Period
-from shared.city import City
-from shared.context import ServiceContext
+from shared.city.model import City
+from shared.service.context import ServiceContext
 
 TOP_CATEGORIES = 10
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

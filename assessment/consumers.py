@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from assessment.handlers import STREAM_CONSUMER, Stream
-from shared.context import ServiceContext
 from shared.messaging.tracked import TrackedConsumerSpec
+from shared.service.context import ServiceContext
 
 
 def tracked_consumers(ctx: ServiceContext) -> list[TrackedConsumerSpec]:

@@ -18,11 +18,11 @@ from sqlalchemy.engine import RowMapping
 from assessment import domain
 from assessment.domain import COUNTERS, Attribution, CaseState, PeriodKind
 from assessment.models import case_states, counters, positions
-from shared.city import City
-from shared.context import ServiceContext
-from shared.errors import InvalidInput
+from shared.city.model import City
+from shared.core.errors import InvalidInput
 from shared.events.envelope import Event
 from shared.messaging.store import ServiceStore, Transaction
+from shared.service.context import ServiceContext
 
 STREAM_CONSUMER = "assessment.indicators"
 

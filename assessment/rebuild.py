@@ -11,30 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from assessment.handlers import STREAM_CONSUMER, Stream, forget_everything
 from assessment.models import metadata, positions
-from shared.bus import Bus
-from shared.city import City
-from shared.ids import new_id
+from shared.city.model import City
+from shared.core.ids import new_id
+from shared.core.settings import Settings
+from shared.messaging.bus import Bus
 from shared.messaging.store import ServiceStore
 from shared.messaging.tracked import TrackedConsumer, TrackedConsumerSpec
+from shared.service.spec import Replay
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Replay:
-    """What a rebuild did."""
-
-    events: int
-    seconds: float
-
-    @property
-    def events_per_second(self) -> float:
-        """The replay's throughput."""
-        return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
 async def rebuild(
@@ -65,3 +53,15 @@ async def rebuild(
     finally:
         await subscription.close()
     return Replay(applied, time.perf_counter() - started)
+
+
+async def rebuild_from_settings(store: ServiceStore, bus: Bus, city: City, settings: Settings) -> Replay:
+    """``rebuild`` on the configured topics and batch size (the service's ``rebuild`` command)."""
+    return await rebuild(
+        store,
+        bus,
+        city,
+        topic=settings.topic_case_events,
+        dead_letter_topic=settings.topic_dead_letter,
+        batch_size=settings.rebuild_batch_size,
+    )

@@ -34,12 +34,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import eventlog, query, report, workload
 from bench.load import Job, percentiles, write_job
-from services.launcher import ServiceProcesses, launch, settings_env
-from shared.auth import Principal, Role, TokenIssuer
-from shared.bus.kafka import KafkaBus
-from shared.city import City, load_city
-from shared.clock import SystemClock
-from shared.settings import SERVICE_NAMES, Mode, Settings
+from services.tools.launcher import ServiceProcesses, launch, settings_env
+from shared.city.loader import load_city
+from shared.city.model import City
+from shared.core.auth import Principal, Role, TokenIssuer
+from shared.core.clock import SystemClock
+from shared.core.settings import SERVICE_NAMES, Mode, Settings
+from shared.messaging.bus.kafka import KafkaBus
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "citycase_bench"

@@ -5,7 +5,7 @@ which a bare consumer reads it back.
 the catalogue, encoded by ``shared.events.envelope.encode`` and keyed by the case id as
 ``KafkaBus.publish`` keys them, so the replay reads exactly what the services would have published.
 Reports arrive through 2026 in time order, many cases are open at once, and each case runs its
-lifecycle at the simulator's published rates (``services.simulator.profile``): filing or rejection,
+lifecycle at the simulator's published rates (``services.tools.simulator.profile``): filing or rejection,
 routing or the coordination queue, returns and re-dispatches, extensions, suspensions, late
 handling with the deadline timer's misses and supervision notices, failed checks and rework,
 cancellations. Deadlines come from the city's working calendar. The log is cut at exactly the
@@ -51,9 +51,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.simulator.profile import Profile
-from shared.calendar import CalendarDataMissing, TimeBasis, TimeLimit, load_calendar
-from shared.city import Category, City
+from services.tools.simulator.profile import Profile
+from shared.city.calendar import CalendarDataMissing, TimeBasis, TimeLimit, load_calendar
+from shared.city.model import Category, City
 from shared.events.catalogue import (
     CaseAccepted,
     CaseCancelled,
@@ -84,7 +84,8 @@ from shared.events.catalogue import (
     SupervisionIssued,
     VerificationRequested,
 )
-from shared.events.envelope import Event, encode
+from shared.events.envelope import Event
+from shared.messaging.binding import encode
 
 # Bump whenever the generator's output changes: it is part of every seed and of the manifest, so a
 # log made by an older generator is never taken for the current one.
@@ -911,7 +912,7 @@ class _CasePlan:
 
 
 def _uuid7(at: datetime, rand: int) -> UUID:
-    """A UUIDv7 as ``shared.ids.new_id`` makes them for the instant ``at``, from 74 random bits."""
+    """A UUIDv7 as ``shared.core.ids.new_id`` makes them for the instant ``at``, from 74 random bits."""
     millis = (at - _EPOCH) // _MILLISECOND
     return UUID(int=(millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & _LOW_62))
 

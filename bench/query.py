@@ -48,15 +48,16 @@ import httpx
 
 from assessment import domain
 from assessment.domain import COUNTERS, CaseState, Flow
-from services.simulator.plan import alternative_owner, category_weights, detectable_by_video, self_handleable
-from services.simulator.profile import Profile
-from shared.auth import Principal, Role, TokenIssuer
-from shared.city import Category, City, GridCell, load_city
-from shared.clock import SystemClock
-from shared.db import create_engine
+from services.tools.simulator.plan import alternative_owner, category_weights, detectable_by_video, self_handleable
+from services.tools.simulator.profile import Profile
+from shared.city.loader import load_city
+from shared.city.model import Category, City, GridCell
+from shared.core.auth import Principal, Role, TokenIssuer
+from shared.core.clock import SystemClock
+from shared.core.settings import Settings
+from shared.db.engine import create_engine
+from shared.db.migrations import upgrade_to_head
 from shared.events.catalogue import ReportSource
-from shared.migrations import upgrade_to_head
-from shared.settings import Settings
 
 SIZES = (10_000, 100_000, 1_000_000)
 YEAR = 2026

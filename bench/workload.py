@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from bench.load import http_request
-from services.accounts import account_of
-from shared.auth import Role, TokenIssuer
-from shared.city import City, GridCell
+from services.runtime.accounts import account_of
+from shared.city.model import City, GridCell
+from shared.core.auth import Role, TokenIssuer
 
 # A phone photo after the app's compression, PNG-signed so the type check accepts it; each report
 # back appends its case id, so every photo is a different file to store.

@@ -14,10 +14,12 @@ from sqlalchemy.engine import RowMapping
 from closure import handlers
 from closure.domain import ClosureStatus
 from closure.models import cases
-from shared.auth import Principal, Role, require
-from shared.context import ServiceContext, service_context
-from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
-from shared.photos_api import check_photos_exist
+from shared.core.auth import Principal, Role
+from shared.service.context import ServiceContext
+from shared.web.auth import require
+from shared.web.context import service_context
+from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
+from shared.web.photos import check_photos_exist
 
 router = APIRouter(tags=["closure"])
 

@@ -1,18 +1,21 @@
-"""The events the closure service reacts to."""
+"""The events the closure service reacts to, keyed by payload class."""
 
 from __future__ import annotations
 
-from closure import handlers
-from shared.context import Reaction, ServiceContext, bind_reactions
-from shared.messaging.consumer import ConsumerSpec
+from typing import Any
 
-REACTIONS: dict[str, Reaction] = {
-    "case.filed": handlers.on_filed,
-    "case.dispatched": handlers.on_deadline,
-    "case.extension_approved": handlers.on_deadline,
-    "case.resumed": handlers.on_deadline,
-    "case.handled": handlers.on_handled,
-}
+from closure import handlers
+from shared.events.catalogue import CaseDispatched, CaseFiled, CaseHandled, CaseResumed, ExtensionApproved
+from shared.messaging.consumer import ConsumerSpec
+from shared.service.context import On, ServiceContext, bind_reactions
+
+REACTIONS: tuple[On[Any], ...] = (
+    On(CaseFiled, handlers.on_filed),
+    On(CaseDispatched, handlers.on_deadline),
+    On(ExtensionApproved, handlers.on_deadline),
+    On(CaseResumed, handlers.on_deadline),
+    On(CaseHandled, handlers.on_handled),
+)
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:

@@ -7,15 +7,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from closure import domain
 from closure.domain import ClosureStatus
 from closure.models import cases
-from shared.auth import Principal
-from shared.context import ServiceContext
-from shared.errors import OutOfScope
+from shared.core.auth import Principal
+from shared.core.errors import OutOfScope
+from shared.db.rows import Rows
 from shared.events.catalogue import (
     CaseCancelled,
     CaseClosed,
@@ -30,17 +29,15 @@ from shared.events.catalogue import (
 )
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
-from shared.rows import Rows
+from shared.service.context import ServiceContext
 
 # --- following the case ----------------------------------------------------------------------
 
 CASES = Rows(cases, "case")
 
 
-async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseFiled) -> None:
     """Know the case and its inspector; a problem the inspector fixed on the spot closes now."""
-    data = event.data
-    assert isinstance(data, CaseFiled)
     case_id = UUID(event.subject)
     inspector_id = data.inspector_id or ctx.city.inspector_for(data.place.cell_id).id
     now = ctx.clock.now()
@@ -64,27 +61,24 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
         await _close(ctx, tx, case_id, None, closed_by=data.filed_by, self_handled=True)
 
 
-async def on_deadline(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_deadline(
+    ctx: ServiceContext, tx: Transaction, event: Event, data: CaseDispatched | ExtensionApproved | CaseResumed
+) -> None:
     """The handling deadline in force, which decides whether the closure is on time."""
-    data = event.data
-    assert isinstance(data, CaseDispatched | ExtensionApproved | CaseResumed)
     values: dict[str, Any] = {"handling_deadline": data.handling_deadline}
     if isinstance(data, CaseDispatched):
         values["department_id"] = data.department_id
-    await _update(ctx, tx, UUID(event.subject), **values)
+    await CASES.update(tx, UUID(event.subject), **values)
 
 
-async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseHandled) -> None:
     """A check task to the cell's inspector, with its own time limit."""
-    data = event.data
-    assert isinstance(data, CaseHandled)
     case = await CASES.find(tx, UUID(event.subject))
     if case is None or case["status"] != ClosureStatus.OPEN:
         return
     now = ctx.clock.now()
     check_deadline = ctx.deadline(now, ctx.city.category(case["category_code"]), "check")
-    await _update(
-        ctx,
+    await CASES.update(
         tx,
         case["id"],
         status=ClosureStatus.CHECKING,
@@ -116,11 +110,10 @@ async def check(
         if passed:
             verdict = CheckPassed(inspector_id=case["inspector_id"], note=note, photos=photos)
             tx.emit(ctx.event(verdict, case_id, at=now))
-            await _update(ctx, tx, case_id, **counts)
+            await CASES.update(tx, case_id, **counts)
             await _close(ctx, tx, case_id, case["handling_deadline"], closed_by=inspector.username, self_handled=False)
         else:
-            await _update(
-                ctx,
+            await CASES.update(
                 tx,
                 case_id,
                 status=ClosureStatus.OPEN,
@@ -138,7 +131,7 @@ async def cancel(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: st
     async with ctx.store.transaction() as tx:
         case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_cancel(ClosureStatus(case["status"]))
-        await _update(ctx, tx, case_id, status=ClosureStatus.CANCELLED)
+        await CASES.update(tx, case_id, status=ClosureStatus.CANCELLED)
         tx.emit(ctx.event(CaseCancelled(cancelled_by=lead.username, reason=reason), case_id))
         return await CASES.get(tx, case_id)
 
@@ -151,11 +144,7 @@ async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:
 
 async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
     """Up to ``limit`` cases with ids after ``after``, in id order (a page of the export)."""
-    query = select(cases).order_by(cases.c.id).limit(limit)
-    if after is not None:
-        query = query.where(cases.c.id > after)
-    async with ctx.store.engine.connect() as connection:
-        return (await connection.execute(query)).mappings().all()
+    return await CASES.page(ctx.store.engine, after, limit)
 
 
 async def _close(
@@ -169,7 +158,7 @@ async def _close(
 ) -> None:
     now = ctx.clock.now()
     on_time = domain.closed_on_time(now, handling_deadline)
-    await _update(ctx, tx, case_id, status=ClosureStatus.CLOSED, closed_at=now, on_time=on_time)
+    await CASES.update(tx, case_id, status=ClosureStatus.CLOSED, closed_at=now, on_time=on_time)
     tx.emit(
         ctx.event(
             CaseClosed(
@@ -182,7 +171,3 @@ async def _close(
             at=now,
         )
     )
-
-
-async def _update(ctx: ServiceContext, tx: Transaction, case_id: UUID, **values: Any) -> None:
-    await CASES.update(tx, case_id, ctx.clock.now(), **values)

@@ -14,9 +14,11 @@ from sqlalchemy.engine import RowMapping
 from dispatch import handlers
 from dispatch.domain import DispatchStatus
 from dispatch.models import cases
-from shared.auth import Principal, Role, current_principal, require
-from shared.context import ServiceContext, service_context
-from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
+from shared.core.auth import Principal, Role
+from shared.service.context import ServiceContext
+from shared.web.auth import current_principal, require
+from shared.web.context import service_context
+from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 
 router = APIRouter(tags=["dispatch"])
 

@@ -6,8 +6,8 @@ from dispatch.api import router
 from dispatch.consumers import consumers
 from dispatch.handlers import run_deadline_timer
 from dispatch.models import metadata
-from services.spec import ServiceSpec, Worker
-from shared.context import ServiceContext
+from shared.service.context import ServiceContext
+from shared.service.spec import ServiceSpec, Worker
 
 
 def workers(ctx: ServiceContext) -> list[Worker]:

@@ -1,21 +1,33 @@
-"""The events the dispatch service reacts to."""
+"""The events the dispatch service reacts to, keyed by payload class."""
 
 from __future__ import annotations
 
-from dispatch import handlers
-from shared.context import Reaction, ServiceContext, bind_reactions
-from shared.messaging.consumer import ConsumerSpec
+from typing import Any
 
-REACTIONS: dict[str, Reaction] = {
-    "case.filed": handlers.on_filed,
-    "case.returned": handlers.on_returned,
-    "case.accepted": handlers.on_accepted,
-    "case.extension_requested": handlers.on_extension_requested,
-    "case.handled": handlers.on_handled,
-    "case.check_failed": handlers.on_check_failed,
-    "case.closed": handlers.on_ended,
-    "case.cancelled": handlers.on_ended,
-}
+from dispatch import handlers
+from shared.events.catalogue import (
+    CaseAccepted,
+    CaseCancelled,
+    CaseClosed,
+    CaseFiled,
+    CaseHandled,
+    CaseReturned,
+    CheckFailed,
+    ExtensionRequested,
+)
+from shared.messaging.consumer import ConsumerSpec
+from shared.service.context import On, ServiceContext, bind_reactions
+
+REACTIONS: tuple[On[Any], ...] = (
+    On(CaseFiled, handlers.on_filed),
+    On(CaseReturned, handlers.on_returned),
+    On(CaseAccepted, handlers.on_accepted),
+    On(ExtensionRequested, handlers.on_extension_requested),
+    On(CaseHandled, handlers.on_handled),
+    On(CheckFailed, handlers.on_check_failed),
+    On(CaseClosed, handlers.on_ended),
+    On(CaseCancelled, handlers.on_ended),
+)
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:

@@ -16,12 +16,13 @@ from sqlalchemy.engine import RowMapping
 from dispatch import domain
 from dispatch.domain import DispatchStatus
 from dispatch.models import assignments, cases
-from shared.auth import Principal
-from shared.calendar import TimeBasis
-from shared.context import ServiceContext
-from shared.errors import InvalidInput
+from shared.city.calendar import TimeBasis
+from shared.core.auth import Principal
+from shared.core.errors import InvalidInput
+from shared.db.rows import Rows
 from shared.events.catalogue import (
     CaseAccepted,
+    CaseCancelled,
     CaseClosed,
     CaseDispatched,
     CaseFiled,
@@ -40,7 +41,7 @@ from shared.events.catalogue import (
 )
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
-from shared.rows import Rows
+from shared.service.context import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,8 @@ _ASSIGNMENT_FIELDS = ("attempt", "department_id", "dispatched_at", "returned_at"
 # --- reactions to other services' events -------------------------------------------------
 
 
-async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseFiled) -> None:
     """Route a new case by the rules, or queue it for coordination when no rule names an owner."""
-    data = event.data
-    assert isinstance(data, CaseFiled)
     if data.self_handled:
         return  # closed on the spot by the inspector: nobody to dispatch to
     now = ctx.clock.now()
@@ -87,10 +86,8 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
     await _dispatch(ctx, tx, case, rule.department_id, ROUTING_ACTOR, rule.id)
 
 
-async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseReturned) -> None:
     """The department sent the case back: it waits for a dispatcher."""
-    data = event.data
-    assert isinstance(data, CaseReturned)
     case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
@@ -101,8 +98,7 @@ async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event) -> Non
         .where(assignments.c.case_id == case["id"], assignments.c.attempt == case["attempt"])
         .values(returned_at=event.time)
     )
-    await _update(
-        ctx,
+    await CASES.update(
         tx,
         case["id"],
         status=DispatchStatus.RETURNED,
@@ -114,21 +110,17 @@ async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event) -> Non
     )
 
 
-async def on_accepted(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_accepted(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseAccepted) -> None:
     """The department signed for the case."""
-    data = event.data
-    assert isinstance(data, CaseAccepted)
     case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     if case["department_id"] == data.department_id:
-        await _update(ctx, tx, case["id"], accepted=True)
+        await CASES.update(tx, case["id"], accepted=True)
 
 
-async def on_extension_requested(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_extension_requested(ctx: ServiceContext, tx: Transaction, event: Event, data: ExtensionRequested) -> None:
     """Hold the request for the shift lead, or refuse it at once when it cannot stand."""
-    data = event.data
-    assert isinstance(data, ExtensionRequested)
     case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
@@ -136,8 +128,7 @@ async def on_extension_requested(ctx: ServiceContext, tx: Transaction, event: Ev
     if case["department_id"] == data.department_id and domain.check_extension_request(
         status, data.requested_deadline, case["handling_deadline"]
     ):
-        await _update(
-            ctx,
+        await CASES.update(
             tx,
             case["id"],
             extension_deadline=data.requested_deadline,
@@ -149,33 +140,30 @@ async def on_extension_requested(ctx: ServiceContext, tx: Transaction, event: Ev
     tx.emit(ctx.event(ExtensionDenied(denied_by=ROUTING_ACTOR, reason=f"request void: {reason}"), event.subject))
 
 
-async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseHandled) -> None:
     """The department reported back; the deadline still runs until closure."""
-    data = event.data
-    assert isinstance(data, CaseHandled)
     case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     if case["status"] == DispatchStatus.DISPATCHED and case["department_id"] == data.department_id:
-        await _update(ctx, tx, case["id"], status=DispatchStatus.HANDLED, **_no_extension())
+        await CASES.update(tx, case["id"], status=DispatchStatus.HANDLED, **_no_extension())
 
 
-async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event, data: CheckFailed) -> None:
     """Rework (返工): back with the same department, against the same deadline."""
-    assert isinstance(event.data, CheckFailed)
     case = await CASES.find(tx, UUID(event.subject))
     if case is None:
         return  # a case dispatch never timed (closed on the spot)
     if case["status"] == DispatchStatus.HANDLED:
-        await _update(ctx, tx, case["id"], status=DispatchStatus.DISPATCHED)
+        await CASES.update(tx, case["id"], status=DispatchStatus.DISPATCHED)
 
 
-async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseClosed | CaseCancelled) -> None:
     """Closed or cancelled: nothing more to time."""
     row = await CASES.find(tx, UUID(event.subject))
     if row is not None:
-        status = DispatchStatus.CLOSED if isinstance(event.data, CaseClosed) else DispatchStatus.CANCELLED
-        await _update(ctx, tx, row["id"], status=status, **_no_extension())
+        status = DispatchStatus.CLOSED if isinstance(data, CaseClosed) else DispatchStatus.CANCELLED
+        await CASES.update(tx, row["id"], status=status, **_no_extension())
 
 
 # --- commands from the command center -----------------------------------------------------
@@ -200,7 +188,7 @@ async def approve_extension(ctx: ServiceContext, lead: Principal, case_id: UUID)
         case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_decide_extension(DispatchStatus(case["status"]), case["extension_deadline"])
         deadline = case["extension_deadline"]
-        await _update(ctx, tx, case_id, handling_deadline=deadline, deadline_missed_at=None, **_no_extension())
+        await CASES.update(tx, case_id, handling_deadline=deadline, deadline_missed_at=None, **_no_extension())
         tx.emit(ctx.event(ExtensionApproved(approved_by=lead.username, handling_deadline=deadline), case_id))
         return await CASES.get(tx, case_id)
 
@@ -210,7 +198,7 @@ async def deny_extension(ctx: ServiceContext, lead: Principal, case_id: UUID, re
     async with ctx.store.transaction() as tx:
         case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_decide_extension(DispatchStatus(case["status"]), case["extension_deadline"])
-        await _update(ctx, tx, case_id, **_no_extension())
+        await CASES.update(tx, case_id, **_no_extension())
         tx.emit(ctx.event(ExtensionDenied(denied_by=lead.username, reason=reason), case_id))
         return await CASES.get(tx, case_id)
 
@@ -220,8 +208,8 @@ async def suspend(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: s
     async with ctx.store.transaction() as tx:
         case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_suspend(DispatchStatus(case["status"]))
-        await _update(
-            ctx, tx, case_id, status=DispatchStatus.SUSPENDED, suspended_at=ctx.clock.now(), **_no_extension()
+        await CASES.update(
+            tx, case_id, status=DispatchStatus.SUSPENDED, suspended_at=ctx.clock.now(), **_no_extension()
         )
         tx.emit(ctx.event(CaseSuspended(suspended_by=lead.username, reason=reason), case_id))
         return await CASES.get(tx, case_id)
@@ -236,8 +224,7 @@ async def resume(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapp
         deadline = ctx.calendar.shift(
             case["handling_deadline"], case["suspended_at"], ctx.clock.now(), TimeBasis(category.time_basis)
         )
-        await _update(
-            ctx,
+        await CASES.update(
             tx,
             case_id,
             status=DispatchStatus.DISPATCHED,
@@ -255,7 +242,7 @@ async def supervise(ctx: ServiceContext, lead: Principal, case_id: UUID, note: s
         case = await CASES.get(tx, case_id, for_update=True)
         domain.check_can_supervise(DispatchStatus(case["status"]))
         level = case["supervision_level"] + 1
-        await _update(ctx, tx, case_id, supervision_level=level)
+        await CASES.update(tx, case_id, supervision_level=level)
         tx.emit(ctx.event(SupervisionIssued(department_id=case["department_id"], level=level, note=note), case_id))
         return await CASES.get(tx, case_id)
 
@@ -309,7 +296,7 @@ async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
         due = (await tx.session.execute(query)).mappings().all()
         for case in due:
             level = max(case["supervision_level"], 1)
-            await _update(ctx, tx, case["id"], deadline_missed_at=now, supervision_level=level)
+            await CASES.update(tx, case["id"], deadline_missed_at=now, supervision_level=level)
             tx.emit(
                 ctx.event(
                     DeadlineMissed(
@@ -371,8 +358,7 @@ async def _dispatch(
     now = ctx.clock.now()
     deadline = ctx.deadline(now, ctx.city.category(case["category_code"]), "handling")
     attempt = case["attempt"] + 1
-    await _update(
-        ctx,
+    await CASES.update(
         tx,
         case["id"],
         status=DispatchStatus.DISPATCHED,
@@ -405,7 +391,3 @@ async def _dispatch(
 
 def _no_extension() -> dict[str, Any]:
     return {"extension_deadline": None, "extension_reason": None, "extension_requested_by": None}
-
-
-async def _update(ctx: ServiceContext, tx: Transaction, case_id: UUID, **values: Any) -> None:
-    await CASES.update(tx, case_id, ctx.clock.now(), **values)

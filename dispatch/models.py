@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text, Uuid
 
-from shared.db import UTCDateTime
+from shared.db.engine import UTCDateTime
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()

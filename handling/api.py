@@ -14,10 +14,12 @@ from sqlalchemy.engine import RowMapping
 from handling import handlers
 from handling.domain import IN_INBOX, TaskStatus
 from handling.models import cases
-from shared.auth import Principal, Role, require
-from shared.context import ServiceContext, service_context
-from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
-from shared.storage import read_photos
+from shared.core.auth import Principal, Role
+from shared.service.context import ServiceContext
+from shared.web.auth import require
+from shared.web.context import service_context
+from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
+from shared.web.photos import read_photos
 
 router = APIRouter(tags=["handling"])
 

@@ -5,6 +5,6 @@ from __future__ import annotations
 from handling.api import router
 from handling.consumers import consumers
 from handling.models import metadata
-from services.spec import ServiceSpec
+from shared.service.spec import ServiceSpec
 
 SPEC = ServiceSpec(name="handling", title="citycase handling", metadata=metadata, router=router, consumers=consumers)

@@ -1,23 +1,37 @@
-"""The events the handling service reacts to."""
+"""The events the handling service reacts to, keyed by payload class."""
 
 from __future__ import annotations
 
-from handling import handlers
-from shared.context import Reaction, ServiceContext, bind_reactions
-from shared.messaging.consumer import ConsumerSpec
+from typing import Any
 
-REACTIONS: dict[str, Reaction] = {
-    "report.received": handlers.on_report_received,
-    "case.filed": handlers.on_filed,
-    "case.dispatched": handlers.on_dispatched,
-    "case.extension_approved": handlers.on_deadline_moved,
-    "case.resumed": handlers.on_deadline_moved,
-    "case.extension_denied": handlers.on_extension_denied,
-    "case.suspended": handlers.on_suspended,
-    "case.check_failed": handlers.on_check_failed,
-    "case.closed": handlers.on_ended,
-    "case.cancelled": handlers.on_ended,
-}
+from handling import handlers
+from shared.events.catalogue import (
+    CaseCancelled,
+    CaseClosed,
+    CaseDispatched,
+    CaseFiled,
+    CaseResumed,
+    CaseSuspended,
+    CheckFailed,
+    ExtensionApproved,
+    ExtensionDenied,
+    ReportReceived,
+)
+from shared.messaging.consumer import ConsumerSpec
+from shared.service.context import On, ServiceContext, bind_reactions
+
+REACTIONS: tuple[On[Any], ...] = (
+    On(ReportReceived, handlers.on_report_received),
+    On(CaseFiled, handlers.on_filed),
+    On(CaseDispatched, handlers.on_dispatched),
+    On(ExtensionApproved, handlers.on_deadline_moved),
+    On(CaseResumed, handlers.on_deadline_moved),
+    On(ExtensionDenied, handlers.on_extension_denied),
+    On(CaseSuspended, handlers.on_suspended),
+    On(CheckFailed, handlers.on_check_failed),
+    On(CaseClosed, handlers.on_ended),
+    On(CaseCancelled, handlers.on_ended),
+)
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from shared.errors import IllegalTransition, InvalidInput
+from shared.core.errors import IllegalTransition, InvalidInput
 
 
 class TaskStatus(StrEnum):

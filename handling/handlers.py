@@ -7,41 +7,41 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from handling import domain
 from handling.domain import TaskStatus
 from handling.models import cases
-from shared.auth import Principal
-from shared.context import ServiceContext
-from shared.errors import NotFound
+from shared.core.auth import Principal
+from shared.core.errors import NotFound
+from shared.db.rows import Rows
 from shared.events.catalogue import (
     CaseAccepted,
+    CaseCancelled,
     CaseClosed,
     CaseDispatched,
     CaseFiled,
     CaseHandled,
     CaseResumed,
     CaseReturned,
+    CaseSuspended,
     CheckFailed,
     ExtensionApproved,
+    ExtensionDenied,
     ExtensionRequested,
     ReportReceived,
 )
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
-from shared.rows import Rows
+from shared.service.context import ServiceContext
 
 # --- following the case ----------------------------------------------------------------------
 
 CASES = Rows(cases, "case")
 
 
-async def on_report_received(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_report_received(ctx: ServiceContext, tx: Transaction, event: Event, data: ReportReceived) -> None:
     """Keep what the department will need to see: the description, the place, the photos."""
-    data = event.data
-    assert isinstance(data, ReportReceived)
     await tx.session.execute(
         cases.insert().values(
             id=UUID(event.subject),
@@ -59,19 +59,14 @@ async def on_report_received(ctx: ServiceContext, tx: Transaction, event: Event)
     )
 
 
-async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseFiled) -> None:
     """The case number and the category as filed."""
-    data = event.data
-    assert isinstance(data, CaseFiled)
-    await _update(ctx, tx, UUID(event.subject), case_number=data.case_number, category_code=data.category_code)
+    await CASES.update(tx, UUID(event.subject), case_number=data.case_number, category_code=data.category_code)
 
 
-async def on_dispatched(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_dispatched(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseDispatched) -> None:
     """A new task in the department's inbox (and out of the previous department's)."""
-    data = event.data
-    assert isinstance(data, CaseDispatched)
-    await _update(
-        ctx,
+    await CASES.update(
         tx,
         UUID(event.subject),
         status=TaskStatus.ASSIGNED,
@@ -87,37 +82,35 @@ async def on_dispatched(ctx: ServiceContext, tx: Transaction, event: Event) -> N
     )
 
 
-async def on_deadline_moved(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_deadline_moved(
+    ctx: ServiceContext, tx: Transaction, event: Event, data: ExtensionApproved | CaseResumed
+) -> None:
     """An approved extension or a resumption moves the deadline."""
-    data = event.data
-    assert isinstance(data, ExtensionApproved | CaseResumed)
     values: dict[str, Any] = {"handling_deadline": data.handling_deadline, "extension_deadline": None}
     if isinstance(data, CaseResumed):
         values["status"] = cases.c.status_before_suspension
-    await _update(ctx, tx, UUID(event.subject), **values)
+    await CASES.update(tx, UUID(event.subject), **values)
 
 
-async def on_extension_denied(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_extension_denied(ctx: ServiceContext, tx: Transaction, event: Event, _data: ExtensionDenied) -> None:
     """The request is answered: no longer pending."""
-    await _update(ctx, tx, UUID(event.subject), extension_deadline=None)
+    await CASES.update(tx, UUID(event.subject), extension_deadline=None)
 
 
-async def on_suspended(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_suspended(ctx: ServiceContext, tx: Transaction, event: Event, _data: CaseSuspended) -> None:
     """Nothing to do while suspended; remember where the task was."""
-    await _update(ctx, tx, UUID(event.subject), status_before_suspension=cases.c.status, status=TaskStatus.SUSPENDED)
+    await CASES.update(tx, UUID(event.subject), status_before_suspension=cases.c.status, status=TaskStatus.SUSPENDED)
 
 
-async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event, data: CheckFailed) -> None:
     """Back in the inbox for rework (返工), with the inspector's reason."""
-    data = event.data
-    assert isinstance(data, CheckFailed)
-    await _update(ctx, tx, UUID(event.subject), status=TaskStatus.REWORK, rework_reason=data.reason)
+    await CASES.update(tx, UUID(event.subject), status=TaskStatus.REWORK, rework_reason=data.reason)
 
 
-async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event) -> None:
+async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseClosed | CaseCancelled) -> None:
     """Closed or cancelled: out of every inbox."""
-    status = TaskStatus.CLOSED if isinstance(event.data, CaseClosed) else TaskStatus.CANCELLED
-    await _update(ctx, tx, UUID(event.subject), status=status)
+    status = TaskStatus.CLOSED if isinstance(data, CaseClosed) else TaskStatus.CANCELLED
+    await CASES.update(tx, UUID(event.subject), status=status)
 
 
 # --- the department's actions ----------------------------------------------------------------
@@ -128,7 +121,7 @@ async def accept(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapp
     async with ctx.store.transaction() as tx:
         case = await _own_case(tx, user, case_id)
         domain.check_can_accept(TaskStatus(case["status"]))
-        await _update(ctx, tx, case_id, status=TaskStatus.ACCEPTED, accepted_by=user.username)
+        await CASES.update(tx, case_id, status=TaskStatus.ACCEPTED, accepted_by=user.username)
         tx.emit(ctx.event(CaseAccepted(department_id=case["department_id"], accepted_by=user.username), case_id))
         return await CASES.get(tx, case_id)
 
@@ -138,7 +131,7 @@ async def give_back(ctx: ServiceContext, user: Principal, case_id: UUID, reason:
     async with ctx.store.transaction() as tx:
         case = await _own_case(tx, user, case_id)
         domain.check_can_return(TaskStatus(case["status"]))
-        await _update(ctx, tx, case_id, status=TaskStatus.RETURNED)
+        await CASES.update(tx, case_id, status=TaskStatus.RETURNED)
         tx.emit(
             ctx.event(
                 CaseReturned(department_id=case["department_id"], returned_by=user.username, reason=reason), case_id
@@ -156,7 +149,7 @@ async def request_extension(
         domain.check_can_request_extension(
             TaskStatus(case["status"]), case["extension_deadline"], requested_deadline, case["handling_deadline"]
         )
-        await _update(ctx, tx, case_id, extension_deadline=requested_deadline)
+        await CASES.update(tx, case_id, extension_deadline=requested_deadline)
         tx.emit(
             ctx.event(
                 ExtensionRequested(
@@ -179,8 +172,7 @@ async def report_handled(
         case = await _own_case(tx, user, case_id)
         domain.check_can_report_handled(TaskStatus(case["status"]))
         now = ctx.clock.now()
-        await _update(
-            ctx,
+        await CASES.update(
             tx,
             case_id,
             status=TaskStatus.HANDLED,
@@ -209,11 +201,7 @@ async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMa
 
 async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
     """Up to ``limit`` cases with ids after ``after``, in id order (a page of the export)."""
-    query = select(cases).order_by(cases.c.id).limit(limit)
-    if after is not None:
-        query = query.where(cases.c.id > after)
-    async with ctx.store.engine.connect() as connection:
-        return (await connection.execute(query)).mappings().all()
+    return await CASES.page(ctx.store.engine, after, limit)
 
 
 async def _own_case(tx: Transaction, user: Principal, case_id: UUID) -> RowMapping:
@@ -223,7 +211,3 @@ async def _own_case(tx: Transaction, user: Principal, case_id: UUID) -> RowMappi
     if row is None or row["department_id"] is None or row["department_id"] != user.department_id:
         raise NotFound(f"no case {case_id} in your department's inbox")
     return row
-
-
-async def _update(ctx: ServiceContext, tx: Transaction, case_id: UUID, **values: Any) -> None:
-    await CASES.update(tx, case_id, ctx.clock.now(), **values)

@@ -14,13 +14,15 @@ from sqlalchemy.engine import RowMapping
 from intake import handlers
 from intake.domain import CaseStatus, RejectionReason, ReportStatus
 from intake.models import cases, reports, timeline
-from shared.auth import Principal, Role, current_principal, require
-from shared.context import ServiceContext, service_context
-from shared.errors import NotFound, OutOfScope
+from shared.city.geo import Datum, to_wgs84
+from shared.core.auth import Principal, Role
+from shared.core.errors import NotFound, OutOfScope
 from shared.events.catalogue import ReportSource
-from shared.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
-from shared.geo import Datum, to_wgs84
-from shared.photos_api import check_photos_exist
+from shared.service.context import ServiceContext
+from shared.web.auth import current_principal, require
+from shared.web.context import service_context
+from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
+from shared.web.photos import check_photos_exist
 
 router = APIRouter(tags=["intake"])
 

@@ -12,11 +12,11 @@ from sqlalchemy import select, update
 
 from intake.domain import CaseStatus, status_follows_events
 from intake.models import cases, timeline
-from shared.context import ServiceContext
 from shared.events.catalogue import CATALOGUE, CaseClosed, CaseDispatched, CaseResumed, ExtensionApproved, ReportMerged
 from shared.events.envelope import Event
 from shared.messaging.consumer import BatchHandler, ConsumerSpec
 from shared.messaging.store import Transaction
+from shared.service.context import ServiceContext
 
 # Who acted, in the order a payload names them.
 _ACTOR_FIELDS = (

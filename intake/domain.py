@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from shared.errors import IllegalTransition
+from shared.city.geo import distance_m
+from shared.core.errors import IllegalTransition
 from shared.events.catalogue import ReportSource
-from shared.geo import distance_m
 
 
 class ReportStatus(StrEnum):

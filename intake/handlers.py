@@ -24,10 +24,11 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from intake import domain
 from intake.models import case_number_counters, cases, reports
-from shared.auth import Principal
-from shared.city import Category
-from shared.context import ServiceContext
-from shared.errors import InvalidInput, OutOfScope
+from shared.city.model import Category
+from shared.core.auth import Principal
+from shared.core.errors import InvalidInput, OutOfScope
+from shared.core.ids import new_id
+from shared.db.rows import Rows
 from shared.events.catalogue import (
     CaseFiled,
     GeoPoint,
@@ -38,9 +39,8 @@ from shared.events.catalogue import (
     ReportVerified,
     VerificationRequested,
 )
-from shared.ids import new_id
 from shared.messaging.store import ServiceStore, Transaction
-from shared.rows import Rows
+from shared.service.context import ServiceContext
 
 _METRES_PER_DEGREE = 111_320.0
 REPORTS = Rows(reports, "report")
@@ -215,11 +215,7 @@ async def get_report(ctx: ServiceContext, report_id: UUID) -> RowMapping:
 
 async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
     """Up to ``limit`` reports with ids after ``after``, in id order (a page of the export)."""
-    query = select(reports).order_by(reports.c.id).limit(limit)
-    if after is not None:
-        query = query.where(reports.c.id > after)
-    async with ctx.store.engine.connect() as connection:
-        return (await connection.execute(query)).mappings().all()
+    return await REPORTS.page(ctx.store.engine, after, limit)
 
 
 async def _file(

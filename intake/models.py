@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint, Uuid
 
-from shared.db import BigIntPK, UTCDateTime
+from shared.db.engine import BigIntPK, UTCDateTime
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()

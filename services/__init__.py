@@ -1,1 +1,2 @@
-"""How the services are put together and run: the app factory, the runtime, the CLI."""
+"""The top floors: ``runtime`` puts the five services together and runs them; ``tools`` (the
+command line, launcher, reconcile, simulator) sit on a running city."""

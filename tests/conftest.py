@@ -18,17 +18,17 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import MetaData, text
 
-from services.registry import load_specs
-from shared.bus import Bus, TopicSpec
-from shared.bus.embedded import EmbeddedLog
-from shared.bus.kafka import KafkaBus
-from shared.clock import SystemClock
-from shared.db import create_engine
-from shared.ids import new_id
+from services.runtime.registry import load_specs
+from shared.core.clock import SystemClock
+from shared.core.ids import new_id
+from shared.core.settings import Mode, Settings
+from shared.db.engine import create_engine
+from shared.db.migrations import upgrade_to_head
+from shared.messaging.bus import Bus, TopicSpec
+from shared.messaging.bus.embedded import EmbeddedLog
+from shared.messaging.bus.kafka import KafkaBus
 from shared.messaging.store import ServiceStore
 from shared.messaging.tables import service_metadata
-from shared.migrations import upgrade_to_head
-from shared.settings import Mode, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_PARTITIONS = 3

@@ -1,6 +1,6 @@
 """Alembic environment of the handling schema."""
 
 from handling.models import metadata
-from shared.migrations import run_migrations
+from shared.db.migrations import run_migrations
 
 run_migrations(metadata)

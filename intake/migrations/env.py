@@ -1,6 +1,6 @@
 """Alembic environment of the intake schema."""
 
 from intake.models import metadata
-from shared.migrations import run_migrations
+from shared.db.migrations import run_migrations
 
 run_migrations(metadata)

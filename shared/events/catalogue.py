@@ -353,6 +353,15 @@ class Catalogue:
         """Every registered type name."""
         return frozenset(event_type for event_type, _ in self._models)
 
+    @property
+    def payloads(self) -> tuple[type[EventPayload], ...]:
+        """Every registered payload model, in registration order."""
+        return tuple(self._models.values())
+
+    def registers(self, model: type[EventPayload]) -> bool:
+        """Whether ``model`` is the catalogue's model of its type and version."""
+        return self._models.get((model.TYPE, model.VERSION)) is model
+
 
 CATALOGUE = Catalogue(
     ReportReceived,

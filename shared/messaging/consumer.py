@@ -19,12 +19,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from shared.bus import Bus, Message, Record
-from shared.bus.base import TopicPartition
+from shared.core.metrics import EVENTS_CONSUMED
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
-from shared.events.envelope import Event, MalformedEvent, decode
+from shared.events.envelope import Event
+from shared.messaging.binding import MalformedEvent, decode
+from shared.messaging.bus import Bus, Message, Record
+from shared.messaging.bus.base import TopicPartition
 from shared.messaging.store import ServiceStore, Transaction
-from shared.metrics import EVENTS_CONSUMED
 
 log = logging.getLogger(__name__)
 

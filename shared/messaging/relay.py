@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.bus import Bus, Message
+from shared.core.metrics import OUTBOX_PUBLISHED
+from shared.messaging.bus import Bus, Message
 from shared.messaging.store import ServiceStore
 from shared.messaging.tables import headers_from_json
-from shared.metrics import OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,12 @@ from sqlalchemy import MetaData, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared.bus import Message
-from shared.clock import Clock
-from shared.db import is_sqlite, writer
-from shared.events.envelope import Event, encode
-from shared.ids import new_id
+from shared.core.clock import Clock
+from shared.core.ids import new_id
+from shared.db.engine import is_sqlite, writer
+from shared.events.envelope import Event
+from shared.messaging.binding import encode
+from shared.messaging.bus import Message
 from shared.messaging.tables import headers_to_json
 
 
@@ -35,6 +36,11 @@ class Transaction:
         self.session = session
         self._store = store
         self._pending: list[_Pending] = []
+
+    @property
+    def clock(self) -> Clock:
+        """The service's clock, which stamps the transaction's rows and messages."""
+        return self._store.clock
 
     @property
     def on_postgresql(self) -> bool:

@@ -6,8 +6,8 @@ import base64
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Uuid
 
-from shared.bus.base import Headers
-from shared.db import BigIntPK, UTCDateTime
+from shared.db.engine import BigIntPK, UTCDateTime
+from shared.messaging.bus.base import Headers
 
 
 def outbox_table(metadata: MetaData) -> Table:

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Table, select, text, tuple_
 
-from shared.bus import Bus, Record
-from shared.bus.base import Subscription, TopicPartition
+from shared.core.metrics import EVENTS_CONSUMED
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
-from shared.events.envelope import Event, MalformedEvent, decode
+from shared.events.envelope import Event
+from shared.messaging.binding import MalformedEvent, decode
+from shared.messaging.bus import Bus, Record
+from shared.messaging.bus.base import Subscription, TopicPartition
 from shared.messaging.consumer import dead_letter, is_infrastructure_error, rejoin_forever
 from shared.messaging.store import ServiceStore, Transaction
-from shared.metrics import EVENTS_CONSUMED
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ import httpx
 from shapely.geometry import Point
 from sqlalchemy import text
 
-from services.app import create_app
-from services.reconcile import CityFacts, Endpoints, reconcile
-from shared.city import City
-from shared.clock import SimulatedClock
-from shared.db import create_engine
-from shared.ids import new_id
-from shared.settings import SERVICE_NAMES, Mode, Settings
+from services.runtime.app import create_app
+from services.tools.reconcile import CityFacts, Endpoints, reconcile
+from shared.city.model import City
+from shared.core.clock import SimulatedClock
+from shared.core.ids import new_id
+from shared.core.settings import SERVICE_NAMES, Mode, Settings
+from shared.db.engine import create_engine
 from tests.conftest import admin_url, delete_topics, production_settings
 
 # Monday 16 November 2026, 09:00 in the city (a working day).

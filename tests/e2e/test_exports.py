@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from services.reconcile import CityFacts, Endpoints, batch_counters
-from shared import export
+from services.tools.reconcile import CityFacts, Endpoints, batch_counters
+from shared.web import export
 from tests.e2e.harness import Harness, running_city
 from tests.e2e.test_lifecycle import (
     OWNERLESS_MANHOLE,

@@ -330,7 +330,7 @@ async def test_roles_and_scopes_are_enforced(city: Harness) -> None:
 
 
 async def test_reports_in_gcj02_and_bd09_land_in_the_right_cell(city: Harness, tmp_path: Path) -> None:
-    from shared.geo import Datum, from_wgs84
+    from shared.city.geo import Datum, from_wgs84
 
     spot = city.fresh_spot()
     cell = city.city.locate(spot["lon"], spot["lat"])

@@ -19,15 +19,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
-from services.app import create_app
-from services.reconcile import CityFacts, Endpoints, reconcile
-from services.simulator.profile import load_profile
-from services.simulator.run import CLOCK_FILE, Options, Summary, simulate
-from shared.auth import Principal, Role
-from shared.clock import FileClock
-from shared.db import create_engine
-from shared.ids import new_id
-from shared.settings import SERVICE_NAMES, Mode, Settings
+from services.runtime.app import create_app
+from services.tools.reconcile import CityFacts, Endpoints, reconcile
+from services.tools.simulator.profile import load_profile
+from services.tools.simulator.run import CLOCK_FILE, Options, Summary, simulate
+from shared.core.auth import Principal, Role
+from shared.core.clock import FileClock
+from shared.core.ids import new_id
+from shared.core.settings import SERVICE_NAMES, Mode, Settings
+from shared.db.engine import create_engine
 from tests.conftest import admin_url, delete_topics, production_settings
 from tests.e2e.harness import _empty_production_schemas
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shared.calendar import CalendarDataMissing, TimeBasis, TimeLimit, WorkingCalendar, load_calendar
+from shared.city.calendar import CalendarDataMissing, TimeBasis, TimeLimit, WorkingCalendar, load_calendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CITY = WorkingCalendar()

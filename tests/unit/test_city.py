@@ -20,10 +20,11 @@ import yaml
 from shapely import box
 from shapely.geometry import mapping
 
-from shared.auth import Role
-from shared.city import AreaLevel, City, CityDataError, DepartmentKind, load_city
+from shared.city.geo import Datum, area_m2, from_wgs84
+from shared.city.loader import CityDataError, load_city
+from shared.city.model import AreaLevel, City, DepartmentKind
+from shared.core.auth import Role
 from shared.events.catalogue import CategoryFamily, GridPlace
-from shared.geo import Datum, area_m2, from_wgs84
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "cities" / "demo"
 HIGH_TECH_ZONE = "高新区"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.clock import SimulatedClock, SystemClock
-from shared.ids import new_id
+from shared.core.clock import SimulatedClock, SystemClock
+from shared.core.ids import new_id
 
 
 def test_simulated_time_moves_only_forward_and_only_when_told() -> None:

@@ -8,10 +8,11 @@ from typing import ClassVar
 
 import pytest
 
-from shared.bus import Message, Record
-from shared.clock import SimulatedClock
+from shared.core.clock import SimulatedClock
 from shared.events.catalogue import CATALOGUE, CaseCancelled, Catalogue, EventPayload, UnknownEventType
-from shared.events.envelope import Event, MalformedEvent, decode, encode
+from shared.events.envelope import Event
+from shared.messaging.binding import MalformedEvent, decode, encode
+from shared.messaging.bus import Message, Record
 
 CLOCK = SimulatedClock(datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
 CASE_ID = "0195f7a0-1111-7000-8000-000000000001"

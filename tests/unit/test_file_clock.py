@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.clock import FileClock
-from shared.settings import Settings
+from shared.core.clock import FileClock
+from shared.core.settings import Settings
 from tests.conftest import REPO
 
 START = datetime(2026, 1, 5, 0, 30, tzinfo=UTC)
@@ -59,7 +59,8 @@ def test_another_process_reads_whole_values_while_the_writer_races_ahead(tmp_pat
     # writes would show as an instant the writer never stored.
     step_us = 999_983
     script = (
-        "import sys; from datetime import timedelta; from pathlib import Path; from shared.clock import FileClock\n"
+        "import sys; from datetime import timedelta; from pathlib import Path\n"
+        "from shared.core.clock import FileClock\n"
         "clock = FileClock(Path(sys.argv[1]), writable=True)\n"
         f"for _ in range(200_000): clock.advance(timedelta(microseconds={step_us}))\n"
     )
@@ -78,7 +79,7 @@ def test_another_process_reads_whole_values_while_the_writer_races_ahead(tmp_pat
 
 
 def test_a_clock_file_in_the_settings_gives_every_app_its_time(tmp_path: Path) -> None:
-    from services.app import create_app
+    from services.runtime.app import create_app
 
     path = tmp_path / "clock"
     writer = FileClock.create(path, START)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from shapely import box
 
-from shared.geo import Datum, GridIndex, area_m2, distance_m, from_wgs84, out_of_china, to_wgs84
+from shared.city.geo import Datum, GridIndex, area_m2, distance_m, from_wgs84, out_of_china, to_wgs84
 
 # Tiananmen area, the example of wandergis/coordtransform's README (lon, lat).
 BEIJING = (116.404, 39.915)

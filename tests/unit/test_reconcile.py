@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from services.__main__ import main
-from services.reconcile import (
+from services.tools.cli import main
+from services.tools.reconcile import (
     COUNTERS,
     AssignmentLine,
     CaseRecords,
@@ -35,7 +35,7 @@ from services.reconcile import (
     reconcile,
     recount,
 )
-from shared.ids import new_id
+from shared.core.ids import new_id
 
 CITY = CityFacts(
     timezone=ZoneInfo("Asia/Shanghai"),

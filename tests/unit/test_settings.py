@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Mode, Settings
+from shared.core.settings import Mode, Settings
 
 
 def test_embedded_services_each_get_a_sqlite_file(tmp_path: Path) -> None:

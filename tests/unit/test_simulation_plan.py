@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from shapely.geometry import Point
 
-from services.simulator.plan import (
+from services.tools.simulator.plan import (
     Arrival,
     Course,
     Fate,
@@ -24,11 +24,12 @@ from services.simulator.plan import (
     draw_fate,
     self_handleable,
 )
-from services.simulator.profile import Profile, ProfileError, load_profile
-from services.simulator.scheduler import Scheduler
-from shared.calendar import WorkingCalendar, load_calendar
-from shared.city import City, load_city
-from shared.clock import SimulatedClock
+from services.tools.simulator.profile import Profile, ProfileError, load_profile
+from services.tools.simulator.scheduler import Scheduler
+from shared.city.calendar import WorkingCalendar, load_calendar
+from shared.city.loader import load_city
+from shared.city.model import City
+from shared.core.clock import SimulatedClock
 from shared.events.catalogue import ReportSource
 from tests.conftest import REPO
 

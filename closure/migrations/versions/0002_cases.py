@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.db.engine
 
 revision = "0002"
 down_revision = "0001"
@@ -26,14 +26,14 @@ def upgrade() -> None:
         sa.Column("inspector_id", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("department_id", sa.String(length=64), nullable=True),
-        sa.Column("handling_deadline", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("handled_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("handling_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("handled_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("handling_result", sa.Text(), nullable=True),
-        sa.Column("check_deadline", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("check_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("checks", sa.Integer(), nullable=False),
-        sa.Column("closed_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("on_time", sa.Boolean(), nullable=True),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_closure_checks", "cases", ["inspector_id", "status"], unique=False)

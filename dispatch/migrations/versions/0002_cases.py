@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.db.engine
 
 revision = "0002"
 down_revision = "0001"
@@ -29,17 +29,17 @@ def upgrade() -> None:
         sa.Column("department_id", sa.String(length=64), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("rule_id", sa.String(length=64), nullable=True),
-        sa.Column("dispatched_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("accepted", sa.Boolean(), nullable=False),
-        sa.Column("handling_deadline", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("deadline_missed_at", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("suspended_at", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("extension_deadline", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("handling_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("deadline_missed_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("suspended_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("extension_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("extension_reason", sa.Text(), nullable=True),
         sa.Column("extension_requested_by", sa.String(length=64), nullable=True),
         sa.Column("supervision_level", sa.Integer(), nullable=False),
-        sa.Column("filed_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("filed_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_dispatch_cases_status", "cases", ["status"], unique=False)

@@ -9,7 +9,7 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.db.engine
 
 revision = "0003"
 down_revision = "0002"
@@ -19,14 +19,14 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("cases") as batch:
-        batch.add_column(sa.Column("dispatch_deadline", shared.db.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("dispatch_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True))
     op.create_table(
         "assignments",
         sa.Column("case_id", sa.Uuid(), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("department_id", sa.String(length=64), nullable=False),
-        sa.Column("dispatched_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("returned_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("returned_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("case_id", "attempt"),
     )
 

@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.db.engine
 
 revision = "0002"
 down_revision = "0001"
@@ -31,15 +31,15 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("status_before_suspension", sa.String(length=24), nullable=True),
         sa.Column("department_id", sa.String(length=64), nullable=True),
-        sa.Column("dispatched_at", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("handling_deadline", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("extension_deadline", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("handling_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("extension_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("accepted_by", sa.String(length=64), nullable=True),
         sa.Column("result", sa.Text(), nullable=True),
         sa.Column("result_photos", sa.JSON(), nullable=True),
-        sa.Column("handled_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("handled_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rework_reason", sa.Text(), nullable=True),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_handling_inbox", "cases", ["department_id", "status", "handling_deadline"], unique=False)

@@ -9,7 +9,7 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.db.engine
 
 revision = "0003"
 down_revision = "0002"
@@ -19,7 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("cases") as batch:
-        batch.add_column(sa.Column("first_handled_at", shared.db.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("first_handled_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True))
     op.execute("UPDATE cases SET first_handled_at = handled_at")
 
 

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 """
 
-from shared.migrations import create_messaging_tables_v1, drop_messaging_tables_v1
+from shared.db.migrations import create_messaging_tables_v1, drop_messaging_tables_v1
 
 revision = "0001"
 down_revision = None

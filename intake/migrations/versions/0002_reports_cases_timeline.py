@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.db.engine
 
 revision = "0002"
 down_revision = "0001"
@@ -35,14 +35,14 @@ def upgrade() -> None:
         sa.Column("district_id", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("status_before_suspension", sa.String(length=24), nullable=True),
-        sa.Column("reported_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("filed_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reported_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("filed_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("department_id", sa.String(length=64), nullable=True),
-        sa.Column("handling_deadline", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("handling_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("on_time", sa.Boolean(), nullable=True),
         sa.Column("external_ref", sa.String(length=64), nullable=True),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("case_number"),
     )
@@ -65,12 +65,12 @@ def upgrade() -> None:
         sa.Column("photos", sa.JSON(), nullable=False),
         sa.Column("self_handled", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=24), nullable=False),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("verifier_id", sa.String(length=64), nullable=True),
-        sa.Column("verification_due_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("verification_due_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("case_number", sa.String(length=32), nullable=True),
         sa.Column("decided_by", sa.String(length=64), nullable=True),
-        sa.Column("decided_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_at", shared.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("merged_into", sa.Uuid(), nullable=True),
         sa.Column("rejection_code", sa.String(length=32), nullable=True),
         sa.Column("rejection_reason", sa.Text(), nullable=True),
@@ -85,7 +85,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("case_id", sa.Uuid(), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", shared.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
         sa.Column("service", sa.String(length=32), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),

@@ -7,7 +7,7 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.db.engine
 
 revision = "0003"
 down_revision = "0002"
@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("reports") as batch:
-        batch.add_column(sa.Column("filing_deadline", shared.db.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("filing_deadline", shared.db.engine.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

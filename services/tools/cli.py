@@ -1,0 +1,229 @@
+"""The command line: ``python -m services run all|intake|... [--mode embedded|production]``, and
+``launch``, ``migrate``, ``city``, ``assessment rebuild``, ``reconcile``, ``simulate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import uvicorn
+
+from services.runtime.app import create_app
+from services.runtime.registry import load_specs
+from services.runtime.runtime import build_bus, settle_heap
+from services.tools.launcher import launch, run_stoppable, stop_with_parent
+from services.tools.reconcile import RECONCILED_SERVICES, Endpoints
+from services.tools.reconcile import run as reconcile_run
+from services.tools.simulator import cli as simulator_cli
+from services.tools.simulator.run import SIMULATION_TUNING
+from shared.city.calendar import load_calendar
+from shared.city.loader import CityDataError, load_city
+from shared.core.clock import FileClock, SystemClock
+from shared.core.settings import SERVICE_NAMES, Mode, Settings
+from shared.db.engine import create_engine
+from shared.db.migrations import upgrade_to_head
+from shared.messaging.store import ServiceStore
+from shared.service.spec import Replay, ServiceSpec
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the command."""
+    parser = argparse.ArgumentParser(prog="python -m services", description="citycase services")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="serve one service, or all of them in one process")
+    run.add_argument("service", choices=("all", *SERVICE_NAMES))
+    _add_mode(run)
+    run.add_argument("--host", help="interface to listen on (default from CITYCASE_HTTP_HOST)")
+    run.add_argument("--port", type=int, help="port to listen on (default from CITYCASE_HTTP_PORT)")
+    run.add_argument(
+        "--stop-with-parent", action="store_true", help="stop when the program that started this one ends (launch)"
+    )
+
+    migrate = commands.add_parser("migrate", help="bring service schemas to the newest revision")
+    migrate.add_argument(
+        "services", nargs="*", metavar="SERVICE", help=f"all (the default) or some of: {', '.join(SERVICE_NAMES)}"
+    )
+    _add_mode(migrate)
+
+    assessment = commands.add_parser("assessment", help="the assessment stream's maintenance")
+    assessment_commands = assessment.add_subparsers(dest="action", required=True)
+    rebuild = assessment_commands.add_parser(
+        "rebuild", help="replay the case event log from the start into fresh counters"
+    )
+    _add_mode(rebuild)
+    launch = commands.add_parser(
+        "launch", help="start every service, each in its own process (production mode), until Ctrl-C"
+    )
+    _add_mode(launch)
+    launch.add_argument("--base-port", type=int, default=8100, help="the first service's port (default 8100)")
+    launch.add_argument("--clock-file", type=Path, help="run on simulated time kept in this file (created)")
+    launch.add_argument("--start", help="with --clock-file: the simulated start, YYYY-MM-DD (default: now)")
+
+    city = commands.add_parser("city", help="check a city's reference data folder and summarise it")
+    city.add_argument("folder", nargs="?", type=Path, help="default from CITYCASE_CITY_DIR (the demo city)")
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="recount every indicator in batch from the services' records and compare with the stream's counters",
+        description="Exit status: 0 when both paths agree, 1 when values differ (they are listed), 2 when they"
+        " could not be compared.",
+    )
+    reconcile.add_argument(
+        "--url",
+        help="base URL of a process serving every service (default http://CITYCASE_HTTP_HOST:CITYCASE_HTTP_PORT)",
+    )
+    reconcile.add_argument(
+        "--service-url",
+        action="append",
+        default=[],
+        metavar="SERVICE=URL",
+        help="base URL of one service's own process, e.g. dispatch=http://dispatch:8000 (repeatable)",
+    )
+    reconcile.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer (default 60)")
+    simulator_cli.add_parser(commands)
+
+    args = parser.parse_args(argv)
+    overrides = {"mode": args.mode} if getattr(args, "mode", None) else {}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "simulate":
+        return simulator_cli.run(args)
+    if args.command == "launch":
+        return _launch(settings, args.base_port, args.clock_file, args.start)
+    if args.command == "city":
+        return _check_city(args.folder or settings.city_dir)
+    if args.command == "assessment":
+        replay = asyncio.run(_rebuild(settings))
+        print(f"replayed {replay.events} events in {replay.seconds:.1f}s ({replay.events_per_second:,.0f} events/s)")
+        return 0
+    if args.command == "reconcile":
+        endpoints = Endpoints(
+            args.url or f"http://{settings.http_host}:{settings.http_port}", _service_urls(parser, args.service_url)
+        )
+        return reconcile_run(settings, endpoints, args.timeout)
+    if args.command == "run":
+        if args.stop_with_parent:
+            stop_with_parent()
+        app = create_app([args.service], settings, own_process=True)
+        uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
+        return 0
+    try:
+        specs = load_specs(args.services or ["all"])
+    except ValueError as exc:
+        parser.error(str(exc))
+    asyncio.run(_migrate(specs, settings))
+    return 0
+
+
+def _launch(settings: Settings, base_port: int, clock_file: Path | None, start: str | None) -> int:
+    if settings.mode is not Mode.PRODUCTION:
+        print(
+            "launch starts one process per service, which is the production mode (--mode production);"
+            " the embedded mode runs every service in one process: python -m services run all",
+            file=sys.stderr,
+        )
+        return 2
+    if clock_file is not None:
+        zone = ZoneInfo(load_city(settings.city_dir).timezone)
+        instant = datetime.fromisoformat(start).replace(tzinfo=zone) if start else datetime.now(UTC)
+        FileClock.create(clock_file.resolve(), instant)
+        # A simulation will drive this city: let its timers see simulated time passing promptly.
+        settings = settings.model_copy(update={"clock_file": clock_file.resolve(), **SIMULATION_TUNING})
+    ports = {service: base_port + n for n, service in enumerate(SERVICE_NAMES)}
+
+    async def serve_until_interrupted() -> None:
+        async with launch(settings, SERVICE_NAMES, ports) as processes:
+            for service, url in processes.urls.items():
+                print(f"{service:>10}: {url}/{service}/docs", flush=True)
+            print("every service is ready; Ctrl-C stops them all", flush=True)
+            while processes.alive():
+                await asyncio.sleep(0.5)
+            print("a service process exited: stopping the others", file=sys.stderr)
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        run_stoppable(serve_until_interrupted())
+    return 0
+
+
+def _add_mode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=[m.value for m in Mode], help="default from CITYCASE_MODE (embedded)")
+
+
+def _service_urls(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for pair in pairs:
+        service, _, url = pair.partition("=")
+        if service not in RECONCILED_SERVICES or not url.startswith(("http://", "https://")):
+            parser.error(
+                f"--service-url {pair!r}: expected SERVICE=http(s)://... with SERVICE one of"
+                f" {', '.join(RECONCILED_SERVICES)}"
+            )
+        urls[service] = url
+    return urls
+
+
+def _check_city(folder: Path) -> int:
+    try:
+        city = load_city(folder)
+        calendar = load_calendar(city.calendar_file)
+    except (CityDataError, ValueError, OSError) as exc:
+        print(f"{folder}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{city.name} ({city.name_en}), {city.timezone}, from {folder}")
+    for what, count in (
+        ("districts", len(city.districts)),
+        ("streets", len(city.streets)),
+        ("communities", len(city.communities)),
+        ("grid cells", len(city.cells)),
+        ("categories", len(city.categories)),
+        ("departments", len(city.departments)),
+        ("routing rules", len(city.routing_rules)),
+        ("inspectors", len(city.inspectors)),
+        ("users", len(city.users)),
+    ):
+        print(f"{what:>14}: {count}")
+    hours = ", ".join(f"{start:%H:%M}-{end:%H:%M}" for start, end in calendar.working_hours)
+    print(f"{'working hours':>14}: {hours}")
+    return 0
+
+
+async def _rebuild(settings: Settings) -> Replay:
+    (spec,) = load_specs(["assessment"])
+    assert spec.rebuild is not None
+    engine = create_engine(settings.database_url(spec.name))
+    bus = build_bus(settings, client_id=f"citycase-{spec.name}-rebuild")
+    try:
+        await upgrade_to_head(spec.name, engine)
+        await bus.start()
+        store = ServiceStore(
+            spec.name, engine, spec.metadata, clock=SystemClock(), case_events_topic=settings.topic_case_events
+        )
+        settle_heap()
+        return await spec.rebuild(store, bus, load_city(settings.city_dir), settings)
+    finally:
+        await bus.close()
+        await engine.dispose()
+
+
+async def _migrate(specs: Sequence[ServiceSpec], settings: Settings) -> None:
+    for spec in specs:
+        engine = create_engine(settings.database_url(spec.name))
+        try:
+            await upgrade_to_head(spec.name, engine)
+            print(f"{spec.name}: schema at head")
+        finally:
+            await engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

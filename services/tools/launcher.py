@@ -1,0 +1,157 @@
+"""Start the city as production runs it: each service its own operating-system process
+(``python -m services run <service> --port P``), all given the same settings through the
+environment, and stop them all together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import httpx
+
+from shared.core.settings import Settings
+
+_T = TypeVar("_T")
+_READY_TIMEOUT_S = 120.0
+_STOP_TIMEOUT_S = 15.0
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def run_stoppable(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)``, where SIGTERM stops the program like Ctrl-C does: by cancelling it,
+    so that the processes it started are stopped on the way out instead of left running.
+    """
+
+    async def guarded() -> _T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await main
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    return asyncio.run(guarded())
+
+
+def stop_with_parent() -> None:
+    """Stop this process (SIGTERM: a graceful shutdown) when its parent ends, however it ends: a
+    launcher killed outright cannot stop its children, so they watch it instead.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(_STOP_TIMEOUT_S)
+        os._exit(1)  # the graceful shutdown hung
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``CITYCASE_*`` environment variables that make a process read them back."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        key = f"CITYCASE_{name.upper()}"
+        if value is None:
+            continue  # unset optional settings fall back to their defaults in the child too
+        if isinstance(value, dict):
+            env.update({f"{key}__{inner.upper()}": str(v) for inner, v in value.items()})
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            env[key] = str(value)
+    return env
+
+
+class ServiceProcesses:
+    """The running processes, one per service, and where each one listens."""
+
+    def __init__(self) -> None:
+        self.urls: dict[str, str] = {}
+        self._processes: dict[str, asyncio.subprocess.Process] = {}
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Each service's operating-system process id."""
+        return {service: process.pid for service, process in self._processes.items()}
+
+    def alive(self) -> bool:
+        """Whether every process is still running."""
+        return all(process.returncode is None for process in self._processes.values())
+
+    async def start(self, service: str, port: int, settings: Settings, log: IO[bytes] | None) -> None:
+        """Start ``service`` listening on 127.0.0.1:``port``."""
+        host = "127.0.0.1"
+        env = {**os.environ, **settings_env(settings)}
+        command = [sys.executable, "-m", "services", "run", service, "--port", str(port), "--host", host]
+        command += ["--mode", settings.mode.value, "--stop-with-parent"]
+        self._processes[service] = await asyncio.create_subprocess_exec(
+            *command, env=env, cwd=_REPO, stdout=log, stderr=asyncio.subprocess.STDOUT if log else None
+        )
+        self.urls[service] = f"http://{host}:{port}"
+
+    async def wait_ready(self) -> None:
+        """Wait until every process answers its service's readiness probe (database and bus up)."""
+        async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(_READY_TIMEOUT_S):
+            for service, url in self.urls.items():
+                while True:
+                    if self._processes[service].returncode is not None:
+                        raise RuntimeError(f"{service} exited with status {self._processes[service].returncode}")
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get(f"{url}/{service}/readyz")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        """Ask every process to stop (SIGTERM: uvicorn shuts down gracefully), kill the stragglers."""
+        for process in self._processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for service, process in self._processes.items():
+            try:
+                await asyncio.wait_for(process.wait(), _STOP_TIMEOUT_S)
+            except TimeoutError:
+                print(f"{service} did not stop in {_STOP_TIMEOUT_S:.0f}s: killing it", file=sys.stderr)
+                process.kill()
+                await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def launch(
+    settings: Settings, services: Sequence[str], ports: Mapping[str, int], log_dir: Path | None = None
+) -> AsyncIterator[ServiceProcesses]:
+    """Start one process per service on its port, wait until each is ready, and stop them all when
+    the block ends (normally, on an error or on Ctrl-C). Each process's output goes to
+    ``log_dir/<service>.log`` when given, else to this program's terminal.
+    """
+    processes = ServiceProcesses()
+    logs = _open_logs(log_dir, services)
+    try:
+        for service in services:
+            await processes.start(service, ports[service], settings, logs.get(service))
+        await processes.wait_ready()
+        yield processes
+    finally:
+        await processes.stop()
+        for log in logs.values():
+            log.close()
+
+
+def _open_logs(log_dir: Path | None, services: Sequence[str]) -> dict[str, IO[bytes]]:
+    if log_dir is None:
+        return {}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return {service: (log_dir / f"{service}.log").open("ab") for service in services}

@@ -1,0 +1,1 @@
+"""The city: its reference data (model and loader), its working calendar and its geometry."""

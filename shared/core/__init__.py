@@ -1,0 +1,1 @@
+"""The ground floor: clock, ids, errors, settings, metrics, accounts and photo storage."""

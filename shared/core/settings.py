@@ -1,0 +1,106 @@
+"""Settings read from the environment (prefix ``CITYCASE_``) with defaults for local work."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "citycase-development-secret-not-for-production"
+SERVICE_NAMES: tuple[str, ...] = ("intake", "dispatch", "handling", "closure", "assessment")
+
+
+class Mode(StrEnum):
+    """How the services run: all in one process on SQLite files, or apart on PostgreSQL + Kafka."""
+
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every tunable of a citycase process.
+
+    Nested values use ``__``: ``CITYCASE_DATABASE_URLS__INTAKE=postgresql+asyncpg://...``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CITYCASE_", env_nested_delimiter="__", extra="ignore")
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Path("var")
+
+    # PostgreSQL: one login role and one schema per service (deploy/local/postgres.sh makes them).
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_database: str = "citycase"
+    pg_pool_size: int = 20
+    # libpq's sslmode names. "prefer" encrypts when the server offers TLS; a database on the same
+    # machine gains nothing from TLS over loopback and pays for it on every statement ("disable").
+    pg_ssl: str = "prefer"
+    # Explicit per-service URLs win over the template, e.g. for a managed database.
+    database_urls: dict[str, str] = Field(default_factory=dict)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_partitions: int = 6
+    kafka_replication_factor: int = 1
+    kafka_create_topics: bool = True
+    # Prepended to every consumer group id: two cities (or a benchmark and a test run) sharing a
+    # broker must not join each other's groups, where they would steal each other's partitions.
+    kafka_group_prefix: str = ""
+    topic_case_events: str = "citycase.case-events"
+    topic_dead_letter: str = "citycase.dead-letter"
+    topic_integration: str = "citycase.integration"
+
+    outbox_batch_size: int = 500
+    outbox_poll_seconds: float = 0.2
+    outbox_retention_hours: float = 24.0
+    consumer_batch_size: int = 200
+    consumer_max_attempts: int = 3
+    stream_batch_size: int = 1000
+    # A rebuild has the log to itself: bigger batches fold more events into each counter row.
+    rebuild_batch_size: int = 5000
+
+    city_dir: Path = Path(__file__).resolve().parents[2] / "deploy" / "cities" / "demo"
+    # Tokens signed with the default secret are forgeable by anyone who reads this file:
+    # production mode refuses to start with it.
+    jwt_secret: str = DEV_JWT_SECRET
+    token_ttl_hours: float = 12.0
+    photo_dir: Path | None = None
+    max_photo_bytes: int = 10 * 1024 * 1024
+    max_photos: int = 9
+    duplicate_radius_m: float = 50.0
+    duplicate_window_hours: float = 72.0
+    timer_interval_seconds: float = 5.0
+    # Simulated time shared by processes (shared.core.clock.FileClock); unset, the system clock runs.
+    clock_file: Path | None = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    migrate_on_start: bool = True
+
+    def database_url(self, service: str) -> str:
+        """The SQLAlchemy async URL of one service's own database (or schema)."""
+        if service in self.database_urls:
+            return self.database_urls[service]
+        if self.mode is Mode.EMBEDDED:
+            return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+        role = f"citycase_{service}"
+        return f"postgresql+asyncpg://{role}:{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}?ssl={self.pg_ssl}"
+
+    @property
+    def photos_path(self) -> Path:
+        """Where photos are stored (content-addressed files)."""
+        return self.photo_dir or self.data_dir / "photos"
+
+    @property
+    def event_log_path(self) -> Path:
+        """The embedded durable event log (SQLite), used instead of Kafka in embedded mode."""
+        return self.data_dir / "events.db"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Databases: engines for PostgreSQL and SQLite, column types, rows by id, Alembic migrations."""

@@ -1,0 +1,230 @@
+"""The Apache Kafka backend (aiokafka): idempotent producer with acks=all, consumer groups with
+manual offset commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from shared.messaging.bus.base import Message, Record, StartPositions, TopicSpec
+from shared.messaging.bus.base import TopicPartition as Position
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+_CLOSE_TIMEOUT_S = 10.0
+
+
+class KafkaSubscription:
+    """A consumer group member on Kafka."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]:
+        """The next records of the assigned partitions, in offset order per partition."""
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [
+            Record(
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key,
+                value=m.value or b"",
+                # Kafka allows a header without a value; the rest of the code wants bytes.
+                headers=tuple((name, value or b"") for name, value in m.headers),
+                timestamp_ms=m.timestamp,
+            )
+            for tp in sorted(batches, key=lambda tp: (tp.topic, tp.partition))
+            for m in batches[tp]
+        ]
+
+    async def commit(self, offsets: Mapping[Position, int]) -> None:
+        """Commit the group's offsets for the partitions still assigned to this member.
+
+        A rebalance in between only means a redelivery to the new owner, which its inbox absorbs,
+        so a refused commit is logged and not raised.
+        """
+        assigned = self._consumer.assignment()
+        owned = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
+        if not owned:
+            return
+        try:
+            await self._consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError):
+            log.warning("offset commit refused after a rebalance; the batch will be redelivered")
+
+    async def seek(self, partition: Position, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on; records buffered past it are discarded."""
+        self._consumer.seek(TopicPartition(*partition), offset)
+
+    async def close(self) -> None:
+        """Leave the group."""
+        await self._consumer.stop()
+
+
+class _StartAtOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Moves each newly assigned partition to the position its consumer keeps itself."""
+
+    def __init__(self, start_at: StartPositions) -> None:
+        self.start_at = start_at
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        """Nothing to flush: a consumer keeping its own positions commits them with its effects."""
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Seek every assigned partition to the stored position (the group offset is only a hint)."""
+        assert self.consumer is not None
+        positions = await self.start_at([(tp.topic, tp.partition) for tp in assigned])
+        for (topic, partition), offset in positions.items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
+
+
+class KafkaBus:
+    """Kafka through aiokafka.
+
+    The producer is replaced after any failed publish: aiokafka's idempotent producer can be left
+    unable to send to a partition (a sequence gap after an expired batch) with no way back, and a
+    fresh producer id costs nothing but duplicates, which the outbox and inboxes absorb anyway.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "citycase",
+        replication_factor: int = 1,
+        linger_ms: int = 5,
+        request_timeout_ms: int = 15000,
+        group_prefix: str = "",
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.group_prefix = group_prefix
+        self.client_id = client_id
+        self.replication_factor = replication_factor
+        self.linger_ms = linger_ms
+        self.request_timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect the producer; raises when no broker answers."""
+        await self._ready_producer()
+
+    async def _ready_producer(self) -> AIOKafkaProducer:
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=self.linger_ms,
+                    request_timeout_ms=self.request_timeout_ms,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await _stop_within(producer.stop(), "producer")
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def _discard_producer(self) -> None:
+        async with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop_within(producer.stop(), "producer")
+
+    async def close(self) -> None:
+        """Flush pending messages (for a bounded time: the broker may be gone) and disconnect."""
+        await self._discard_producer()
+
+    async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
+        """Create missing topics with the configured replication factor."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t.name not in existing]
+            if missing:
+                response = await admin.create_topics(
+                    [
+                        NewTopic(t.name, t.partitions, self.replication_factor, topic_configs=dict(t.config))
+                        for t in missing
+                    ]
+                )
+                for name, code, *_ in response.topic_errors:
+                    if code not in (0, _TOPIC_ALREADY_EXISTS):
+                        raise KafkaError(f"cannot create topic {name}: error code {code}")
+        finally:
+            await admin.close()
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Send in order and wait until every message is acknowledged by all in-sync replicas."""
+        producer = await self._ready_producer()
+        try:
+            async with asyncio.timeout(2 * self.request_timeout_ms / 1000):
+                deliveries = [
+                    await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers)) for m in messages
+                ]
+                await asyncio.gather(*deliveries)
+        except BaseException:
+            await self._discard_producer()
+            raise
+
+    async def subscribe(
+        self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
+    ) -> KafkaSubscription:
+        """Join a consumer group; offsets are committed only by ``commit``, and partitions start
+        where ``start_at`` says when given.
+        """
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            group_id=self.group_prefix + group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        listener = _StartAtOnAssignment(start_at) if start_at is not None else None
+        try:
+            await consumer.start()
+            if listener is not None:
+                listener.consumer = consumer
+                consumer.subscribe(topics=list(topics), listener=listener)
+            else:
+                consumer.subscribe(topics=list(topics))
+        except BaseException:
+            await _stop_within(consumer.stop(), "consumer")
+            raise
+        return KafkaSubscription(consumer)
+
+    async def end_offsets(self, topic: str) -> dict[Position, int]:
+        """The next offset of each partition of ``topic``, asked of the broker."""
+        partitions = await (await self._ready_producer()).partitions_for(topic)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+            return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+        finally:
+            await _stop_within(consumer.stop(), "consumer")
+
+    async def ping(self) -> None:
+        """Raise unless a broker answers a metadata request within a few seconds."""
+        producer = await self._ready_producer()
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
+
+
+async def _stop_within(stopping: Awaitable[None], what: str) -> None:
+    try:
+        await asyncio.wait_for(stopping, _CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("the Kafka %s did not stop within %.0fs; abandoning it", what, _CLOSE_TIMEOUT_S)
