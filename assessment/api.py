@@ -8,89 +8,44 @@ from __future__ import annotations
 
 import asyncio
 import json
-import zoneinfo
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from assessment import bulletin, domain, handlers
-from assessment.domain import COUNTERS, INDICATORS, SCOPE_KINDS, PeriodKind
-from assessment.handlers import Period
-from shared.core.auth import Principal, Role
-from shared.core.errors import InvalidInput, OutOfScope
+from assessment import bulletin, domain, queries
+from assessment.queries import Period
+from assessment.stream import STREAM_CONSUMER
+from shared.city.indicators import CITY, INDICATORS, RANKED_KINDS, SCOPE_KINDS
+from shared.core.auth import Principal
+from shared.core.errors import InvalidInput
 from shared.service.context import ServiceContext
 from shared.web.auth import require
-from shared.web.context import service_context
+from shared.web.context import Context
 
 router = APIRouter(tags=["assessment"])
 
-Context = Annotated[ServiceContext, Depends(service_context)]
-STAFF = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD)
-# Departments and inspectors see rankings (cities publish them) and their own figures.
-Reader = Annotated[Principal, Depends(require(*STAFF, Role.DEPARTMENT, Role.INSPECTOR))]
-Lead = Annotated[Principal, Depends(require(Role.SHIFT_LEAD))]
+Reader = Annotated[Principal, Depends(require(*queries.READERS))]
+Lead = Annotated[Principal, Depends(require(*queries.LEADS))]
 
-ScopeKind = Literal[
-    "city", "district", "street", "community", "cell", "category", "family", "source", "inspector", "department"
-]
-RankedKind = Literal["department", "district", "street", "community", "inspector", "category", "source"]
+if TYPE_CHECKING:
+    ScopeKind = str
+    RankedKind = str
+    Indicator = str
+else:
+    # Made from the one list of names, so the schema's enums and the 422 for an unknown name
+    # follow it.
+    ScopeKind = Literal[SCOPE_KINDS]
+    RankedKind = Literal[RANKED_KINDS]
+    Indicator = Literal[INDICATORS]
 PeriodName = Literal["day", "week", "month", "range"]
-Indicator = Literal[
-    "reports",
-    "filed",
-    "filed_on_time",
-    "cases_dispatched",
-    "dispatched_on_time",
-    "dispatches",
-    "returns",
-    "handled",
-    "reworked",
-    "checks_requested",
-    "checks_on_time",
-    "closed",
-    "closed_on_time",
-    "overdue_open",
-    "cancelled",
-    "due",
-    "effective_filing_rate",
-    "closure_rate",
-    "on_time_closure_rate",
-    "on_time_check_rate",
-    "rework_rate",
-    "return_rate",
-    "accurate_dispatch_rate",
-    "on_time_filing_rate",
-    "on_time_dispatch_rate",
-]
-assert set(SCOPE_KINDS) == set(ScopeKind.__args__)  # type: ignore[attr-defined]
-assert Indicator.__args__ == INDICATORS  # type: ignore[attr-defined]
-
-
-def _today(ctx: ServiceContext) -> date:
-    return ctx.clock.now().astimezone(zoneinfo.ZoneInfo(ctx.city.timezone)).date()
-
-
-def _period(ctx: ServiceContext, period: str, day: date | None, start: date | None, end: date | None) -> Period:
-    if period == "range":
-        if start is None or end is None:
-            raise InvalidInput("a range needs both 'from' and 'to'", {"period": period})
-        return Period.custom(start, end)
-    return Period.bucket(PeriodKind(period), day or _today(ctx))
-
-
-def _check_scope(reader: Principal, scope_kind: str, scope_id: str) -> None:
-    if reader.role is Role.DEPARTMENT and (scope_kind, scope_id) != ("department", reader.department_id):
-        raise OutOfScope("a department reads its own figures; rankings are open to all")
-    if reader.role is Role.INSPECTOR and (scope_kind, scope_id) != ("inspector", reader.inspector_id):
-        raise OutOfScope("an inspector reads their own figures; rankings are open to all")
 
 
 async def _answer(ctx: ServiceContext, scope_kind: str, scope_id: str, period: Period) -> dict[str, Any]:
-    values = await handlers.indicators(ctx, scope_kind, scope_id, period)
+    values = await queries.indicators(ctx, scope_kind, scope_id, period)
     return {
         "scope": {"kind": scope_kind, "id": scope_id, "name": bulletin.name_of(ctx.city, scope_kind, scope_id)},
         "period": period.to_json(),
@@ -104,14 +59,14 @@ async def get_indicators(
     ctx: Context,
     reader: Reader,
     scope_kind: ScopeKind = "city",
-    scope_id: Annotated[str, Query(max_length=64)] = domain.CITY,
+    scope_id: Annotated[str, Query(max_length=64)] = CITY,
     period: PeriodName = "month",
     day: Annotated[date | None, Query(alias="date", description="any day inside the period (default today)")] = None,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
-    _check_scope(reader, scope_kind, scope_id)
-    return await _answer(ctx, scope_kind, scope_id, _period(ctx, period, day, start, end))
+    queries.ensure_may_read(reader, scope_kind, scope_id)
+    return await _answer(ctx, scope_kind, scope_id, queries.period_asked(ctx, period, day, start, end))
 
 
 @router.get("/rankings", summary="Departments, districts, streets or inspectors ranked by any indicator")
@@ -127,8 +82,8 @@ async def get_ranking(
     end: Annotated[date | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> dict[str, Any]:
-    chosen = _period(ctx, period, day, start, end)
-    by_scope = await handlers.scopes_of_kind(ctx, scope_kind, chosen)
+    chosen = queries.period_asked(ctx, period, day, start, end)
+    by_scope = await queries.scopes_of_kind(ctx, scope_kind, chosen)
     rows = bulletin.ranked(ctx.city, scope_kind, by_scope, indicator, descending=order == "desc")
     return {"scope_kind": scope_kind, "indicator": indicator, "period": chosen.to_json(), "ranking": rows[:limit]}
 
@@ -173,17 +128,17 @@ async def live_indicators(
     reader: Reader,
     request: Request,
     scope_kind: ScopeKind = "city",
-    scope_id: Annotated[str, Query(max_length=64)] = domain.CITY,
+    scope_id: Annotated[str, Query(max_length=64)] = CITY,
     period: Literal["day", "week", "month"] = "day",
     interval: Annotated[float, Query(ge=0.2, le=60, description="seconds between looks at the counters")] = 1.0,
     count: Annotated[int | None, Query(ge=1, description="end the stream after this many events")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    _check_scope(reader, scope_kind, scope_id)
+    queries.ensure_may_read(reader, scope_kind, scope_id)
     last: dict[str, Any] | None = None
     sequence = 0
     # Polling one counter row is cheap and sees the changes of every assessment instance alike.
     while not await request.is_disconnected():
-        current = await _answer(ctx, scope_kind, scope_id, _period(ctx, period, None, None, None))
+        current = await _answer(ctx, scope_kind, scope_id, queries.period_asked(ctx, period))
         if current != last:
             sequence += 1
             yield ServerSentEvent(data=current, event="indicators", id=str(sequence))
@@ -195,7 +150,7 @@ async def live_indicators(
 
 @router.get("/stream", summary="How far the stream has applied the case event log, per partition")
 async def stream_status(ctx: Context, _lead: Lead) -> dict[str, Any]:
-    return {"consumer": handlers.STREAM_CONSUMER, "positions": await handlers.stream_positions(ctx)}
+    return {"consumer": STREAM_CONSUMER, "positions": await queries.stream_positions(ctx)}
 
 
 @router.get(
@@ -206,15 +161,7 @@ async def stream_status(ctx: Context, _lead: Lead) -> dict[str, Any]:
 )
 async def export_counters(ctx: Context, _lead: Lead) -> StreamingResponse:
     async def lines() -> AsyncIterator[bytes]:
-        async for row in handlers.export_counters(ctx):
-            values = {name: row[name] for name in COUNTERS if row[name]}
-            if values:
-                key = {
-                    "scope_kind": row["scope_kind"],
-                    "scope_id": row["scope_id"],
-                    "period_kind": row["period_kind"],
-                    "period_start": row["period_start"].isoformat(),
-                }
-                yield (json.dumps({**key, "values": values}, ensure_ascii=False) + "\n").encode()
+        async for line in queries.export_counters(ctx):
+            yield (json.dumps(line, ensure_ascii=False) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -10,9 +10,10 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from assessment import domain, handlers
+from assessment import domain, queries
 from assessment.domain import PeriodKind
-from assessment.handlers import Period
+from assessment.queries import Period
+from shared.city.indicators import CITY, INDICATORS
 from shared.city.model import City
 from shared.service.context import ServiceContext
 
@@ -96,14 +97,14 @@ async def monthly_bulletin(ctx: ServiceContext, month: date) -> dict[str, Any]:
     """The bulletin of the month that starts on ``month``."""
     city = ctx.city
     period = Period.bucket(PeriodKind.MONTH, month)
-    totals = await handlers.indicators(ctx, "city", domain.CITY, period)
+    totals = await queries.indicators(ctx, "city", CITY, period)
 
     async def breakdown(kind: str) -> dict[str, dict[str, int]]:
-        return await handlers.scopes_of_kind(ctx, kind, period)
+        return await queries.scopes_of_kind(ctx, kind, period)
 
     categories = await breakdown("category")
     top = sorted(categories.items(), key=lambda item: (-item[1]["reports"], item[0]))[:TOP_CATEGORIES]
-    backlog = await handlers.backlog_by_department(ctx, period.end)
+    backlog = await queries.backlog_by_department(ctx, period.end)
     return {
         "city": city.name,
         "period": period.to_json(),
@@ -141,18 +142,7 @@ _PERCENT = "0.00%"
 def workbook(bulletin: Mapping[str, Any]) -> bytes:
     """The bulletin as an Excel workbook (.xlsx), one sheet per table, rates as percentages."""
     book = Workbook()
-    summary = book.active
-    assert summary is not None
-    summary.title = "概况 Summary"
-    period = bulletin["period"]
-    _header(summary, ["指标 indicator", "值 value"])
-    summary.append(["城市 city", bulletin["city"]])
-    summary.append(["期间 period", f"{period['start']} – {period['end']}"])
-    for name in domain.INDICATORS:
-        summary.append([name, bulletin["totals"][name]])
-        if name.endswith("_rate"):
-            summary.cell(row=summary.max_row, column=2).number_format = _PERCENT
-
+    _summary(book, bulletin)
     columns = ["reports", "filed", "effective_filing_rate", "due", "closed", "closed_on_time", "on_time_closure_rate"]
     for title, rows in (("来源 Sources", bulletin["by_source"]), ("部件事件 Families", bulletin["by_family"])):
         sheet = book.create_sheet(title)
@@ -186,6 +176,20 @@ def workbook(bulletin: Mapping[str, Any]) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _summary(book: Workbook, bulletin: Mapping[str, Any]) -> None:
+    summary = book.active
+    assert summary is not None
+    summary.title = "概况 Summary"
+    period = bulletin["period"]
+    _header(summary, ["指标 indicator", "值 value"])
+    summary.append(["城市 city", bulletin["city"]])
+    summary.append(["期间 period", f"{period['start']} – {period['end']}"])
+    for name in INDICATORS:
+        summary.append([name, bulletin["totals"][name]])
+        if name.endswith("_rate"):
+            summary.cell(row=summary.max_row, column=2).number_format = _PERCENT
 
 
 def _header(sheet: Any, names: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from assessment.handlers import STREAM_CONSUMER, Stream
+from assessment.handlers import Stream
+from assessment.stream import STREAM_CONSUMER
 from shared.messaging.tracked import TrackedConsumerSpec
 from shared.service.context import ServiceContext
 

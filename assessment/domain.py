@@ -17,6 +17,9 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+# Re-exported (``as``): the stream's readers (bench, the tests) know the names as the domain's.
+from shared.city.indicators import CITY as CITY
+from shared.city.indicators import COUNTERS as COUNTERS
 from shared.events.catalogue import (
     CaseCancelled,
     CaseClosed,
@@ -32,44 +35,15 @@ from shared.events.catalogue import (
     CheckRequested,
     DeadlineKind,
     DeadlineMissed,
+    EventPayload,
     ExtensionApproved,
+    GridPlace,
     ReportReceived,
 )
 from shared.events.envelope import Event
 
-COUNTERS: tuple[str, ...] = (
-    "reports",
-    "filed",
-    "filed_on_time",
-    "cases_dispatched",
-    "dispatched_on_time",
-    "dispatches",
-    "returns",
-    "handled",
-    "reworked",
-    "checks_requested",
-    "checks_on_time",
-    "closed",
-    "closed_on_time",
-    "overdue_open",
-    "cancelled",
-)
 INDEX: Mapping[str, int] = {name: i for i, name in enumerate(COUNTERS)}
 WIDTH = len(COUNTERS)
-
-SCOPE_KINDS: tuple[str, ...] = (
-    "city",
-    "district",
-    "street",
-    "community",
-    "cell",
-    "category",
-    "family",
-    "source",
-    "inspector",
-    "department",
-)
-CITY = "city"
 
 
 class PeriodKind(StrEnum):
@@ -194,77 +168,134 @@ def apply(state: CaseState, event: Event, attribution: Attribution) -> bool:
     if event_id in state.event_ids:
         return False
     state.event_ids.append(event_id)
-    data = event.data
-    at = event.time
-    if isinstance(data, ReportReceived):
-        _place(state, at, data.source.value, data.category_code, data.place, attribution)
-        state.family = attribution.family_of(data.category_code)
-    elif isinstance(data, CaseFiled):
-        if state.received_at is None:  # tolerate a log that starts after the report
-            _place(state, data.reported_at, data.source.value, data.category_code, data.place, attribution)
-        state.family = data.family.value
-        state.filed_at = at
-        state.filed_on_time = data.filing_deadline is None or at <= data.filing_deadline
-        state.dispatch_deadline = data.dispatch_deadline
-        if not data.self_handled:
-            state.flow = Flow.COORDINATION
-    elif isinstance(data, CaseQueuedForCoordination):
-        state.flow = Flow.COORDINATION
-    elif isinstance(data, CaseDispatched):
-        state.assignments.append([data.department_id, False])
-        if state.first_dispatched_at is None:
-            state.first_dispatched_at = at
-        state.flow = Flow.DISPATCHED
-        state.overdue = False
-    elif isinstance(data, CaseReturned):
-        # Dispatch takes a return only from the department holding the case, before it reports back.
-        if state.flow is Flow.DISPATCHED and state.current_department == data.department_id:
-            state.assignments[-1][1] = True
-            state.flow = Flow.RETURNED
-            state.overdue = False
-    elif isinstance(data, CaseHandled):
-        state.handled = True
-        if state.flow is Flow.DISPATCHED and state.current_department == data.department_id:
-            state.flow = Flow.HANDLED
-    elif isinstance(data, CheckRequested):
-        state.checks_requested += 1
-        state.check_deadline = data.check_deadline
-    elif isinstance(data, CheckPassed | CheckFailed):
-        if state.check_deadline is not None and at <= state.check_deadline:
-            state.checks_on_time += 1
-        state.check_deadline = None
-        if isinstance(data, CheckFailed):
-            state.reworked = True
-            if state.flow is Flow.HANDLED:
-                state.flow = Flow.DISPATCHED
-    elif isinstance(data, CaseSuspended):
-        state.flow = Flow.SUSPENDED
-    elif isinstance(data, CaseResumed):
-        state.flow = Flow.DISPATCHED
-        state.overdue = False
-    elif isinstance(data, ExtensionApproved):
-        state.overdue = False
-    elif isinstance(data, DeadlineMissed):
-        # The timer may fire after the department returned the case but before dispatch read the
-        # return; dispatch then forgets the miss, and so does the stream: it belongs to a
-        # department the case has left.
-        if (
-            data.kind is DeadlineKind.HANDLING
-            and state.flow is not Flow.RETURNED
-            and (data.department_id is None or data.department_id == state.current_department)
-        ):
-            state.overdue = True
-    elif isinstance(data, CaseClosed):
-        state.closed = True
-        state.closed_on_time = data.on_time
-        state.flow = Flow.CLOSED
-    elif isinstance(data, CaseCancelled):
-        state.cancelled = True
+    applier = _APPLY.get(type(event.data))
+    if applier is not None:
+        applier(state, event.data, event.time, attribution)
     return True
 
 
+def _on_report_received(state: CaseState, data: ReportReceived, at: datetime, attribution: Attribution) -> None:
+    _place(state, at, data.source.value, data.category_code, data.place, attribution)
+    state.family = attribution.family_of(data.category_code)
+
+
+def _on_filed(state: CaseState, data: CaseFiled, at: datetime, attribution: Attribution) -> None:
+    if state.received_at is None:  # tolerate a log that starts after the report
+        _place(state, data.reported_at, data.source.value, data.category_code, data.place, attribution)
+    state.family = data.family.value
+    state.filed_at = at
+    state.filed_on_time = data.filing_deadline is None or at <= data.filing_deadline
+    state.dispatch_deadline = data.dispatch_deadline
+    if not data.self_handled:
+        state.flow = Flow.COORDINATION
+
+
+def _on_queued(state: CaseState, data: CaseQueuedForCoordination, at: datetime, attribution: Attribution) -> None:
+    state.flow = Flow.COORDINATION
+
+
+def _on_dispatched(state: CaseState, data: CaseDispatched, at: datetime, attribution: Attribution) -> None:
+    state.assignments.append([data.department_id, False])
+    if state.first_dispatched_at is None:
+        state.first_dispatched_at = at
+    state.flow = Flow.DISPATCHED
+    state.overdue = False
+
+
+def _on_returned(state: CaseState, data: CaseReturned, at: datetime, attribution: Attribution) -> None:
+    # Dispatch takes a return only from the department holding the case, before it reports back.
+    if state.flow is Flow.DISPATCHED and state.current_department == data.department_id:
+        state.assignments[-1][1] = True
+        state.flow = Flow.RETURNED
+        state.overdue = False
+
+
+def _on_handled(state: CaseState, data: CaseHandled, at: datetime, attribution: Attribution) -> None:
+    state.handled = True
+    if state.flow is Flow.DISPATCHED and state.current_department == data.department_id:
+        state.flow = Flow.HANDLED
+
+
+def _on_check_requested(state: CaseState, data: CheckRequested, at: datetime, attribution: Attribution) -> None:
+    state.checks_requested += 1
+    state.check_deadline = data.check_deadline
+
+
+def _on_check_answered(
+    state: CaseState, data: CheckPassed | CheckFailed, at: datetime, attribution: Attribution
+) -> None:
+    if state.check_deadline is not None and at <= state.check_deadline:
+        state.checks_on_time += 1
+    state.check_deadline = None
+
+
+def _on_check_failed(state: CaseState, data: CheckFailed, at: datetime, attribution: Attribution) -> None:
+    _on_check_answered(state, data, at, attribution)
+    state.reworked = True
+    if state.flow is Flow.HANDLED:
+        state.flow = Flow.DISPATCHED
+
+
+def _on_suspended(state: CaseState, data: CaseSuspended, at: datetime, attribution: Attribution) -> None:
+    state.flow = Flow.SUSPENDED
+
+
+def _on_resumed(state: CaseState, data: CaseResumed, at: datetime, attribution: Attribution) -> None:
+    state.flow = Flow.DISPATCHED
+    state.overdue = False
+
+
+def _on_extension_approved(state: CaseState, data: ExtensionApproved, at: datetime, attribution: Attribution) -> None:
+    state.overdue = False
+
+
+def _on_deadline_missed(state: CaseState, data: DeadlineMissed, at: datetime, attribution: Attribution) -> None:
+    # The timer may fire after the department returned the case but before dispatch read the
+    # return; dispatch then forgets the miss, and so does the stream: it belongs to a
+    # department the case has left.
+    if (
+        data.kind is DeadlineKind.HANDLING
+        and state.flow is not Flow.RETURNED
+        and (data.department_id is None or data.department_id == state.current_department)
+    ):
+        state.overdue = True
+
+
+def _on_closed(state: CaseState, data: CaseClosed, at: datetime, attribution: Attribution) -> None:
+    state.closed = True
+    state.closed_on_time = data.on_time
+    state.flow = Flow.CLOSED
+
+
+def _on_cancelled(state: CaseState, data: CaseCancelled, at: datetime, attribution: Attribution) -> None:
+    state.cancelled = True
+
+
+# What each kind of event does to a case's state: (state, payload, event time, attribution).
+# Events not listed (a verification, a supervision...) change no counter; they are still
+# remembered as applied.
+Applier = Callable[[CaseState, Any, datetime, Attribution], None]
+_APPLY: Mapping[type[EventPayload], Applier] = {
+    ReportReceived: _on_report_received,
+    CaseFiled: _on_filed,
+    CaseQueuedForCoordination: _on_queued,
+    CaseDispatched: _on_dispatched,
+    CaseReturned: _on_returned,
+    CaseHandled: _on_handled,
+    CheckRequested: _on_check_requested,
+    CheckPassed: _on_check_answered,
+    CheckFailed: _on_check_failed,
+    CaseSuspended: _on_suspended,
+    CaseResumed: _on_resumed,
+    ExtensionApproved: _on_extension_approved,
+    DeadlineMissed: _on_deadline_missed,
+    CaseClosed: _on_closed,
+    CaseCancelled: _on_cancelled,
+}
+
+
 def _place(
-    state: CaseState, at: datetime, source: str, category_code: str, place: Any, attribution: Attribution
+    state: CaseState, at: datetime, source: str, category_code: str, place: GridPlace, attribution: Attribution
 ) -> None:
     state.received_at = at
     state.source = source
@@ -380,6 +411,20 @@ def difference(new: Contribution, old: Contribution) -> Iterator[tuple[Contribut
             yield key, [a - b for a, b in zip(after, before, strict=True)]
 
 
+Changes = list[tuple[ContributionKey, list[int]]]
+
+
+def decide(state: CaseState, events: Iterable[Event], attribution: Attribution, zone: tzinfo) -> Changes | None:
+    """Apply a case's ``events`` to its ``state`` (in place: the stream saves it) and return the
+    change of the case's contribution; ``None`` when every event had been applied before.
+    """
+    before = contribution(state, zone)
+    applied = [apply(state, event, attribution) for event in events]
+    if not any(applied):
+        return None
+    return list(difference(contribution(state, zone), before))
+
+
 # A counter row: (scope kind, scope id, period kind, period start).
 RowKey = tuple[str, str, str, date]
 
@@ -425,18 +470,3 @@ def derived(values: Mapping[str, int]) -> dict[str, float | int | None]:
         "on_time_filing_rate": rate(values["filed_on_time"], values["filed"]),
         "on_time_dispatch_rate": rate(values["dispatched_on_time"], values["cases_dispatched"]),
     }
-
-
-INDICATORS: tuple[str, ...] = (
-    *COUNTERS,
-    "due",
-    "effective_filing_rate",
-    "closure_rate",
-    "on_time_closure_rate",
-    "on_time_check_rate",
-    "rework_rate",
-    "return_rate",
-    "accurate_dispatch_rate",
-    "on_time_filing_rate",
-    "on_time_dispatch_rate",
-)

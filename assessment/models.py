@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Date, Index, String, Table, Uuid
 
-from assessment.domain import COUNTERS
+from shared.city.indicators import COUNTERS
 from shared.messaging.tables import positions_table, service_metadata
 
 metadata = service_metadata()

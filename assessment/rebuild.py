@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 
-from assessment.handlers import STREAM_CONSUMER, Stream, forget_everything
+from assessment.handlers import Stream
 from assessment.models import metadata, positions
+from assessment.stream import STREAM_CONSUMER, forget_everything
 from shared.city.model import City
 from shared.core.ids import new_id
 from shared.core.settings import Settings

@@ -8,24 +8,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
-from closure import handlers
+from closure import handlers, queries
 from closure.domain import ClosureStatus
-from closure.models import cases
 from shared.core.auth import Principal, Role
-from shared.service.context import ServiceContext
 from shared.web.auth import require
-from shared.web.context import service_context
+from shared.web.bodies import PhotoDigest, ReasonIn
+from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
-from shared.web.photos import check_photos_exist
+from shared.web.photos import ensure_photos_exist
 
 router = APIRouter(tags=["closure"])
 
-Context = Annotated[ServiceContext, Depends(service_context)]
 Inspector = Annotated[Principal, Depends(require(Role.INSPECTOR))]
-Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class CheckIn(BaseModel):
@@ -35,15 +31,7 @@ class CheckIn(BaseModel):
 
     passed: bool
     note: str | None = Field(default=None, max_length=1000)
-    photos: list[Digest] = Field(default_factory=list, max_length=9)
-
-
-class ReasonIn(BaseModel):
-    """Why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(min_length=1, max_length=1000)
+    photos: list[PhotoDigest] = Field(default_factory=list, max_length=9)
 
 
 class ClosureCaseOut(BaseModel):
@@ -87,19 +75,13 @@ def _out(row: RowMapping) -> ClosureCaseOut:
 @router.get("/checks", summary="The calling inspector's open check tasks")
 async def my_checks(ctx: Context, inspector: Inspector) -> list[ClosureCaseOut]:
     """Nearest check deadline first."""
-    query = (
-        select(cases)
-        .where(cases.c.inspector_id == inspector.inspector_id, cases.c.status == ClosureStatus.CHECKING)
-        .order_by(cases.c.check_deadline)
-    )
-    async with ctx.store.engine.connect() as connection:
-        return [_out(row) for row in (await connection.execute(query)).mappings()]
+    return [_out(row) for row in await queries.check_tasks(ctx, inspector)]
 
 
 @router.post("/cases/{case_id}/check", summary="Answer a check task: passed closes, failed sends back for rework")
 async def check(case_id: UUID, body: CheckIn, ctx: Context, inspector: Inspector) -> ClosureCaseOut:
     """Only the cell's inspector, only while a check is open; 409 otherwise."""
-    await check_photos_exist(ctx, body.photos)
+    await ensure_photos_exist(ctx, body.photos)
     return _out(await handlers.check(ctx, inspector, case_id, passed=body.passed, note=body.note, photos=body.photos))
 
 
@@ -123,7 +105,7 @@ async def export_cases(
     """Streamed in id order, one case per line; the command center only."""
 
     async def page(after: UUID | None, limit: int) -> list[ClosureRecord]:
-        return [ClosureRecord.model_validate(dict(row)) for row in await handlers.export_page(ctx, after, limit)]
+        return [ClosureRecord.model_validate(dict(row)) for row in await queries.export_page(ctx, after, limit)]
 
     return await ndjson_export(page, after)
 
@@ -135,4 +117,4 @@ async def get_case(
     _staff: Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD))],
 ) -> ClosureCaseOut:
     """Its check and closure."""
-    return _out(await handlers.get_case(ctx, case_id))
+    return _out(await queries.get_case(ctx, case_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, Uuid
 
 from shared.db.engine import UTCDateTime
+from shared.db.rows import Rows
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()
@@ -35,3 +36,6 @@ cases = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_closure_checks", cases.c.inspector_id, cases.c.status)
+
+# The case rows by id, for the handlers (load, save) and the queries (get one, export pages).
+CASES = Rows(cases, "case")

@@ -1,4 +1,4 @@
-"""The dispatch service's HTTP routes (thin: parse, call a handler, format)."""
+"""The dispatch service's HTTP routes (thin: parse, call a handler or a query, format)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
-from dispatch import handlers
+from dispatch import handlers, queries
 from dispatch.domain import DispatchStatus
-from dispatch.models import cases
 from shared.core.auth import Principal, Role
-from shared.service.context import ServiceContext
 from shared.web.auth import current_principal, require
-from shared.web.context import service_context
+from shared.web.bodies import ReasonIn
+from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 
 router = APIRouter(tags=["dispatch"])
 
-Context = Annotated[ServiceContext, Depends(service_context)]
 Dispatcher = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.SHIFT_LEAD))]
 ShiftLead = Annotated[Principal, Depends(require(Role.SHIFT_LEAD))]
 Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD))]
@@ -34,14 +31,6 @@ class DispatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     department_id: str = Field(min_length=1, max_length=64)
-
-
-class ReasonIn(BaseModel):
-    """Why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(min_length=1, max_length=1000)
 
 
 class NoteIn(BaseModel):
@@ -119,17 +108,13 @@ async def queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DispatchCaseOut]:
     """Oldest first."""
-    query = select(cases).where(cases.c.status == status).order_by(cases.c.filed_at).limit(limit)
-    async with ctx.store.engine.connect() as connection:
-        return [_out(row) for row in (await connection.execute(query)).mappings()]
+    return [_out(row) for row in await queries.queue(ctx, status, limit)]
 
 
 @router.get("/extensions", summary="Extension requests waiting for the shift lead")
 async def pending_extensions(ctx: Context, _lead: ShiftLead) -> list[DispatchCaseOut]:
     """Oldest deadline first."""
-    query = select(cases).where(cases.c.extension_deadline.is_not(None)).order_by(cases.c.handling_deadline)
-    async with ctx.store.engine.connect() as connection:
-        return [_out(row) for row in (await connection.execute(query)).mappings()]
+    return [_out(row) for row in await queries.pending_extensions(ctx)]
 
 
 @router.get("/departments", summary="The departments cases can be dispatched to")
@@ -151,7 +136,7 @@ async def export_cases(ctx: Context, _lead: ShiftLead, after: After = None) -> N
     async def page(after: UUID | None, limit: int) -> list[DispatchRecord]:
         return [
             DispatchRecord.model_validate({**row, "assignments": attempts})
-            for row, attempts in await handlers.export_page(ctx, after, limit)
+            for row, attempts in await queries.export_page(ctx, after, limit)
         ]
 
     return await ndjson_export(page, after)
@@ -160,7 +145,7 @@ async def export_cases(ctx: Context, _lead: ShiftLead, after: After = None) -> N
 @router.get("/cases/{case_id}", summary="Who has a case and by when")
 async def get_case(case_id: UUID, ctx: Context, _staff: Staff) -> DispatchCaseOut:
     """Dispatch's view of one case."""
-    return _out(await handlers.get_case(ctx, case_id))
+    return _out(await queries.get_case(ctx, case_id))
 
 
 @router.post("/cases/{case_id}/dispatch", summary="Dispatch or re-dispatch a case by hand (派遣)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dispatch.api import router
 from dispatch.consumers import consumers
-from dispatch.handlers import run_deadline_timer
 from dispatch.models import metadata
+from dispatch.timer import run_deadline_timer
 from shared.service.context import ServiceContext
 from shared.service.spec import ServiceSpec, Worker
 

@@ -2,14 +2,43 @@
 
 The handling deadline runs from dispatch until closure — a case handled but not yet checked is
 still open — and stops only while the case is suspended (挂账). An approved extension moves it.
+
+Each ``decide_*`` function takes the case as it stands and a command or another service's fact,
+runs the guard, and returns the decision: the new column values of the case row and the events
+to publish. A reaction's decision is None when the fact does not concern the case any more (a
+stale one): nothing changes and nothing is published.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
+from uuid import UUID
 
-from shared.core.errors import IllegalTransition, InvalidInput
+from shared.city.calendar import TimeBasis, TimeLimit, WorkingCalendar, ends_later
+from shared.city.model import Category
+from shared.core.errors import IllegalTransition
+from shared.events.catalogue import (
+    CaseDispatched,
+    CaseFiled,
+    CaseQueuedForCoordination,
+    CaseResumed,
+    CaseSuspended,
+    DeadlineKind,
+    DeadlineMissed,
+    EventPayload,
+    ExtensionApproved,
+    ExtensionDenied,
+    ExtensionRequested,
+    SupervisionIssued,
+)
+
+# Who the events say acted when no person did.
+ROUTING_ACTOR = "routing-rules"
+TIMER_ACTOR = "deadline-timer"
 
 
 class DispatchStatus(StrEnum):
@@ -26,10 +55,95 @@ class DispatchStatus(StrEnum):
 
 # Where the handling clock runs and a missed deadline is reported.
 CLOCK_RUNNING = frozenset({DispatchStatus.DISPATCHED, DispatchStatus.HANDLED})
-ENDED = frozenset({DispatchStatus.CLOSED, DispatchStatus.CANCELLED})
+
+# A case leaves the coordination queue only by hand when no routing rule names an owner.
+UNCLEAR_OWNERSHIP = CaseQueuedForCoordination(reason="no routing rule names an owner (权属不清)")
+
+# The pending extension request, cleared whenever the case moves on without a decision on it.
+NO_EXTENSION: Mapping[str, None] = {
+    "extension_deadline": None,
+    "extension_reason": None,
+    "extension_requested_by": None,
+}
 
 
-def check_can_dispatch(status: DispatchStatus, department_id: str, current_department: str | None) -> None:
+@dataclass(frozen=True)
+class CaseState:
+    """What the rules read of a case row."""
+
+    id: UUID
+    status: DispatchStatus
+    case_number: str
+    category_code: str
+    department_id: str | None
+    attempt: int
+    handling_deadline: datetime | None
+    suspended_at: datetime | None
+    extension_deadline: datetime | None
+    supervision_level: int
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> CaseState:
+        """The state of a case row (the columns of dispatch's ``cases`` table)."""
+        return cls(
+            id=row["id"],
+            status=DispatchStatus(row["status"]),
+            case_number=row["case_number"],
+            category_code=row["category_code"],
+            department_id=row["department_id"],
+            attempt=row["attempt"],
+            handling_deadline=row["handling_deadline"],
+            suspended_at=row["suspended_at"],
+            extension_deadline=row["extension_deadline"],
+            supervision_level=row["supervision_level"],
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a command or a fact does to a case: new column values and the events to publish."""
+
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[EventPayload, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Send a case to ``department_id`` (派遣) at ``at``; ``rule_id`` when a routing rule chose it."""
+
+    department_id: str
+    by: str
+    at: datetime
+    rule_id: str | None = None
+
+
+# --- the handling deadline ---------------------------------------------------------------------
+
+
+def handling_deadline(calendar: WorkingCalendar, dispatched_at: datetime, category: Category) -> datetime:
+    """When a case dispatched at ``dispatched_at`` must be handled: the category's handling limit
+    counted in its time basis from dispatch. ``CalendarDataMissing`` for a year the calendar lacks.
+    """
+    return calendar.add(dispatched_at, TimeLimit(category.handling, TimeBasis(category.time_basis)))
+
+
+def resumed_deadline(
+    calendar: WorkingCalendar, deadline: datetime, suspended_at: datetime, resumed_at: datetime, category: Category
+) -> datetime:
+    """The deadline of a case resumed at ``resumed_at``: moved by the time, counted in the
+    category's time basis, that the case stood suspended."""
+    return calendar.shift(deadline, suspended_at, resumed_at, TimeBasis(category.time_basis))
+
+
+# --- guards and predicates ---------------------------------------------------------------------
+
+
+def is_clock_running(status: DispatchStatus) -> bool:
+    """Whether the handling deadline runs for a case in ``status``."""
+    return status in CLOCK_RUNNING
+
+
+def ensure_dispatchable(status: DispatchStatus, department_id: str, current_department: str | None) -> None:
     """A dispatcher (re-)dispatches a queued or returned case, or moves one not yet handled."""
     if status not in (DispatchStatus.COORDINATION, DispatchStatus.RETURNED, DispatchStatus.DISPATCHED):
         raise IllegalTransition("dispatch", status.value)
@@ -37,38 +151,215 @@ def check_can_dispatch(status: DispatchStatus, department_id: str, current_depar
         raise IllegalTransition("re-dispatch to the same department", status.value)
 
 
-def check_can_decide_extension(status: DispatchStatus, pending: datetime | None) -> None:
-    """Only a pending request on a case still with its department can be approved or denied."""
+def ensure_extension_pending(status: DispatchStatus, pending: datetime | None) -> datetime:
+    """Only a pending request on a case still with its department can be approved or denied;
+    the date it asks for."""
     if pending is None:
         raise IllegalTransition("decide an extension without a pending request for", status.value)
     if status is not DispatchStatus.DISPATCHED:
         raise IllegalTransition("decide an extension of", status.value)
+    return pending
 
 
-def check_extension_request(status: DispatchStatus, requested: datetime, deadline: datetime | None) -> bool:
-    """Whether a department's request can wait for the shift lead (otherwise it is void)."""
-    return status is DispatchStatus.DISPATCHED and deadline is not None and requested > deadline
+def may_hold_extension(status: DispatchStatus, requested: datetime, deadline: datetime | None) -> bool:
+    """Whether a department's request can wait for the shift lead (otherwise it is void): the
+    case is with the department and the date asked for ends after the deadline in force."""
+    return status is DispatchStatus.DISPATCHED and deadline is not None and ends_later(requested, deadline)
 
 
-def check_can_suspend(status: DispatchStatus) -> None:
+def ensure_suspendable(status: DispatchStatus) -> None:
     """A case with a department can be suspended; the clock stops."""
     if status is not DispatchStatus.DISPATCHED:
         raise IllegalTransition("suspend", status.value)
 
 
-def check_can_resume(status: DispatchStatus) -> None:
+def ensure_resumable(status: DispatchStatus) -> None:
     """Only a suspended case resumes."""
     if status is not DispatchStatus.SUSPENDED:
         raise IllegalTransition("resume", status.value)
 
 
-def check_can_supervise(status: DispatchStatus) -> None:
+def ensure_supervisable(status: DispatchStatus) -> None:
     """Supervision notices (督办) go to cases still open with a department."""
-    if status not in CLOCK_RUNNING:
+    if not is_clock_running(status):
         raise IllegalTransition("supervise", status.value)
 
 
-def check_new_deadline(requested: datetime, current: datetime | None) -> None:
-    """An extension must move the deadline later."""
-    if current is not None and requested <= current:
-        raise InvalidInput("an extension must end after the current deadline", {"current_deadline": current})
+# --- decisions ---------------------------------------------------------------------------------
+
+
+def filed_case(case_id: UUID, data: CaseFiled, filed_at: datetime) -> dict[str, Any] | None:
+    """The row a filed case starts with, waiting in coordination until routed; None for a case
+    the inspector handled on the spot (nobody to dispatch to)."""
+    if data.self_handled:
+        return None
+    return {
+        "id": case_id,
+        "case_number": data.case_number,
+        "category_code": data.category_code,
+        "cell_id": data.place.cell_id,
+        "community_id": data.place.community_id,
+        "street_id": data.place.street_id,
+        "district_id": data.place.district_id,
+        "status": DispatchStatus.COORDINATION,
+        "department_id": None,
+        "attempt": 0,
+        "accepted": False,
+        "handling_deadline": None,
+        "suspended_at": None,
+        "extension_deadline": None,
+        "supervision_level": 0,
+        "dispatch_deadline": data.dispatch_deadline,
+        "filed_at": filed_at,
+    }
+
+
+def decide_dispatch(case: CaseState, command: Dispatch, calendar: WorkingCalendar, category: Category) -> Decision:
+    """Dispatch (派遣) or re-dispatch: a new attempt with a fresh handling deadline from now."""
+    ensure_dispatchable(case.status, command.department_id, case.department_id)
+    deadline = handling_deadline(calendar, command.at, category)
+    attempt = case.attempt + 1
+    changes = {
+        "status": DispatchStatus.DISPATCHED,
+        "department_id": command.department_id,
+        "attempt": attempt,
+        "rule_id": command.rule_id,
+        "dispatched_at": command.at,
+        "accepted": False,
+        "handling_deadline": deadline,
+        "deadline_missed_at": None,
+        **NO_EXTENSION,
+    }
+    dispatched = CaseDispatched(
+        department_id=command.department_id,
+        dispatched_by=command.by,
+        handling_deadline=deadline,
+        attempt=attempt,
+        rule_id=command.rule_id,
+    )
+    return Decision(changes, (dispatched,))
+
+
+def decide_return(case: CaseState, department_id: str) -> Decision | None:
+    """The department sent the case back (回退): it waits for a dispatcher, without a deadline.
+    None for a stale return from a department the case has already left."""
+    if case.status is not DispatchStatus.DISPATCHED or case.department_id != department_id:
+        return None
+    changes = {
+        "status": DispatchStatus.RETURNED,
+        "department_id": None,
+        "handling_deadline": None,
+        "deadline_missed_at": None,
+        "accepted": False,
+        **NO_EXTENSION,
+    }
+    return Decision(changes)
+
+
+def decide_accept(case: CaseState, department_id: str) -> Decision | None:
+    """The department signed for the case (签收); None when it is not the case's department."""
+    if case.department_id != department_id:
+        return None
+    return Decision({"accepted": True})
+
+
+def decide_extension_request(case: CaseState, request: ExtensionRequested) -> Decision:
+    """Hold the request for the shift lead, or refuse it at once when it cannot stand (void)."""
+    if case.department_id == request.department_id and may_hold_extension(
+        case.status, request.requested_deadline, case.handling_deadline
+    ):
+        held = {
+            "extension_deadline": request.requested_deadline,
+            "extension_reason": request.reason,
+            "extension_requested_by": request.requested_by,
+        }
+        return Decision(held)
+    dispatched = case.status is DispatchStatus.DISPATCHED
+    why = "not after the deadline" if dispatched else f"the case is {case.status.value}"
+    return Decision(events=(ExtensionDenied(denied_by=ROUTING_ACTOR, reason=f"request void: {why}"),))
+
+
+def decide_approve_extension(case: CaseState, by: str) -> Decision:
+    """Grant the pending request (延期): the deadline moves to the date asked for."""
+    deadline = ensure_extension_pending(case.status, case.extension_deadline)
+    changes = {"handling_deadline": deadline, "deadline_missed_at": None, **NO_EXTENSION}
+    return Decision(changes, (ExtensionApproved(approved_by=by, handling_deadline=deadline),))
+
+
+def decide_deny_extension(case: CaseState, by: str, reason: str) -> Decision:
+    """Refuse the pending request: the deadline stands."""
+    ensure_extension_pending(case.status, case.extension_deadline)
+    return Decision(dict(NO_EXTENSION), (ExtensionDenied(denied_by=by, reason=reason),))
+
+
+def decide_suspend(case: CaseState, by: str, reason: str, at: datetime) -> Decision:
+    """Stop the clock (挂账/缓办) at ``at``; a pending extension request lapses."""
+    ensure_suspendable(case.status)
+    changes = {"status": DispatchStatus.SUSPENDED, "suspended_at": at, **NO_EXTENSION}
+    return Decision(changes, (CaseSuspended(suspended_by=by, reason=reason),))
+
+
+def decide_resume(case: CaseState, by: str, at: datetime, calendar: WorkingCalendar, category: Category) -> Decision:
+    """Start the clock again at ``at``; the deadline moves by the time it stood still."""
+    ensure_resumable(case.status)
+    # A suspension stopped a running clock: the case had a deadline, and the suspension a start.
+    assert case.handling_deadline is not None
+    assert case.suspended_at is not None
+    deadline = resumed_deadline(calendar, case.handling_deadline, case.suspended_at, at, category)
+    changes = {
+        "status": DispatchStatus.DISPATCHED,
+        "suspended_at": None,
+        "handling_deadline": deadline,
+        "deadline_missed_at": None,
+    }
+    return Decision(changes, (CaseResumed(resumed_by=by, handling_deadline=deadline),))
+
+
+def decide_supervise(case: CaseState, note: str) -> Decision:
+    """A supervision notice (督办) by hand; each one raises the level."""
+    ensure_supervisable(case.status)
+    assert case.department_id is not None  # a case whose clock runs is with a department
+    level = case.supervision_level + 1
+    notice = SupervisionIssued(department_id=case.department_id, level=level, note=note)
+    return Decision({"supervision_level": level}, (notice,))
+
+
+def decide_handled(case: CaseState, department_id: str) -> Decision | None:
+    """The department reported back; the deadline still runs until closure. None unless the
+    case is dispatched to that department."""
+    if case.status is not DispatchStatus.DISPATCHED or case.department_id != department_id:
+        return None
+    return Decision({"status": DispatchStatus.HANDLED, **NO_EXTENSION})
+
+
+def decide_check_failed(case: CaseState) -> Decision | None:
+    """Rework (返工): back with the same department, against the same deadline. None unless the
+    case was handled."""
+    if case.status is not DispatchStatus.HANDLED:
+        return None
+    return Decision({"status": DispatchStatus.DISPATCHED})
+
+
+def decide_ended(*, cancelled: bool) -> Decision:
+    """Closed (结案) or cancelled (作废): nothing more to time."""
+    status = DispatchStatus.CANCELLED if cancelled else DispatchStatus.CLOSED
+    return Decision({"status": status, **NO_EXTENSION})
+
+
+def decide_deadline_missed(case: CaseState, now: datetime) -> Decision:
+    """The timer found the handling deadline passed at ``now``: report it once, and send the first
+    supervision notice unless one went already."""
+    assert case.handling_deadline is not None  # the timer reads only cases whose clock runs
+    missed = DeadlineMissed(
+        kind=DeadlineKind.HANDLING, deadline=case.handling_deadline, department_id=case.department_id
+    )
+    changes = {"deadline_missed_at": now, "supervision_level": max(case.supervision_level, 1)}
+    if case.supervision_level >= 1:
+        return Decision(changes, (missed,))
+    assert case.department_id is not None  # a case whose clock runs is with a department
+    notice = SupervisionIssued(
+        department_id=case.department_id,
+        level=1,
+        note=f"case {case.case_number} is past its handling deadline",
+    )
+    return Decision(changes, (missed, notice))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text, Uuid
 
 from shared.db.engine import UTCDateTime
+from shared.db.rows import Rows
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()
@@ -42,6 +43,9 @@ cases = Table(
 # cases, so it stays cheap however many there are.
 Index("ix_dispatch_cases_timer", cases.c.status, cases.c.deadline_missed_at, cases.c.handling_deadline)
 Index("ix_dispatch_cases_status", cases.c.status)
+
+# The cases by id, for the handlers' writes and the queries' reads alike.
+CASES = Rows(cases, "case")
 
 # Every dispatch attempt (派遣) of a case, and whether dispatch accepted the department's return
 # (回退): the case row holds only the latest, the assessment counts each one to its department.

@@ -8,31 +8,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
-from handling import handlers
-from handling.domain import IN_INBOX, TaskStatus
-from handling.models import cases
+from handling import handlers, queries
+from handling.domain import TaskStatus
 from shared.core.auth import Principal, Role
-from shared.service.context import ServiceContext
 from shared.web.auth import require
-from shared.web.context import service_context
+from shared.web.bodies import ReasonIn
+from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.web.photos import read_photos
 
 router = APIRouter(tags=["handling"])
 
-Context = Annotated[ServiceContext, Depends(service_context)]
 DepartmentUser = Annotated[Principal, Depends(require(Role.DEPARTMENT))]
-
-
-class ReasonIn(BaseModel):
-    """Why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(min_length=1, max_length=1000)
 
 
 class ExtensionIn(BaseModel):
@@ -92,15 +81,7 @@ async def inbox(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[TaskOut]:
     """Only the caller's department's cases."""
-    wanted = [s.value for s in (status or IN_INBOX)]
-    query = (
-        select(cases)
-        .where(cases.c.department_id == user.department_id, cases.c.status.in_(wanted))
-        .order_by(cases.c.handling_deadline)
-        .limit(limit)
-    )
-    async with ctx.store.engine.connect() as connection:
-        return [_out(row) for row in (await connection.execute(query)).mappings()]
+    return [_out(row) for row in await queries.inbox(ctx, user, status, limit)]
 
 
 @router.get(
@@ -115,7 +96,7 @@ async def export_cases(
     """Streamed in id order, one case per line (reports never filed too); the command center only."""
 
     async def page(after: UUID | None, limit: int) -> list[HandlingRecord]:
-        return [HandlingRecord.model_validate(dict(row)) for row in await handlers.export_page(ctx, after, limit)]
+        return [HandlingRecord.model_validate(dict(row)) for row in await queries.export_page(ctx, after, limit)]
 
     return await ndjson_export(page, after)
 
@@ -123,7 +104,7 @@ async def export_cases(
 @router.get("/cases/{case_id}", summary="One of the department's cases")
 async def get_case(case_id: UUID, ctx: Context, user: DepartmentUser) -> TaskOut:
     """404 for a case that is not the department's."""
-    return _out(await handlers.own_case(ctx, user, case_id))
+    return _out(await queries.own_case(ctx, user, case_id))
 
 
 @router.post("/cases/{case_id}/accept", summary="Sign for a case (签收)")
@@ -133,9 +114,9 @@ async def accept(case_id: UUID, ctx: Context, user: DepartmentUser) -> TaskOut:
 
 
 @router.post("/cases/{case_id}/return", summary="Send a case back as not the department's (回退)")
-async def give_back(case_id: UUID, body: ReasonIn, ctx: Context, user: DepartmentUser) -> TaskOut:
+async def return_case(case_id: UUID, body: ReasonIn, ctx: Context, user: DepartmentUser) -> TaskOut:
     """A dispatcher re-dispatches it."""
-    return _out(await handlers.give_back(ctx, user, case_id, body.reason))
+    return _out(await handlers.return_case(ctx, user, case_id, body.reason))
 
 
 @router.post("/cases/{case_id}/extension", summary="Ask for more time (申请延期)")
@@ -154,6 +135,6 @@ async def report_handled(
 ) -> TaskOut:
     """Multipart: ``result`` and up to the configured number of photos, each under the size limit."""
     data = await read_photos(photos or [], max_bytes=ctx.settings.max_photo_bytes, max_count=ctx.settings.max_photos)
-    await handlers.own_case(ctx, user, case_id)  # refuse before storing anything for a stranger
+    await queries.own_case(ctx, user, case_id)  # refuse before storing anything for a stranger
     digests = [await ctx.photos.put(photo) for photo in data]
     return _out(await handlers.report_handled(ctx, user, case_id, result, digests))

@@ -1,13 +1,30 @@
 """The departments' side of a case: sign for it (签收), send it back (回退), ask for more time,
 report it handled (处置反馈), and do it again when the check fails (返工).
+
+Every rule sits beside the transition it guards: a decide function takes the task as it stands
+and a command (or another service's event) and returns the changes to the task's row, with the
+event to emit for a department's action. The handlers only load, decide, save and emit.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
+from shared.city.calendar import ends_later
 from shared.core.errors import IllegalTransition, InvalidInput
+from shared.events.catalogue import (
+    CaseAccepted,
+    CaseCancelled,
+    CaseClosed,
+    CaseDispatched,
+    CaseHandled,
+    CaseReturned,
+    EventPayload,
+    ExtensionRequested,
+)
 
 
 class TaskStatus(StrEnum):
@@ -27,20 +44,47 @@ class TaskStatus(StrEnum):
 # What a department still has to act on: its inbox.
 IN_INBOX = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACCEPTED, TaskStatus.REWORK, TaskStatus.SUSPENDED})
 
+# New column values of a task's row.
+Changes = dict[str, Any]
 
-def check_can_accept(status: TaskStatus) -> None:
+E = TypeVar("E", bound=EventPayload)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the rules of a department's actions read of a case in its inbox."""
+
+    status: TaskStatus
+    department_id: str
+    handling_deadline: datetime | None
+    extension_deadline: datetime | None  # the deadline asked for while a request is pending
+    first_handled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision(Generic[E]):
+    """A department's action decided: the task's new column values and the event that says so."""
+
+    changes: Changes
+    event: E
+
+
+# --- guards ----------------------------------------------------------------------------------
+
+
+def ensure_can_accept(status: TaskStatus) -> None:
     """Sign for a case just dispatched."""
     if status is not TaskStatus.ASSIGNED:
         raise IllegalTransition("accept", status.value)
 
 
-def check_can_return(status: TaskStatus) -> None:
+def ensure_can_return(status: TaskStatus) -> None:
     """A department can send back a case it has not handled yet."""
     if status not in (TaskStatus.ASSIGNED, TaskStatus.ACCEPTED):
         raise IllegalTransition("return", status.value)
 
 
-def check_can_request_extension(
+def ensure_can_request_extension(
     status: TaskStatus, pending: datetime | None, requested: datetime, deadline: datetime | None
 ) -> None:
     """One pending request at a time, for a case still being worked on, for a later deadline."""
@@ -48,11 +92,119 @@ def check_can_request_extension(
         raise IllegalTransition("ask for more time on", status.value)
     if pending is not None:
         raise IllegalTransition("ask again for more time on", status.value, "an extension request is already pending")
-    if deadline is not None and requested <= deadline:
+    if not ends_later(requested, deadline):
         raise InvalidInput("the requested deadline must be after the current one", {"current_deadline": deadline})
 
 
-def check_can_report_handled(status: TaskStatus) -> None:
+def ensure_can_report_handled(status: TaskStatus) -> None:
     """Report back only on a case signed for (or sent back for rework)."""
     if status not in (TaskStatus.ACCEPTED, TaskStatus.REWORK):
         raise IllegalTransition("report handled", status.value)
+
+
+# --- the department's actions ----------------------------------------------------------------
+
+
+def accept(task: Task, accepted_by: str) -> Decision[CaseAccepted]:
+    """Sign for the case (签收)."""
+    ensure_can_accept(task.status)
+    return Decision(
+        {"status": TaskStatus.ACCEPTED, "accepted_by": accepted_by},
+        CaseAccepted(department_id=task.department_id, accepted_by=accepted_by),
+    )
+
+
+def return_case(task: Task, returned_by: str, reason: str) -> Decision[CaseReturned]:
+    """Send the case back as not the department's (回退); a dispatcher re-dispatches it."""
+    ensure_can_return(task.status)
+    return Decision(
+        {"status": TaskStatus.RETURNED},
+        CaseReturned(department_id=task.department_id, returned_by=returned_by, reason=reason),
+    )
+
+
+def request_extension(
+    task: Task, requested_by: str, requested_deadline: datetime, reason: str
+) -> Decision[ExtensionRequested]:
+    """Ask the shift lead for more time (申请延期): the request stays pending until answered."""
+    ensure_can_request_extension(task.status, task.extension_deadline, requested_deadline, task.handling_deadline)
+    return Decision(
+        {"extension_deadline": requested_deadline},
+        ExtensionRequested(
+            department_id=task.department_id,
+            requested_by=requested_by,
+            requested_deadline=requested_deadline,
+            reason=reason,
+        ),
+    )
+
+
+def report_handled(task: Task, handled_by: str, result: str, photos: list[str], now: datetime) -> Decision[CaseHandled]:
+    """Report the problem handled, with photos (处置反馈). ``handled_at`` is this report's time;
+    ``first_handled_at`` stays the first report's, whatever rework or re-dispatch came after.
+    """
+    ensure_can_report_handled(task.status)
+    return Decision(
+        {
+            "status": TaskStatus.HANDLED,
+            "result": result,
+            "result_photos": photos,
+            "handled_at": now,
+            "first_handled_at": task.first_handled_at or now,
+        },
+        CaseHandled(department_id=task.department_id, handled_by=handled_by, result=result, photos=photos),
+    )
+
+
+# --- following the case: what other services' events do to the task ---------------------------
+
+
+def dispatched(data: CaseDispatched, at: datetime) -> Changes:
+    """A new task in the department's inbox (and out of the previous department's): whatever a
+    previous department did with it starts again.
+    """
+    return {
+        "status": TaskStatus.ASSIGNED,
+        "department_id": data.department_id,
+        "dispatched_at": at,
+        "handling_deadline": data.handling_deadline,
+        "extension_deadline": None,
+        "accepted_by": None,
+        "result": None,
+        "result_photos": None,
+        "handled_at": None,
+        "rework_reason": None,
+    }
+
+
+def extension_approved(handling_deadline: datetime) -> Changes:
+    """The shift lead granted more time: the deadline moves and the request is answered."""
+    return {"handling_deadline": handling_deadline, "extension_deadline": None}
+
+
+def extension_denied() -> Changes:
+    """The request is answered: no longer pending; the deadline stands."""
+    return {"extension_deadline": None}
+
+
+def suspended(status: TaskStatus) -> Changes:
+    """Nothing to do while suspended; remember where the task was."""
+    return {"status_before_suspension": status, "status": TaskStatus.SUSPENDED}
+
+
+def resumed(status: TaskStatus, before_suspension: TaskStatus | None, handling_deadline: datetime) -> Changes:
+    """Back where the task was before the suspension, with the deadline moved by the time the
+    clock stood still. Dispatch resumes only a suspended case; a task with no suspension to
+    come back from keeps its status.
+    """
+    return {"handling_deadline": handling_deadline, "extension_deadline": None, "status": before_suspension or status}
+
+
+def check_failed(reason: str) -> Changes:
+    """Back in the inbox for rework (返工), with the inspector's reason."""
+    return {"status": TaskStatus.REWORK, "rework_reason": reason}
+
+
+def ended(data: CaseClosed | CaseCancelled) -> Changes:
+    """Closed or cancelled: out of every inbox."""
+    return {"status": TaskStatus.CLOSED if isinstance(data, CaseClosed) else TaskStatus.CANCELLED}

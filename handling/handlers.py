@@ -1,43 +1,95 @@
-"""Handling's use cases: the department's inbox and its four actions, plus following the case."""
+"""Handling's use cases: the department's four actions, and following the case from the other
+services' events. Writes only; the reads are in ``queries``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.engine import RowMapping
 
-from handling import domain
-from handling.domain import TaskStatus
-from handling.models import cases
+from handling import domain, queries
+from handling.domain import Decision, Task, TaskStatus
+from handling.models import CASES, cases
 from shared.core.auth import Principal
-from shared.core.errors import NotFound
-from shared.db.rows import Rows
 from shared.events.catalogue import (
-    CaseAccepted,
     CaseCancelled,
     CaseClosed,
     CaseDispatched,
     CaseFiled,
-    CaseHandled,
     CaseResumed,
-    CaseReturned,
     CaseSuspended,
     CheckFailed,
     ExtensionApproved,
     ExtensionDenied,
-    ExtensionRequested,
     ReportReceived,
 )
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 
-# --- following the case ----------------------------------------------------------------------
+# --- the department's actions ----------------------------------------------------------------
 
-CASES = Rows(cases, "case")
+
+async def accept(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:
+    """Sign for the case (签收)."""
+    return await _act(ctx, user, case_id, lambda task: domain.accept(task, user.username))
+
+
+async def return_case(ctx: ServiceContext, user: Principal, case_id: UUID, reason: str) -> RowMapping:
+    """Send the case back as not the department's (回退)."""
+    return await _act(ctx, user, case_id, lambda task: domain.return_case(task, user.username, reason))
+
+
+async def request_extension(
+    ctx: ServiceContext, user: Principal, case_id: UUID, requested_deadline: datetime, reason: str
+) -> RowMapping:
+    """Ask the shift lead for more time (申请延期)."""
+    return await _act(
+        ctx, user, case_id, lambda task: domain.request_extension(task, user.username, requested_deadline, reason)
+    )
+
+
+async def report_handled(
+    ctx: ServiceContext, user: Principal, case_id: UUID, result: str, photos: list[str]
+) -> RowMapping:
+    """Report the problem handled, with photos (处置反馈); the event carries the instant the row
+    does."""
+    now = ctx.clock.now()
+    return await _act(
+        ctx, user, case_id, lambda task: domain.report_handled(task, user.username, result, photos, now), at=now
+    )
+
+
+async def _act(
+    ctx: ServiceContext,
+    user: Principal,
+    case_id: UUID,
+    decide: Callable[[Task], Decision[Any]],
+    *,
+    at: datetime | None = None,
+) -> RowMapping:
+    """Load the department's case locked, decide, save the changes and emit the event; the row."""
+    async with ctx.store.transaction() as tx:
+        row = await queries.own_case_for_update(tx, user, case_id)
+        decision = decide(
+            Task(
+                status=TaskStatus(row["status"]),
+                department_id=row["department_id"],
+                handling_deadline=row["handling_deadline"],
+                extension_deadline=row["extension_deadline"],
+                first_handled_at=row["first_handled_at"],
+            )
+        )
+        await CASES.update(tx, case_id, **decision.changes)
+        tx.emit(ctx.event(decision.event, case_id, at=at))
+        return await CASES.get(tx, case_id)
+
+
+# --- following the case ----------------------------------------------------------------------
 
 
 async def on_report_received(ctx: ServiceContext, tx: Transaction, event: Event, data: ReportReceived) -> None:
@@ -66,148 +118,42 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
 
 async def on_dispatched(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseDispatched) -> None:
     """A new task in the department's inbox (and out of the previous department's)."""
-    await CASES.update(
-        tx,
-        UUID(event.subject),
-        status=TaskStatus.ASSIGNED,
-        department_id=data.department_id,
-        dispatched_at=event.time,
-        handling_deadline=data.handling_deadline,
-        extension_deadline=None,
-        accepted_by=None,
-        result=None,
-        result_photos=None,
-        handled_at=None,
-        rework_reason=None,
-    )
+    await CASES.update(tx, UUID(event.subject), **domain.dispatched(data, event.time))
 
 
-async def on_deadline_moved(
-    ctx: ServiceContext, tx: Transaction, event: Event, data: ExtensionApproved | CaseResumed
-) -> None:
-    """An approved extension or a resumption moves the deadline."""
-    values: dict[str, Any] = {"handling_deadline": data.handling_deadline, "extension_deadline": None}
-    if isinstance(data, CaseResumed):
-        values["status"] = cases.c.status_before_suspension
-    await CASES.update(tx, UUID(event.subject), **values)
+async def on_extension_approved(ctx: ServiceContext, tx: Transaction, event: Event, data: ExtensionApproved) -> None:
+    """More time: the deadline moves."""
+    await CASES.update(tx, UUID(event.subject), **domain.extension_approved(data.handling_deadline))
 
 
 async def on_extension_denied(ctx: ServiceContext, tx: Transaction, event: Event, _data: ExtensionDenied) -> None:
     """The request is answered: no longer pending."""
-    await CASES.update(tx, UUID(event.subject), extension_deadline=None)
+    await CASES.update(tx, UUID(event.subject), **domain.extension_denied())
 
 
 async def on_suspended(ctx: ServiceContext, tx: Transaction, event: Event, _data: CaseSuspended) -> None:
     """Nothing to do while suspended; remember where the task was."""
-    await CASES.update(tx, UUID(event.subject), status_before_suspension=cases.c.status, status=TaskStatus.SUSPENDED)
+    case_id = UUID(event.subject)
+    row = await CASES.find(tx, case_id, for_update=True)
+    if row is not None:
+        await CASES.update(tx, case_id, **domain.suspended(TaskStatus(row["status"])))
+
+
+async def on_resumed(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseResumed) -> None:
+    """Back where the task was, with the deadline moved by the time the clock stood still."""
+    case_id = UUID(event.subject)
+    row = await CASES.find(tx, case_id, for_update=True)
+    if row is not None:
+        before = row["status_before_suspension"]
+        status, before_suspension = TaskStatus(row["status"]), TaskStatus(before) if before else None
+        await CASES.update(tx, case_id, **domain.resumed(status, before_suspension, data.handling_deadline))
 
 
 async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event, data: CheckFailed) -> None:
     """Back in the inbox for rework (返工), with the inspector's reason."""
-    await CASES.update(tx, UUID(event.subject), status=TaskStatus.REWORK, rework_reason=data.reason)
+    await CASES.update(tx, UUID(event.subject), **domain.check_failed(data.reason))
 
 
 async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseClosed | CaseCancelled) -> None:
     """Closed or cancelled: out of every inbox."""
-    status = TaskStatus.CLOSED if isinstance(data, CaseClosed) else TaskStatus.CANCELLED
-    await CASES.update(tx, UUID(event.subject), status=status)
-
-
-# --- the department's actions ----------------------------------------------------------------
-
-
-async def accept(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:
-    """Sign for the case (签收)."""
-    async with ctx.store.transaction() as tx:
-        case = await _own_case(tx, user, case_id)
-        domain.check_can_accept(TaskStatus(case["status"]))
-        await CASES.update(tx, case_id, status=TaskStatus.ACCEPTED, accepted_by=user.username)
-        tx.emit(ctx.event(CaseAccepted(department_id=case["department_id"], accepted_by=user.username), case_id))
-        return await CASES.get(tx, case_id)
-
-
-async def give_back(ctx: ServiceContext, user: Principal, case_id: UUID, reason: str) -> RowMapping:
-    """Send the case back as not the department's (回退)."""
-    async with ctx.store.transaction() as tx:
-        case = await _own_case(tx, user, case_id)
-        domain.check_can_return(TaskStatus(case["status"]))
-        await CASES.update(tx, case_id, status=TaskStatus.RETURNED)
-        tx.emit(
-            ctx.event(
-                CaseReturned(department_id=case["department_id"], returned_by=user.username, reason=reason), case_id
-            )
-        )
-        return await CASES.get(tx, case_id)
-
-
-async def request_extension(
-    ctx: ServiceContext, user: Principal, case_id: UUID, requested_deadline: datetime, reason: str
-) -> RowMapping:
-    """Ask the shift lead for more time (申请延期)."""
-    async with ctx.store.transaction() as tx:
-        case = await _own_case(tx, user, case_id)
-        domain.check_can_request_extension(
-            TaskStatus(case["status"]), case["extension_deadline"], requested_deadline, case["handling_deadline"]
-        )
-        await CASES.update(tx, case_id, extension_deadline=requested_deadline)
-        tx.emit(
-            ctx.event(
-                ExtensionRequested(
-                    department_id=case["department_id"],
-                    requested_by=user.username,
-                    requested_deadline=requested_deadline,
-                    reason=reason,
-                ),
-                case_id,
-            )
-        )
-        return await CASES.get(tx, case_id)
-
-
-async def report_handled(
-    ctx: ServiceContext, user: Principal, case_id: UUID, result: str, photos: list[str]
-) -> RowMapping:
-    """Report the problem handled, with photos (处置反馈)."""
-    async with ctx.store.transaction() as tx:
-        case = await _own_case(tx, user, case_id)
-        domain.check_can_report_handled(TaskStatus(case["status"]))
-        now = ctx.clock.now()
-        await CASES.update(
-            tx,
-            case_id,
-            status=TaskStatus.HANDLED,
-            result=result,
-            result_photos=photos,
-            handled_at=now,
-            first_handled_at=case["first_handled_at"] or now,
-        )
-        tx.emit(
-            ctx.event(
-                CaseHandled(
-                    department_id=case["department_id"], handled_by=user.username, result=result, photos=photos
-                ),
-                case_id,
-                at=now,
-            )
-        )
-        return await CASES.get(tx, case_id)
-
-
-async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:
-    """One of the department's cases."""
-    async with ctx.store.transaction() as tx:
-        return await _own_case(tx, user, case_id)
-
-
-async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
-    """Up to ``limit`` cases with ids after ``after``, in id order (a page of the export)."""
-    return await CASES.page(ctx.store.engine, after, limit)
-
-
-async def _own_case(tx: Transaction, user: Principal, case_id: UUID) -> RowMapping:
-    # Another department's case is reported as missing, not as forbidden: its existence is not
-    # this department's business either.
-    row = await CASES.find(tx, case_id, for_update=True)
-    if row is None or row["department_id"] is None or row["department_id"] != user.department_id:
-        raise NotFound(f"no case {case_id} in your department's inbox")
-    return row
+    await CASES.update(tx, UUID(event.subject), **domain.ended(data))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Column, Float, Index, String, Table, Text, Uuid
 
 from shared.db.engine import UTCDateTime
+from shared.db.rows import Rows
 from shared.messaging.tables import service_metadata
 
 metadata = service_metadata()
@@ -39,3 +40,6 @@ cases = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_handling_inbox", cases.c.department_id, cases.c.status, cases.c.handling_deadline)
+
+# The cases by id, for the handlers' writes and the queries' reads alike.
+CASES = Rows(cases, "case")

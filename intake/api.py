@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.engine import RowMapping
 
-from intake import handlers
+from intake import handlers, queries
 from intake.domain import CaseStatus, RejectionReason, ReportStatus
-from intake.models import cases, reports, timeline
+from intake.queries import STAFF
 from shared.city.geo import Datum, to_wgs84
 from shared.core.auth import Principal, Role
-from shared.core.errors import NotFound, OutOfScope
 from shared.events.catalogue import ReportSource
 from shared.service.context import ServiceContext
 from shared.web.auth import current_principal, require
-from shared.web.context import service_context
+from shared.web.bodies import PhotoDigest
+from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
-from shared.web.photos import check_photos_exist
+from shared.web.photos import ensure_photos_exist
 
 router = APIRouter(tags=["intake"])
-
-Context = Annotated[ServiceContext, Depends(service_context)]
-Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-STAFF = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD)
 
 
 class Location(BaseModel):
@@ -49,7 +44,7 @@ class ReportIn(BaseModel):
     category_code: str = Field(min_length=1, max_length=32, examples=["01-01-04"])
     description: str = Field(min_length=1, max_length=2000)
     location: Location
-    photos: list[Digest] = Field(default_factory=list, max_length=9)
+    photos: list[PhotoDigest] = Field(default_factory=list, max_length=9)
     client_ref: str | None = Field(
         default=None, max_length=64, description="the app's own id for this report: resending it is safe"
     )
@@ -74,7 +69,7 @@ class VerificationIn(BaseModel):
 
     confirmed: bool
     note: str | None = Field(default=None, max_length=1000)
-    photos: list[Digest] = Field(default_factory=list, max_length=9)
+    photos: list[PhotoDigest] = Field(default_factory=list, max_length=9)
 
 
 class RejectionIn(BaseModel):
@@ -165,14 +160,14 @@ class TimelineEntry(BaseModel):
     details: dict[str, Any]
 
 
-def _out(row: RowMapping) -> ReportOut:
+def _out(row: Mapping[Any, Any]) -> ReportOut:
     return ReportOut.model_validate(dict(row))
 
 
 async def _receive(
     ctx: ServiceContext, body: ReportIn, source: ReportSource, reporter_id: str | None, response: Response, **extra: Any
 ) -> ReportOut:
-    await check_photos_exist(ctx, body.photos)
+    await ensure_photos_exist(ctx, body.photos)
     lon, lat = to_wgs84(body.location.lon, body.location.lat, body.location.datum)
     row, created = await handlers.receive_report(
         ctx,
@@ -241,13 +236,7 @@ async def my_verifications(
     ctx: Context, inspector: Annotated[Principal, Depends(require(Role.INSPECTOR))]
 ) -> list[ReportOut]:
     """Oldest first."""
-    query = (
-        select(reports)
-        .where(reports.c.verifier_id == inspector.inspector_id, reports.c.status == ReportStatus.VERIFYING)
-        .order_by(reports.c.received_at)
-    )
-    async with ctx.store.engine.connect() as connection:
-        return [_out(row) for row in (await connection.execute(query)).mappings()]
+    return [_out(row) for row in await queries.verification_tasks(ctx, inspector)]
 
 
 @router.post("/reports/{report_id}/verification", summary="The inspector answers a verification task")
@@ -258,7 +247,7 @@ async def verify(
     inspector: Annotated[Principal, Depends(require(Role.INSPECTOR))],
 ) -> ReportOut:
     """Confirmed: the report is filed. Not confirmed: it is rejected."""
-    await check_photos_exist(ctx, body.photos)
+    await ensure_photos_exist(ctx, body.photos)
     row = await handlers.verify_report(
         ctx, inspector, report_id, confirmed=body.confirmed, note=body.note, photos=body.photos
     )
@@ -273,9 +262,7 @@ async def list_reports(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ReportOut]:
     """Oldest first."""
-    query = select(reports).where(reports.c.status == status_).order_by(reports.c.received_at).limit(limit)
-    async with ctx.store.engine.connect() as connection:
-        return [_out(row) for row in (await connection.execute(query)).mappings()]
+    return [_out(row) for row in await queries.reports_by_status(ctx, status_, limit)]
 
 
 @router.get("/reports/{report_id}", summary="One report")
@@ -283,10 +270,7 @@ async def get_report(
     report_id: UUID, ctx: Context, caller: Annotated[Principal, Depends(current_principal)]
 ) -> ReportOut:
     """Staff see every report; an inspector or a hotline system sees its own."""
-    row = await handlers.get_report(ctx, report_id)
-    if caller.role not in STAFF and row["reporter_id"] not in (caller.inspector_id, caller.username):
-        raise NotFound(f"no report {report_id}")
-    return _out(row)
+    return _out(await queries.visible_report(ctx, report_id, caller))
 
 
 @router.post("/reports/{report_id}/file", summary="An operator files a report (立案)")
@@ -308,7 +292,7 @@ async def reject_report(
     return _out(await handlers.reject_report(ctx, operator, report_id, body.reason_code, body.reason))
 
 
-def _record(row: RowMapping) -> ReportRecord:
+def _record(row: Mapping[Any, Any]) -> ReportRecord:
     filed_at = row["decided_at"] if row["status"] == ReportStatus.FILED else None
     return ReportRecord.model_validate({**row, "filed_at": filed_at})
 
@@ -325,29 +309,15 @@ async def export_reports(
     """Streamed in id order, one report per line; the command center only."""
 
     async def page(after: UUID | None, limit: int) -> list[ReportRecord]:
-        return [_record(row) for row in await handlers.export_page(ctx, after, limit)]
+        return [_record(row) for row in await queries.export_page(ctx, after, limit)]
 
     return await ndjson_export(page, after)
-
-
-async def _visible_case(ctx: ServiceContext, case_id: UUID, caller: Principal) -> RowMapping:
-    async with ctx.store.engine.connect() as connection:
-        row = (await connection.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
-    if row is None:
-        raise NotFound(f"no case {case_id}")
-    if caller.role is Role.DEPARTMENT and row["department_id"] != caller.department_id:
-        raise OutOfScope("this case is not your department's")
-    if caller.role is Role.INSPECTOR:
-        inspector = ctx.city.inspector_for(row["cell_id"])
-        if inspector.id != caller.inspector_id:
-            raise OutOfScope("this case is not in your cells")
-    return row
 
 
 @router.get("/cases/{case_id}", summary="A case as the command center sees it")
 async def get_case(case_id: UUID, ctx: Context, caller: Annotated[Principal, Depends(current_principal)]) -> CaseOut:
     """Departments see their own cases, inspectors those in their cells."""
-    return CaseOut.model_validate(dict(await _visible_case(ctx, case_id, caller)))
+    return CaseOut.model_validate(dict(await queries.visible_case(ctx, case_id, caller)))
 
 
 @router.get("/cases/{case_id}/timeline", summary="Every step of a case: who, when and why")
@@ -356,10 +326,4 @@ async def get_timeline(
 ) -> list[TimelineEntry]:
     """In the order the steps happened, from every service. Staff also see the steps of reports
     that never became cases (rejected, merged)."""
-    if caller.role in STAFF:
-        await handlers.get_report(ctx, case_id)
-    else:
-        await _visible_case(ctx, case_id, caller)
-    query = select(timeline).where(timeline.c.case_id == case_id).order_by(timeline.c.at, timeline.c.seq)
-    async with ctx.store.engine.connect() as connection:
-        return [TimelineEntry.model_validate(dict(row)) for row in (await connection.execute(query)).mappings()]
+    return [TimelineEntry.model_validate(dict(row)) for row in await queries.visible_timeline(ctx, case_id, caller)]

@@ -1,45 +1,32 @@
 """Intake's use cases: receive a report, verify it, file or reject it, merge duplicates.
 
 Each one loads what it needs, decides with ``intake.domain``, and saves its rows and events in one
-transaction.
+transaction. Reads for the API are in ``intake.queries``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import weakref
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from intake import domain
-from intake.models import case_number_counters, cases, reports
+from intake.models import cases, reports
+from intake.numbering import CaseNumber, CaseNumbers, period_of
 from shared.city.model import Category
 from shared.core.auth import Principal
-from shared.core.errors import InvalidInput, OutOfScope
+from shared.core.errors import InvalidInput
 from shared.core.ids import new_id
 from shared.db.rows import Rows
-from shared.events.catalogue import (
-    CaseFiled,
-    GeoPoint,
-    ReportMerged,
-    ReportReceived,
-    ReportRejected,
-    ReportSource,
-    ReportVerified,
-    VerificationRequested,
-)
-from shared.messaging.store import ServiceStore, Transaction
+from shared.events.catalogue import GeoPoint, GridPlace, ReportReceived, ReportSource
+from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 
 _METRES_PER_DEGREE = 111_320.0
@@ -83,117 +70,85 @@ async def receive_report(ctx: ServiceContext, new: NewReport) -> tuple[RowMappin
 
 async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, bool]:
     category = _category(ctx, new.category_code)
-    cell = ctx.city.locate(new.lon, new.lat)
-    if cell is None:
-        raise InvalidInput(
-            "the location is outside the city's grid", {"lon": new.lon, "lat": new.lat, "city": ctx.city.name}
-        )
-    if new.self_handled and new.source is not ReportSource.INSPECTOR:
-        raise InvalidInput("only an inspector on site can handle a problem themselves")
-    now = ctx.clock.now()
+    place = _place(ctx, new.lon, new.lat)
+    domain.ensure_may_self_handle(new.source, new.self_handled)
     files_at_once = domain.initial_status(new.source) is domain.ReportStatus.FILED
     async with _numbering(ctx, wanted=files_at_once) as number, ctx.store.transaction() as tx:
         if new.client_ref is not None:
             existing = await _by_client_ref(tx, new.reporter_id, new.client_ref)
             if existing is not None:
                 return existing, False
-        report_id = new_id()
-        place = cell.place
-        row: dict[str, Any] = {
-            "id": report_id,
-            "source": new.source.value,
-            "reporter_id": new.reporter_id,
-            "client_ref": new.client_ref,
-            "external_ref": new.external_ref,
-            "category_code": category.code,
-            "description": new.description,
-            "lon": new.lon,
-            "lat": new.lat,
-            "cell_id": place.cell_id,
-            "community_id": place.community_id,
-            "street_id": place.street_id,
-            "district_id": place.district_id,
-            "photos": list(new.photos),
-            "self_handled": new.self_handled,
-            "received_at": now,
-        }
-        tx.emit(
-            ctx.event(
-                ReportReceived(
-                    source=new.source,
-                    category_code=category.code,
-                    description=new.description,
-                    point=GeoPoint(lon=new.lon, lat=new.lat),
-                    place=place,
-                    reporter_id=new.reporter_id,
-                    external_ref=new.external_ref,
-                    photos=list(new.photos),
-                    self_handled=new.self_handled,
-                ),
-                report_id,
-                at=now,
-            )
-        )
+        row = _report_row(new, place, ctx.clock.now())
+        tx.emit(ctx.event(_received(new, place), row["id"], at=row["received_at"]))
         duplicate = await _find_duplicate(ctx, tx, category.code, new.lon, new.lat)
-        if duplicate is not None and not new.self_handled:
-            case, distance = duplicate
-            row.update(status=domain.ReportStatus.MERGED, merged_into=UUID(case.case_id), decided_at=now)
-            await tx.session.execute(reports.insert().values(row))
-            merged = ReportMerged(into_case_id=UUID(case.case_id), distance_m=round(distance, 1))
-            tx.emit(ctx.event(merged, report_id, at=now))
-            return await REPORTS.get(tx, report_id), True
-        status = domain.initial_status(new.source)
-        row["status"] = status
-        if status is domain.ReportStatus.VERIFYING:
-            inspector = ctx.city.inspector_for(place.cell_id)
-            due = ctx.deadline(now, category, "filing")
-            row.update(verifier_id=inspector.id, verification_due_at=due)
-            tx.emit(ctx.event(VerificationRequested(inspector_id=inspector.id, due_at=due), report_id))
-        if status is domain.ReportStatus.FILED:
-            assert number is not None
-            return await _file(ctx, tx, row, category, number, filed_by=new.reporter_id or "system", insert=True), True
-        saved = await tx.session.execute(reports.insert().values(row).returning(*reports.c))
-        return saved.mappings().one(), True
+        arrival = domain.decide_arrival(
+            new.source, self_handled=new.self_handled, duplicate=duplicate, at=row["received_at"]
+        )
+        row.update(arrival.changes)
+        return await _save_arrival(ctx, tx, row, arrival, category, number), True
+
+
+async def _save_arrival(
+    ctx: ServiceContext,
+    tx: Transaction,
+    row: dict[str, Any],
+    arrival: domain.Arrival,
+    category: Category,
+    number: CaseNumber | None,
+) -> RowMapping:
+    """Write the new report as ``arrival`` decided: merged, filed, sent for verification, or left
+    for review."""
+    report_id = row["id"]
+    if arrival.merged is not None:
+        await tx.session.execute(reports.insert().values(row))
+        tx.emit(ctx.event(arrival.merged, report_id, at=row["received_at"]))
+        return await REPORTS.get(tx, report_id)
+    if arrival.status is domain.ReportStatus.FILED:
+        assert number is not None  # kept aside because the source files at once
+        report = domain.Report.of(row)
+        terms = _filing_terms(ctx, report, number, filed_by=row["reporter_id"] or "system")
+        return await _save_filing(ctx, tx, domain.decide_filing(report, terms), number, insert_row=row)
+    if arrival.status is domain.ReportStatus.VERIFYING:
+        inspector = ctx.city.inspector_for(row["cell_id"])
+        due = ctx.deadline(row["received_at"], category, "filing")
+        changes, requested = domain.decide_verification_request(inspector.id, due)
+        row.update(changes)
+        tx.emit(ctx.event(requested, report_id))
+    saved = await tx.session.execute(reports.insert().values(row).returning(*reports.c))
+    return saved.mappings().one()
 
 
 async def verify_report(
     ctx: ServiceContext, inspector: Principal, report_id: UUID, *, confirmed: bool, note: str | None, photos: list[str]
 ) -> RowMapping:
     """The inspector's on-site answer (核实): confirmed reports are filed, others rejected."""
+    assert inspector.inspector_id is not None  # the route admits inspectors only
     async with _numbering(ctx, wanted=confirmed) as number, ctx.store.transaction() as tx:
-        report = await REPORTS.get(tx, report_id, for_update=True)
-        if report["verifier_id"] != inspector.inspector_id:
-            raise OutOfScope("this verification task belongs to another inspector")
-        domain.check_can_verify(domain.ReportStatus(report["status"]))
-        assert inspector.inspector_id is not None  # the route admits inspectors only
-        tx.emit(
-            ctx.event(
-                ReportVerified(inspector_id=inspector.inspector_id, confirmed=confirmed, note=note, photos=photos),
-                report_id,
-            )
+        report = await _load(tx, report_id)
+        verification = domain.decide_verification(
+            report,
+            inspector.inspector_id,
+            confirmed=confirmed,
+            note=note,
+            photos=photos,
+            decided_by=inspector.username,
+            at=ctx.clock.now(),
         )
-        if number is not None:
-            category = _category(ctx, report["category_code"])
-            return await _file(ctx, tx, report, category, number, filed_by=inspector.username, insert=False)
-        await _reject(
-            ctx,
-            tx,
-            report_id,
-            domain.RejectionReason.NOT_CONFIRMED,
-            note or "not found on site",
-            inspector.username,
-        )
-        return await REPORTS.get(tx, report_id)
+        tx.emit(ctx.event(verification.event, report_id))
+        if verification.rejection is not None:
+            return await _save_rejection(ctx, tx, report_id, verification.rejection)
+        assert number is not None  # kept aside because the answer confirms
+        terms = _filing_terms(ctx, report, number, filed_by=inspector.username)
+        return await _save_filing(ctx, tx, domain.decide_filing(report, terms), number)
 
 
 async def file_report(ctx: ServiceContext, operator: Principal, report_id: UUID) -> RowMapping:
     """An operator files a report that was waiting for review or verification (立案)."""
     async with _numbering(ctx, wanted=True) as number, ctx.store.transaction() as tx:
-        report = await REPORTS.get(tx, report_id, for_update=True)
-        domain.check_can_file(domain.ReportStatus(report["status"]))
+        report = await _load(tx, report_id)
         assert number is not None
-        category = _category(ctx, report["category_code"])
-        return await _file(ctx, tx, report, category, number, filed_by=operator.username, insert=False)
+        filing = domain.decide_file(report, _filing_terms(ctx, report, number, filed_by=operator.username))
+        return await _save_filing(ctx, tx, filing, number)
 
 
 async def reject_report(
@@ -201,218 +156,110 @@ async def reject_report(
 ) -> RowMapping:
     """An operator declines to file a report (不予立案)."""
     async with ctx.store.transaction() as tx:
-        report = await REPORTS.get(tx, report_id, for_update=True)
-        domain.check_can_reject(domain.ReportStatus(report["status"]))
-        await _reject(ctx, tx, report_id, reason_code, reason, operator.username)
-        return await REPORTS.get(tx, report_id)
+        report = await _load(tx, report_id)
+        rejection = domain.decide_rejection(
+            report, reason_code, reason, rejected_by=operator.username, at=ctx.clock.now()
+        )
+        return await _save_rejection(ctx, tx, report_id, rejection)
 
 
-async def get_report(ctx: ServiceContext, report_id: UUID) -> RowMapping:
-    """One report."""
-    async with ctx.store.transaction() as tx:
-        return await REPORTS.get(tx, report_id)
+def _filing_terms(
+    ctx: ServiceContext, report: domain.Report, number: CaseNumber, *, filed_by: str
+) -> domain.FilingTerms:
+    """What filing ``report`` takes from the city and its calendar, now."""
+    category = _category(ctx, report.category_code)
+    place = ctx.city.cell(report.cell_id).place
+    now = ctx.clock.now()
+    return domain.FilingTerms(
+        case_number=number.text,
+        category=category,
+        place=place,
+        inspector_id=ctx.city.inspector_for(place.cell_id).id,
+        filing_deadline=ctx.deadline(report.received_at, category, "filing"),
+        dispatch_deadline=ctx.deadline(now, category, "dispatch"),
+        filed_by=filed_by,
+        at=now,
+    )
 
 
-async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
-    """Up to ``limit`` reports with ids after ``after``, in id order (a page of the export)."""
-    return await REPORTS.page(ctx.store.engine, after, limit)
-
-
-async def _file(
+async def _save_filing(
     ctx: ServiceContext,
     tx: Transaction,
-    report: RowMapping | dict[str, Any],
-    category: Category,
-    case_number: CaseNumber,
+    filing: domain.Filing,
+    number: CaseNumber,
     *,
-    filed_by: str,
-    insert: bool,
+    insert_row: dict[str, Any] | None = None,
 ) -> RowMapping:
-    """File the report as a case (立案): the report's row as it now stands. ``insert``: the report
-    arrives filed, and one statement writes it whole.
-    """
-    report_id = report["id"]
-    now = ctx.clock.now()
-    number = case_number.use()
-    place = ctx.city.cell(report["cell_id"]).place
-    inspector = ctx.city.inspector_for(place.cell_id)
-    filing_deadline = ctx.deadline(report["received_at"], category, "filing")
-    dispatch_deadline = ctx.deadline(now, category, "dispatch")
-    filing = {
-        "status": domain.ReportStatus.FILED,
-        "case_number": number,
-        "decided_by": filed_by,
-        "decided_at": now,
-        "filing_deadline": filing_deadline,
-    }
-    statement: ReturningInsert[Any] | ReturningUpdate[Any] = (
-        reports.insert().values({**report, **filing}).returning(*reports.c)
-        if insert
-        else update(reports).where(reports.c.id == report_id).values(filing).returning(*reports.c)
+    """Write a filing: the report's row as it now stands. ``insert_row``: the report arrives
+    filed, and one statement writes it whole."""
+    number.use()  # from here the number may be committed: never released
+    statement = (
+        reports.insert().values({**insert_row, **filing.report_changes})
+        if insert_row is not None
+        else update(reports).where(reports.c.id == filing.case_id).values(filing.report_changes)
     )
-    saved: RowMapping = (await tx.session.execute(statement)).mappings().one()
-    await tx.session.execute(
-        cases.insert().values(
-            id=report_id,
-            case_number=number,
-            category_code=category.code,
-            source=report["source"],
-            lon=report["lon"],
-            lat=report["lat"],
-            cell_id=place.cell_id,
-            street_id=place.street_id,
-            district_id=place.district_id,
-            status=domain.CaseStatus.FILED,
-            reported_at=report["received_at"],
-            filed_at=now,
-            external_ref=report["external_ref"],
-            updated_at=now,
-        )
-    )
-    tx.emit(
-        ctx.event(
-            CaseFiled(
-                case_number=number,
-                category_code=category.code,
-                family=category.family,
-                source=ReportSource(report["source"]),
-                place=place,
-                filed_by=filed_by,
-                reported_at=report["received_at"],
-                filing_deadline=filing_deadline,
-                dispatch_deadline=dispatch_deadline,
-                inspector_id=inspector.id,
-                self_handled=report["self_handled"],
-                urgent=category.urgent,
-            ),
-            report_id,
-            at=now,
-        )
-    )
+    saved: RowMapping = (await tx.session.execute(statement.returning(*reports.c))).mappings().one()
+    await tx.session.execute(cases.insert().values(filing.case_row))
+    tx.emit(ctx.event(filing.event, filing.case_id, at=filing.at))
     return saved
 
 
-async def _reject(
-    ctx: ServiceContext,
-    tx: Transaction,
-    report_id: UUID,
-    reason_code: domain.RejectionReason,
-    reason: str,
-    rejected_by: str,
-) -> None:
-    await tx.session.execute(
-        update(reports)
-        .where(reports.c.id == report_id)
-        .values(
-            status=domain.ReportStatus.REJECTED,
-            rejection_code=reason_code.value,
-            rejection_reason=reason,
-            decided_by=rejected_by,
-            decided_at=ctx.clock.now(),
-        )
-    )
-    tx.emit(ctx.event(ReportRejected(reason_code=reason_code.value, reason=reason, rejected_by=rejected_by), report_id))
+async def _save_rejection(
+    ctx: ServiceContext, tx: Transaction, report_id: UUID, rejection: domain.Rejection
+) -> RowMapping:
+    await tx.session.execute(update(reports).where(reports.c.id == report_id).values(rejection.changes))
+    tx.emit(ctx.event(rejection.event, report_id))
+    return await REPORTS.get(tx, report_id)
 
 
-async def _reserve_numbers(store: ServiceStore, period: str, count: int) -> int:
-    """Move the month's counter on by ``count`` in a transaction of its own; the last number
-    reserved. Insert-or-increment: two concurrent reservations never get the same numbers.
-    """
-    async with store.writer.begin() as connection:
-        await connection.execute(
-            store.insert_ignoring_duplicates(case_number_counters, "period").values(period=period, last=0)
-        )
-        result = await connection.execute(
-            update(case_number_counters)
-            .where(case_number_counters.c.period == period)
-            .values(last=case_number_counters.c.last + count)
-            .returning(case_number_counters.c.last)
-        )
-        return int(result.scalar_one())
-
-
-@dataclass
-class CaseNumber:
-    """A number kept aside for a transaction that may file a case."""
-
-    period: str
-    sequence: int
-    used: bool = False
-
-    def use(self) -> str:
-        """The case number, now taken by the filing."""
-        self.used = True
-        return domain.case_number(self.period, self.sequence)
-
-
-class CaseNumbers:
-    """Hands out a month's case numbers from blocks reserved ahead, before the filing's own
-    transaction begins.
-
-    Taken from the counter row inside the filing's transaction, a number kept the row locked until
-    that transaction committed, so every filing waited for the one before: intake ran 60
-    reports/s however many came. A block is reserved once per ``BLOCK`` filings, in a short
-    transaction of its own (never nested in another, which could wait for a pool connection held
-    by a filing that waits for the block). Numbers kept aside and not used are handed out again.
-    The price: numbers follow filing order only within a process, and a process that stops
-    leaves the rest of its block unused, as a database sequence would.
-    """
-
-    BLOCK = 50
-
-    def __init__(self, store: ServiceStore) -> None:
-        self.store = store
-        self._free: dict[str, list[int]] = {}
-        self._next: dict[str, int] = {}
-        self._last: dict[str, int] = {}
-        self._reserving = asyncio.Lock()
-
-    async def take(self, period: str) -> CaseNumber:
-        """The next number of ``period`` (YYYY-MM)."""
-        async with self._reserving:
-            free = self._free.get(period)
-            if free:
-                return CaseNumber(period, free.pop())
-            if self._next.get(period, 1) > self._last.get(period, 0):
-                last = await _reserve_numbers(self.store, period, self.BLOCK)
-                self._next[period], self._last[period] = last - self.BLOCK + 1, last
-            sequence = self._next[period]
-            self._next[period] = sequence + 1
-            return CaseNumber(period, sequence)
-
-    def give_back(self, number: CaseNumber) -> None:
-        """A number kept aside that no committed filing took."""
-        self._free.setdefault(number.period, []).append(number.sequence)
-
-
-@asynccontextmanager
-async def _numbering(ctx: ServiceContext, *, wanted: bool) -> AsyncIterator[CaseNumber | None]:
-    """A case number kept aside (when ``wanted``) for the transaction inside this block; given
-    back unless a filing used it.
+def _numbering(ctx: ServiceContext, *, wanted: bool) -> AbstractAsyncContextManager[CaseNumber | None]:
+    """A case number kept aside (when ``wanted``) for the transaction inside this block; released
+    unless a filing used it.
     """
     if not wanted:
-        yield None
-        return
-    numbers = _case_numbers(ctx.store)
-    number = await numbers.take(ctx.clock.now().astimezone(ZoneInfo(ctx.city.timezone)).strftime("%Y-%m"))
-    try:
-        yield number
-    finally:
-        # A number a filing used is never handed out again, even when its transaction failed:
-        # the commit may have gone through before the error (a connection lost while
-        # committing), and a second case with it would fail on the unique case number. A gap.
-        if not number.used:
-            numbers.give_back(number)
+        return nullcontext()
+    return ctx.resources.get(CaseNumbers).kept_aside(period_of(ctx.clock.now(), ctx.city.timezone))
 
 
-_numbers: weakref.WeakKeyDictionary[ServiceStore, CaseNumbers] = weakref.WeakKeyDictionary()
+async def _load(tx: Transaction, report_id: UUID) -> domain.Report:
+    """The report, locked for the rest of the transaction."""
+    return domain.Report.of(await REPORTS.get(tx, report_id, for_update=True))
 
 
-def _case_numbers(store: ServiceStore) -> CaseNumbers:
-    numbers = _numbers.get(store)
-    if numbers is None:
-        numbers = _numbers[store] = CaseNumbers(store)
-    return numbers
+def _report_row(new: NewReport, place: GridPlace, now: datetime) -> dict[str, Any]:
+    """The new report's row, before intake decides where it starts."""
+    return {
+        "id": new_id(),
+        "source": new.source.value,
+        "reporter_id": new.reporter_id,
+        "client_ref": new.client_ref,
+        "external_ref": new.external_ref,
+        "category_code": new.category_code,
+        "description": new.description,
+        "lon": new.lon,
+        "lat": new.lat,
+        "cell_id": place.cell_id,
+        "community_id": place.community_id,
+        "street_id": place.street_id,
+        "district_id": place.district_id,
+        "photos": list(new.photos),
+        "self_handled": new.self_handled,
+        "received_at": now,
+    }
+
+
+def _received(new: NewReport, place: GridPlace) -> ReportReceived:
+    return ReportReceived(
+        source=new.source,
+        category_code=new.category_code,
+        description=new.description,
+        point=GeoPoint(lon=new.lon, lat=new.lat),
+        place=place,
+        reporter_id=new.reporter_id,
+        external_ref=new.external_ref,
+        photos=list(new.photos),
+        self_handled=new.self_handled,
+    )
 
 
 async def _find_duplicate(
@@ -441,6 +288,14 @@ def _category(ctx: ServiceContext, code: str) -> Category:
         return ctx.city.category(code)
     except KeyError:
         raise InvalidInput(f"unknown category {code!r}", {"category_code": code}) from None
+
+
+def _place(ctx: ServiceContext, lon: float, lat: float) -> GridPlace:
+    """Where in the grid a point is; refused when outside the city's grid."""
+    cell = ctx.city.locate(lon, lat)
+    if cell is None:
+        raise InvalidInput("the location is outside the city's grid", {"lon": lon, "lat": lat, "city": ctx.city.name})
+    return cell.place
 
 
 async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: str) -> RowMapping | None:

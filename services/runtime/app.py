@@ -54,8 +54,8 @@ def create_app(
 
     @app.get("/readyz", summary="Readiness: every service's database and the event bus answer", tags=["operations"])
     async def readyz() -> JSONResponse:
-        checks = {f"{s.name}.database": await _probe(s.check_database) for s in runtime.services}
-        checks["bus"] = await _probe(runtime.check_bus)
+        checks = {f"{s.name}.database": await _probe(s.ensure_database_answers) for s in runtime.services}
+        checks["bus"] = await _probe(runtime.ensure_bus_answers)
         return _readiness(checks)
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
@@ -83,7 +83,9 @@ def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
 
     @app.get("/readyz", summary="Readiness: the service's database and the event bus answer", tags=["operations"])
     async def readyz() -> JSONResponse:
-        return _readiness({"database": await _probe(service.check_database), "bus": await _probe(runtime.check_bus)})
+        return _readiness(
+            {"database": await _probe(service.ensure_database_answers), "bus": await _probe(runtime.ensure_bus_answers)}
+        )
 
     return app
 

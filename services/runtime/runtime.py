@@ -104,27 +104,33 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
             retention=timedelta(hours=settings.outbox_retention_hours),
         )
-        self.consumers = [
+        self.consumers = self._consumers()
+        self.tracked_consumers = self._tracked_consumers()
+
+    def _consumers(self) -> list[ConsumerRunner]:
+        return [
             ConsumerRunner(
                 consumer,
                 self.store,
-                bus,
-                dead_letter_topic=settings.topic_dead_letter,
-                batch_size=settings.consumer_batch_size,
-                max_attempts=settings.consumer_max_attempts,
+                self.bus,
+                dead_letter_topic=self.settings.topic_dead_letter,
+                batch_size=self.settings.consumer_batch_size,
+                max_attempts=self.settings.consumer_max_attempts,
             )
-            for consumer in spec.consumers(self.context)
+            for consumer in self.spec.consumers(self.context)
         ]
-        self.tracked_consumers = [
+
+    def _tracked_consumers(self) -> list[TrackedConsumer]:
+        return [
             TrackedConsumer(
                 consumer,
                 self.store,
-                bus,
-                spec.metadata.tables["consumer_positions"],
-                dead_letter_topic=settings.topic_dead_letter,
-                batch_size=settings.stream_batch_size,
+                self.bus,
+                self.spec.metadata.tables["consumer_positions"],
+                dead_letter_topic=self.settings.topic_dead_letter,
+                batch_size=self.settings.stream_batch_size,
             )
-            for consumer in spec.tracked_consumers(self.context)
+            for consumer in self.spec.tracked_consumers(self.context)
         ]
 
     @property
@@ -146,7 +152,7 @@ class ServiceRuntime:
         ]
         return tasks
 
-    async def check_database(self) -> None:
+    async def ensure_database_answers(self) -> None:
         """Raise unless the service's database answers."""
         async with self.store.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -237,7 +243,7 @@ class Runtime:
         for service in self.services:
             await service.close()
 
-    async def check_bus(self) -> None:
+    async def ensure_bus_answers(self) -> None:
         """Raise unless the bus is connected and answers."""
         if not self.bus_connected.is_set():
             raise ConnectionError("not connected to the event bus yet")

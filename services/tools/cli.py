@@ -9,9 +9,10 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
 import uvicorn
@@ -33,12 +34,36 @@ from shared.db.migrations import upgrade_to_head
 from shared.messaging.store import ServiceStore
 from shared.service.spec import Replay, ServiceSpec
 
+Command = Callable[[argparse.Namespace, Settings], int]
+# A string: argparse's subparsers action is generic only to type checkers.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the command."""
     parser = argparse.ArgumentParser(prog="python -m services", description="citycase services")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_migrate, _add_assessment, _add_launch, _add_city, _add_reconcile):
+        add(commands)
+    simulator_cli.add_parser(commands)
+    args = parser.parse_args(argv)
+    overrides = {"mode": args.mode} if getattr(args, "mode", None) else {}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "simulate":
+        return simulator_cli.run(args)
+    try:
+        command: Command = args.run_command
+        return command(args, settings)
+    except _UsageError as exc:
+        parser.error(str(exc))
 
+
+class _UsageError(ValueError):
+    """The command line names something that does not exist: argparse's usage error."""
+
+
+def _add_run(commands: Commands) -> None:
     run = commands.add_parser("run", help="serve one service, or all of them in one process")
     run.add_argument("service", choices=("all", *SERVICE_NAMES))
     _add_mode(run)
@@ -47,19 +72,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--stop-with-parent", action="store_true", help="stop when the program that started this one ends (launch)"
     )
+    run.set_defaults(run_command=_serve)
 
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.stop_with_parent:
+        stop_with_parent()
+    app = create_app([args.service], settings, own_process=True)
+    uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
+    return 0
+
+
+def _add_migrate(commands: Commands) -> None:
     migrate = commands.add_parser("migrate", help="bring service schemas to the newest revision")
     migrate.add_argument(
         "services", nargs="*", metavar="SERVICE", help=f"all (the default) or some of: {', '.join(SERVICE_NAMES)}"
     )
     _add_mode(migrate)
+    migrate.set_defaults(run_command=_migrate_schemas)
 
+
+def _migrate_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        specs = load_specs(args.services or ["all"])
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+    asyncio.run(_migrate(specs, settings))
+    return 0
+
+
+def _add_assessment(commands: Commands) -> None:
     assessment = commands.add_parser("assessment", help="the assessment stream's maintenance")
     assessment_commands = assessment.add_subparsers(dest="action", required=True)
     rebuild = assessment_commands.add_parser(
         "rebuild", help="replay the case event log from the start into fresh counters"
     )
     _add_mode(rebuild)
+    rebuild.set_defaults(run_command=_replay)
+
+
+def _replay(_args: argparse.Namespace, settings: Settings) -> int:
+    replay = asyncio.run(_rebuild(settings))
+    print(f"replayed {replay.events} events in {replay.seconds:.1f}s ({replay.events_per_second:,.0f} events/s)")
+    return 0
+
+
+def _add_launch(commands: Commands) -> None:
     launch = commands.add_parser(
         "launch", help="start every service, each in its own process (production mode), until Ctrl-C"
     )
@@ -67,10 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     launch.add_argument("--base-port", type=int, default=8100, help="the first service's port (default 8100)")
     launch.add_argument("--clock-file", type=Path, help="run on simulated time kept in this file (created)")
     launch.add_argument("--start", help="with --clock-file: the simulated start, YYYY-MM-DD (default: now)")
+    launch.set_defaults(run_command=_launch)
 
+
+def _add_city(commands: Commands) -> None:
     city = commands.add_parser("city", help="check a city's reference data folder and summarise it")
     city.add_argument("folder", nargs="?", type=Path, help="default from CITYCASE_CITY_DIR (the demo city)")
+    city.set_defaults(run_command=lambda args, settings: _check_city(args.folder or settings.city_dir))
 
+
+def _add_reconcile(commands: Commands) -> None:
     reconcile = commands.add_parser(
         "reconcile",
         help="recount every indicator in batch from the services' records and compare with the stream's counters",
@@ -89,43 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="base URL of one service's own process, e.g. dispatch=http://dispatch:8000 (repeatable)",
     )
     reconcile.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer (default 60)")
-    simulator_cli.add_parser(commands)
-
-    args = parser.parse_args(argv)
-    overrides = {"mode": args.mode} if getattr(args, "mode", None) else {}
-    settings = Settings(**overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    if args.command == "simulate":
-        return simulator_cli.run(args)
-    if args.command == "launch":
-        return _launch(settings, args.base_port, args.clock_file, args.start)
-    if args.command == "city":
-        return _check_city(args.folder or settings.city_dir)
-    if args.command == "assessment":
-        replay = asyncio.run(_rebuild(settings))
-        print(f"replayed {replay.events} events in {replay.seconds:.1f}s ({replay.events_per_second:,.0f} events/s)")
-        return 0
-    if args.command == "reconcile":
-        endpoints = Endpoints(
-            args.url or f"http://{settings.http_host}:{settings.http_port}", _service_urls(parser, args.service_url)
-        )
-        return reconcile_run(settings, endpoints, args.timeout)
-    if args.command == "run":
-        if args.stop_with_parent:
-            stop_with_parent()
-        app = create_app([args.service], settings, own_process=True)
-        uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
-        return 0
-    try:
-        specs = load_specs(args.services or ["all"])
-    except ValueError as exc:
-        parser.error(str(exc))
-    asyncio.run(_migrate(specs, settings))
-    return 0
+    reconcile.set_defaults(run_command=_reconcile)
 
 
-def _launch(settings: Settings, base_port: int, clock_file: Path | None, start: str | None) -> int:
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    base = args.url or f"http://{settings.http_host}:{settings.http_port}"
+    return reconcile_run(settings, Endpoints(base, _service_urls(args.service_url)), args.timeout)
+
+
+def _launch(args: argparse.Namespace, settings: Settings) -> int:
+    base_port: int = args.base_port
+    clock_file: Path | None = args.clock_file
+    start: str | None = args.start
     if settings.mode is not Mode.PRODUCTION:
         print(
             "launch starts one process per service, which is the production mode (--mode production);"
@@ -159,12 +198,12 @@ def _add_mode(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=[m.value for m in Mode], help="default from CITYCASE_MODE (embedded)")
 
 
-def _service_urls(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, str]:
+def _service_urls(pairs: Sequence[str]) -> dict[str, str]:
     urls: dict[str, str] = {}
     for pair in pairs:
         service, _, url = pair.partition("=")
         if service not in RECONCILED_SERVICES or not url.startswith(("http://", "https://")):
-            parser.error(
+            raise _UsageError(
                 f"--service-url {pair!r}: expected SERVICE=http(s)://... with SERVICE one of"
                 f" {', '.join(RECONCILED_SERVICES)}"
             )

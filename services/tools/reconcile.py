@@ -4,7 +4,8 @@ The assessment service counts the indicators as a stream of events. This command
 second way — from the lifecycle services' own records, read through their NDJSON exports — and
 compares the two value by value: every base counter of ``assessment/INDICATORS.md``, for every
 scope and every day, week and month. It imports nothing from ``assessment``: two independent
-implementations of one contract, so a bug in either shows as a difference.
+implementations of one contract, so a bug in either shows as a difference. Only the names of
+the counters are common to both (``shared/city/indicators.py``).
 
 The four exports are ordered by case id, so they are merged case by case as they stream in and
 only the counters stay in memory. Counters are recounted per day and rolled up into weeks and
@@ -31,29 +32,13 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.city.indicators import COUNTERS as COUNTERS  # re-exported: the tests read it here
 from shared.city.loader import CityDataError, load_city
 from shared.city.model import City
 from shared.core.auth import Principal, Role, TokenIssuer
 from shared.core.clock import SystemClock
 from shared.core.settings import Settings
 
-COUNTERS: tuple[str, ...] = (
-    "reports",
-    "filed",
-    "filed_on_time",
-    "cases_dispatched",
-    "dispatched_on_time",
-    "dispatches",
-    "returns",
-    "handled",
-    "reworked",
-    "checks_requested",
-    "checks_on_time",
-    "closed",
-    "closed_on_time",
-    "overdue_open",
-    "cancelled",
-)
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
 EXPORTS = {
     "intake": "/export/reports",

@@ -201,65 +201,13 @@ class _Grid:
         self.cells: list[tuple[GridCell, Polygon]] = []
 
 
+_ParsedCell = tuple[str, GridCell, dict[str, Any], Polygon]
+
+
 def _load_grid(folder: Path, problems: _Problems) -> _Grid:
     grid = _Grid()
-    path = folder / GRID_FILE
-    try:
-        with path.open(encoding="utf-8") as stream:
-            data = json.load(stream)
-    except FileNotFoundError:
-        problems.add(GRID_FILE, "file not found")
-        return grid
-    except json.JSONDecodeError as error:
-        problems.add(GRID_FILE, f"not valid JSON: {error}")
-        return grid
-    features = data.get("features") if isinstance(data, dict) else None
-    if not isinstance(features, list) or not features:
-        problems.add(GRID_FILE, "expected a FeatureCollection with at least one feature")
-        return grid
-
-    parsed: list[tuple[str, GridCell, dict[str, Any], Polygon]] = []
-    for number, feature in enumerate(features):
-        where = f"{GRID_FILE} feature {number}"
-        properties = feature.get("properties") if isinstance(feature, dict) else None
-        geometry = feature.get("geometry") if isinstance(feature, dict) else None
-        if not isinstance(properties, dict):
-            problems.add(where, "no properties")
-            continue
-        if properties.get("cell_id"):
-            where = f"{where} (cell {properties['cell_id']})"
-        missing = [key for key in _CELL_PROPERTIES if properties.get(key) in (None, "")]
-        if "community_id" in missing:
-            problems.add(where, "the cell is outside any community (no community_id)")
-            missing.remove("community_id")
-        if missing:
-            problems.add(where, f"missing properties: {', '.join(missing)}")
-        if missing or not properties.get("community_id"):
-            continue
-        if not isinstance(geometry, dict) or geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
-            problems.add(where, "the geometry must be a GeoJSON Polygon")
-            continue
-        try:
-            polygon = Polygon(geometry["coordinates"][0], geometry["coordinates"][1:])
-        except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as error:
-            problems.add(where, f"the polygon's coordinates are unusable: {error}")
-            continue
-        cell = _validate(
-            GridCell,
-            {
-                "id": properties["cell_id"],
-                "name": properties["name"],
-                "community_id": properties["community_id"],
-                "street_id": properties["street_id"],
-                "district_id": properties["district_id"],
-                "area_m2": properties["area_m2"],
-            },
-            where,
-            problems,
-        )
-        if cell is not None:
-            parsed.append((where, cell, properties, polygon))
-
+    features = _grid_features(folder / GRID_FILE, problems)
+    parsed = [found for number, feature in enumerate(features) if (found := _parse_cell(number, feature, problems))]
     # Vectorised over every polygon at once: validity is the costly check.
     valid = shapely.is_valid([polygon for *_, polygon in parsed]).tolist()
     _hierarchy_problems(parsed, grid, problems)
@@ -278,9 +226,56 @@ def _load_grid(folder: Path, problems: _Problems) -> _Grid:
     return grid
 
 
-def _hierarchy_problems(
-    parsed: list[tuple[str, GridCell, dict[str, Any], Polygon]], grid: _Grid, problems: _Problems
-) -> None:
+def _grid_features(path: Path, problems: _Problems) -> list[Any]:
+    """The features of grid.geojson; none when the file is missing or not a FeatureCollection."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            data = json.load(stream)
+    except FileNotFoundError:
+        problems.add(GRID_FILE, "file not found")
+        return []
+    except json.JSONDecodeError as error:
+        problems.add(GRID_FILE, f"not valid JSON: {error}")
+        return []
+    features = data.get("features") if isinstance(data, dict) else None
+    if not isinstance(features, list) or not features:
+        problems.add(GRID_FILE, "expected a FeatureCollection with at least one feature")
+        return []
+    return features
+
+
+def _parse_cell(number: int, feature: Any, problems: _Problems) -> _ParsedCell | None:
+    """One feature as a cell and its polygon, or None with its problems noted."""
+    where = f"{GRID_FILE} feature {number}"
+    properties = feature.get("properties") if isinstance(feature, dict) else None
+    geometry = feature.get("geometry") if isinstance(feature, dict) else None
+    if not isinstance(properties, dict):
+        problems.add(where, "no properties")
+        return None
+    if properties.get("cell_id"):
+        where = f"{where} (cell {properties['cell_id']})"
+    missing = [key for key in _CELL_PROPERTIES if properties.get(key) in (None, "")]
+    if "community_id" in missing:
+        problems.add(where, "the cell is outside any community (no community_id)")
+        missing.remove("community_id")
+    if missing:
+        problems.add(where, f"missing properties: {', '.join(missing)}")
+    if missing or not properties.get("community_id"):
+        return None
+    if not isinstance(geometry, dict) or geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
+        problems.add(where, "the geometry must be a GeoJSON Polygon")
+        return None
+    try:
+        polygon = Polygon(geometry["coordinates"][0], geometry["coordinates"][1:])
+    except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as error:
+        problems.add(where, f"the polygon's coordinates are unusable: {error}")
+        return None
+    fields = ("name", "community_id", "street_id", "district_id", "area_m2")
+    cell = _validate(GridCell, {"id": properties["cell_id"], **{f: properties[f] for f in fields}}, where, problems)
+    return None if cell is None else (where, cell, properties, polygon)
+
+
+def _hierarchy_problems(parsed: list[_ParsedCell], grid: _Grid, problems: _Problems) -> None:
     """Each community in one street, each street in one district, one name per id."""
 
     def agree(where: str, what: str, known: BaseModel, item: BaseModel) -> None:

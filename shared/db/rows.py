@@ -58,6 +58,16 @@ class Rows:
             update(self.table).where(self.table.c.id == row_id).values(updated_at=tx.clock.now(), **values)
         )
 
+    async def read(self, engine: AsyncEngine, row_id: UUID) -> RowMapping:
+        """The row, read on a short connection of its own (a query, outside any unit of work);
+        ``NotFound`` (404) when there is none."""
+        async with engine.connect() as connection:
+            query = select(self.table).where(self.table.c.id == row_id)
+            row = (await connection.execute(query)).mappings().first()
+        if row is None:
+            raise NotFound(f"no {self.what} {row_id}")
+        return row
+
     def page_query(self, after: UUID | None, limit: int) -> Select[Any]:
         """Up to ``limit`` rows with ids after ``after``, in id order: a page of an export."""
         query = select(self.table).order_by(self.table.c.id).limit(limit)

@@ -119,7 +119,7 @@ class OutboxRelay:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def _is_leader(self, *, force_check: bool) -> bool:
-        if self.store.engine.dialect.name != "postgresql":
+        if not self.store.on_postgresql:
             return True  # an embedded store belongs to exactly one process
         if self._leader_connection is not None:
             if force_check:

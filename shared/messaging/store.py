@@ -45,7 +45,7 @@ class Transaction:
     @property
     def on_postgresql(self) -> bool:
         """Whether the transaction runs on PostgreSQL (else on an embedded SQLite file)."""
-        return not is_sqlite(self._store.engine)
+        return self._store.on_postgresql
 
     def emit(self, event: Event) -> None:
         """Publish ``event`` on the case event log if, and only if, this transaction commits."""
@@ -107,6 +107,11 @@ class ServiceStore:
         self._outbox_written = asyncio.Event()
         self.writer = writer(engine)
 
+    @property
+    def on_postgresql(self) -> bool:
+        """Whether the store is on PostgreSQL (else on an embedded SQLite file)."""
+        return not is_sqlite(self.engine)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Open a transaction; commit on normal exit (outbox rows included), roll back on error."""
@@ -142,6 +147,6 @@ class ServiceStore:
 
     def insert_ignoring_duplicates(self, table: Table, *columns: str) -> postgresql.Insert | sqlite.Insert:
         """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for this store's backend."""
-        if self.engine.dialect.name == "postgresql":
+        if self.on_postgresql:
             return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(columns))
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(columns))

@@ -51,7 +51,7 @@ async def download_photo(
     return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
-async def check_photos_exist(ctx: ServiceContext, digests: list[str]) -> None:
+async def ensure_photos_exist(ctx: ServiceContext, digests: list[str]) -> None:
     """Refuse references to photos that were never uploaded."""
     missing = [d for d in digests if not await ctx.photos.exists(d)]
     if missing:

@@ -11,9 +11,10 @@ import pytest
 from hypothesis.errors import NonInteractiveExampleWarning
 from sqlalchemy import delete, update
 
-from assessment.handlers import STREAM_CONSUMER, Stream, forget_everything
+from assessment.handlers import Stream
 from assessment.models import counters, metadata, positions
 from assessment.rebuild import rebuild
+from assessment.stream import STREAM_CONSUMER, forget_everything
 from shared.messaging.binding import encode
 from shared.messaging.tracked import TrackedConsumer, TrackedConsumerSpec
 from tests.backends.helpers import wait_until

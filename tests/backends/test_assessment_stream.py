@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from assessment.domain import COUNTERS, PeriodKind, period_start
-from assessment.handlers import STREAM_CONSUMER, Stream
+from assessment.handlers import Stream
 from assessment.models import case_states, counters, metadata, positions
+from assessment.stream import STREAM_CONSUMER
 from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.clock import SystemClock

@@ -8,8 +8,8 @@ from uuid import uuid4
 
 from sqlalchemy import text
 
-from dispatch.handlers import unreported_missed_deadlines
 from dispatch.models import cases
+from dispatch.timer import unreported_missed_deadlines
 from shared.db.engine import create_engine
 from shared.db.migrations import upgrade_to_head
 

@@ -2,40 +2,215 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from closure import domain as closure
-from shared.core.errors import IllegalTransition
+from shared.core.errors import IllegalTransition, OutOfScope
+from shared.events.catalogue import (
+    CaseCancelled,
+    CaseClosed,
+    CaseFiled,
+    CategoryFamily,
+    CheckFailed,
+    CheckPassed,
+    CheckRequested,
+    GridPlace,
+    ReportSource,
+)
 
 T0 = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
 
 
 C = closure.ClosureStatus
+PLACE = GridPlace(cell_id="c1", community_id="m1", street_id="s1", district_id="d1")
+
+
+def filed(*, self_handled: bool = False) -> CaseFiled:
+    return CaseFiled(
+        case_number="2026-11-000001",
+        category_code="01-01-12",
+        family=CategoryFamily.COMPONENT,
+        source=ReportSource.INSPECTOR,
+        place=PLACE,
+        filed_by="inspector-1",
+        reported_at=T0,
+        self_handled=self_handled,
+    )
+
+
+CHECKING = closure.CaseState(
+    status=C.CHECKING,
+    inspector_id="insp-1",
+    handling_deadline=T0 + timedelta(hours=4),
+    check_deadline=T0 + timedelta(hours=2),
+    checks=1,
+    checks_requested=2,
+    checks_on_time=1,
+    checks_failed=1,
+)
+
+
+def case(status: closure.ClosureStatus = C.CHECKING) -> closure.CaseState:
+    return replace(CHECKING, status=status)
+
+
+def verdict(
+    state: closure.CaseState,
+    *,
+    passed: bool,
+    at: datetime = T0,
+    inspector_id: str | None = "insp-1",
+    note: str | None = None,
+    photos: tuple[str, ...] = (),
+) -> closure.Decision:
+    return closure.decide_check(
+        state, inspector_id=inspector_id, closed_by="inspector-1", passed=passed, note=note, photos=photos, now=at
+    )
 
 
 @pytest.mark.parametrize("status", list(C))
 def test_checks_answer_check_tasks_and_cancellation_voids_open_cases(status: closure.ClosureStatus) -> None:
     if status is C.CHECKING:
-        closure.check_can_check(status)
+        closure.ensure_can_check(status)
     else:
         with pytest.raises(IllegalTransition):
-            closure.check_can_check(status)
+            closure.ensure_can_check(status)
     if status in (C.CLOSED, C.CANCELLED):
         with pytest.raises(IllegalTransition):
-            closure.check_can_cancel(status)
+            closure.ensure_can_cancel(status)
     else:
-        closure.check_can_cancel(status)
+        closure.ensure_can_cancel(status)
 
 
 def test_on_time_means_no_later_than_the_deadline_in_force() -> None:
-    assert closure.closed_on_time(T0, T0)
-    assert not closure.closed_on_time(T0 + timedelta(seconds=1), T0)
-    assert closure.closed_on_time(T0, None)
+    assert closure.is_closed_on_time(T0, T0)
+    assert not closure.is_closed_on_time(T0 + timedelta(seconds=1), T0)
+    assert closure.is_closed_on_time(T0, None)
 
 
 def test_a_check_is_on_time_when_answered_no_later_than_its_deadline() -> None:
-    assert closure.check_answered_on_time(T0, T0)
-    assert not closure.check_answered_on_time(T0 + timedelta(microseconds=1), T0)
-    assert closure.check_answered_on_time(T0, None)
+    assert closure.is_check_on_time(T0, T0)
+    assert not closure.is_check_on_time(T0 + timedelta(microseconds=1), T0)
+    assert closure.is_check_on_time(T0, None)
+
+
+# --- decide functions ------------------------------------------------------------------------
+
+
+def test_a_filed_case_opens_with_its_inspector_and_no_checks() -> None:
+    decision = closure.decide_filing(filed(), "insp-1", T0)
+    assert decision.changes == {
+        "case_number": "2026-11-000001",
+        "category_code": "01-01-12",
+        "source": "inspector",
+        "cell_id": "c1",
+        "inspector_id": "insp-1",
+        "status": C.OPEN,
+        "checks": 0,
+        "checks_requested": 0,
+        "checks_on_time": 0,
+        "checks_failed": 0,
+    }
+    assert decision.events == ()
+
+
+def test_a_self_handled_case_closes_on_time_when_filed() -> None:
+    decision = closure.decide_filing(filed(self_handled=True), "insp-1", T0)
+    assert decision.changes["status"] is C.CLOSED
+    assert decision.changes["closed_at"] == T0
+    assert decision.changes["on_time"] is True
+    assert decision.changes["checks"] == 0
+    assert decision.events == (
+        CaseClosed(closed_by="inspector-1", on_time=True, handling_deadline=None, self_handled=True),
+    )
+
+
+def test_the_deadline_in_force_moves_and_a_dispatch_names_the_department() -> None:
+    assert closure.decide_deadline(T0).changes == {"handling_deadline": T0}
+    assert closure.decide_deadline(T0, "dept-1").changes == {"handling_deadline": T0, "department_id": "dept-1"}
+    assert closure.decide_deadline(T0, "dept-1").events == ()
+
+
+def test_a_handled_open_case_becomes_a_check_task_with_its_deadline() -> None:
+    due = T0 + timedelta(hours=2)
+    decision = closure.decide_check_request(case(C.OPEN), result="fixed", check_deadline=due, now=T0)
+    assert decision.changes == {
+        "status": C.CHECKING,
+        "handled_at": T0,
+        "handling_result": "fixed",
+        "check_deadline": due,
+        "checks_requested": 3,
+    }
+    assert decision.events == (CheckRequested(inspector_id="insp-1", check_deadline=due),)
+
+
+@pytest.mark.parametrize("status", [C.CHECKING, C.CLOSED, C.CANCELLED])
+def test_only_an_open_case_gets_a_check_task(status: closure.ClosureStatus) -> None:
+    assert not closure.may_request_check(status)
+    with pytest.raises(IllegalTransition):
+        closure.decide_check_request(case(status), result="fixed", check_deadline=T0, now=T0)
+    assert closure.may_request_check(C.OPEN)
+
+
+def test_a_passed_check_counts_and_closes_on_time_before_the_handling_deadline() -> None:
+    decision = verdict(case(), passed=True, note="ok", photos=("a" * 64,))
+    assert decision.changes == {
+        "checks": 2,
+        "checks_on_time": 2,
+        "status": C.CLOSED,
+        "closed_at": T0,
+        "on_time": True,
+    }
+    assert decision.events == (
+        CheckPassed(inspector_id="insp-1", note="ok", photos=["a" * 64]),
+        CaseClosed(closed_by="inspector-1", on_time=True, handling_deadline=T0 + timedelta(hours=4)),
+    )
+
+
+def test_a_late_check_closes_late_and_does_not_count_as_on_time() -> None:
+    late = T0 + timedelta(hours=5)
+    decision = verdict(case(), passed=True, at=late)
+    assert decision.changes["checks"] == 2
+    assert decision.changes["checks_on_time"] == 1
+    assert decision.changes["on_time"] is False
+    assert decision.events[-1] == CaseClosed(
+        closed_by="inspector-1", on_time=False, handling_deadline=T0 + timedelta(hours=4)
+    )
+
+
+def test_a_failed_check_sends_the_case_back_open_for_rework() -> None:
+    decision = verdict(case(), passed=False, note="still there")
+    assert decision.changes == {
+        "checks": 2,
+        "checks_on_time": 2,
+        "status": C.OPEN,
+        "check_deadline": None,
+        "checks_failed": 2,
+    }
+    assert decision.events == (CheckFailed(inspector_id="insp-1", reason="still there"),)
+    assert verdict(case(), passed=False).events == (CheckFailed(inspector_id="insp-1", reason="not solved"),)
+
+
+def test_a_check_task_is_the_cells_inspectors_and_answers_only_a_check() -> None:
+    with pytest.raises(OutOfScope):
+        verdict(case(), passed=True, inspector_id="insp-2")
+    with pytest.raises(OutOfScope):
+        verdict(case(C.OPEN), passed=True, inspector_id=None)
+    with pytest.raises(IllegalTransition):
+        verdict(case(C.OPEN), passed=True)
+
+
+@pytest.mark.parametrize("status", [C.OPEN, C.CHECKING])
+def test_cancelling_voids_a_case_not_yet_ended(status: closure.ClosureStatus) -> None:
+    decision = closure.decide_cancel(status, cancelled_by="lead-1", reason="duplicate")
+    assert decision.changes == {"status": C.CANCELLED}
+    assert decision.events == (CaseCancelled(cancelled_by="lead-1", reason="duplicate"),)
+
+
+@pytest.mark.parametrize("status", [C.CLOSED, C.CANCELLED])
+def test_an_ended_case_cannot_be_cancelled(status: closure.ClosureStatus) -> None:
+    with pytest.raises(IllegalTransition):
+        closure.decide_cancel(status, cancelled_by="lead-1", reason="duplicate")

@@ -242,62 +242,21 @@ class Actors:
     ) -> datetime:
         """The department's side of the case, then the inspector's check; the deadline in force
         when it ended."""
-        user = self._departments[department]
         await self._wait(self._after(self._now(), category, "handling", fate.accept_delay))
         if fate.returned:
-            await self.client.call(
-                user, "POST", "handling", f"/cases/{case_id}/return", json={"reason": "not ours to handle"}
-            )
-            self.tally.add("returned")
-            await self._wait(self._after(self._now(), category, "dispatch", fate.dispatch_delay))
-            await self._returned(case_id)
-            department = alternative_owner(self.city, place, exclude=department)
-            user = self._departments[department]
-            await self._dispatch(case_id, department)
-            self.tally.add("redispatched")
-            await self._wait(self._after(self._now(), category, "handling", fate.accept_delay))
+            department = await self._return_and_redispatch(case_id, category, place, department, fate)
+        user = self._departments[department]
         task = await self.client.call(user, "POST", "handling", f"/cases/{case_id}/accept")
         self.tally.add("accepted")
         deadline = self._deadline(case_id, task["handling_deadline"])
         course = fate.course
         if course is Course.CANCELLED:
-            await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
-            reason = {"reason": "reported twice"}
-            await self.client.call(
-                self._roles[Role.SHIFT_LEAD], "POST", "closure", f"/cases/{case_id}/cancel", json=reason
-            )
-            self.tally.add("cancelled")
+            await self._cancel(case_id, category, deadline, fate)
             return deadline
         if course is Course.SUSPENDED:
-            await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
-            lead = self._roles[Role.SHIFT_LEAD]
-            await self.client.call(
-                lead, "POST", "dispatch", f"/cases/{case_id}/suspend", json={"reason": "waiting for the budget"}
-            )
-            self.tally.add("suspended")
-            await self._wait(self._after(self._now(), category, "handling", fate.pause))  # the clock stands still
-            resumed = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/resume")
-            self.tally.add("resumed")
-            deadline = self._deadline(case_id, resumed["handling_deadline"])
+            deadline = await self._suspend_and_resume(case_id, category, deadline, fate)
         if course is Course.EXTENSION:
-            await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
-            wanted = self._after(deadline, category, "handling", fate.extension_extra)
-            ask = {"requested_deadline": wanted.isoformat(), "reason": "the parts are on order"}
-            await self.client.call(user, "POST", "handling", f"/cases/{case_id}/extension", json=ask)
-            self.tally.add("extension_requested")
-            await self._open_until(
-                case_id, deadline, self._after(self._now(), category, "handling", fate.decision_delay)
-            )
-            lead = self._roles[Role.SHIFT_LEAD]
-            if fate.extension_approved:
-                decided = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/approve")
-                self.tally.add("extension_approved")
-                deadline = self._deadline(case_id, decided["handling_deadline"])
-            else:
-                no = {"reason": "the deadline stands"}
-                await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/deny", json=no)
-                self.tally.add("extension_denied")
-                course = Course.LATE  # it asked for time because it needed it
+            deadline, course = await self._ask_for_time(user, case_id, category, deadline, fate)
         if course is Course.LATE:
             handled_at = self._after(deadline, category, "handling", fate.overrun)
         else:
@@ -312,6 +271,64 @@ class Actors:
         await self._open_until(case_id, deadline, self._check_time(category, deadline, fate.check_delay))
         await self._check(inspector, case_id, passed=True)
         return deadline
+
+    async def _return_and_redispatch(
+        self, case_id: str, category: Category, place: GridPlace, department: str, fate: Fate
+    ) -> str:
+        """The department sends the case back (回退); a dispatcher gives it to another one, whose
+        id is answered once its user may sign for it."""
+        user = self._departments[department]
+        await self.client.call(
+            user, "POST", "handling", f"/cases/{case_id}/return", json={"reason": "not ours to handle"}
+        )
+        self.tally.add("returned")
+        await self._wait(self._after(self._now(), category, "dispatch", fate.dispatch_delay))
+        await self._returned(case_id)
+        department = alternative_owner(self.city, place, exclude=department)
+        await self._dispatch(case_id, department)
+        self.tally.add("redispatched")
+        await self._wait(self._after(self._now(), category, "handling", fate.accept_delay))
+        return department
+
+    async def _cancel(self, case_id: str, category: Category, deadline: datetime, fate: Fate) -> None:
+        await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
+        reason = {"reason": "reported twice"}
+        await self.client.call(self._roles[Role.SHIFT_LEAD], "POST", "closure", f"/cases/{case_id}/cancel", json=reason)
+        self.tally.add("cancelled")
+
+    async def _suspend_and_resume(self, case_id: str, category: Category, deadline: datetime, fate: Fate) -> datetime:
+        """The shift lead suspends the case and resumes it after a pause; the deadline it resumes with."""
+        await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
+        lead = self._roles[Role.SHIFT_LEAD]
+        await self.client.call(
+            lead, "POST", "dispatch", f"/cases/{case_id}/suspend", json={"reason": "waiting for the budget"}
+        )
+        self.tally.add("suspended")
+        await self._wait(self._after(self._now(), category, "handling", fate.pause))  # the clock stands still
+        resumed = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/resume")
+        self.tally.add("resumed")
+        return self._deadline(case_id, resumed["handling_deadline"])
+
+    async def _ask_for_time(
+        self, user: str, case_id: str, category: Category, deadline: datetime, fate: Fate
+    ) -> tuple[datetime, Course]:
+        """The department asks for an extension; the deadline in force after the shift lead's
+        answer, and the course the case takes from there."""
+        await self._open_until(case_id, deadline, self._share_of_left(category, deadline, fate.course_at))
+        wanted = self._after(deadline, category, "handling", fate.extension_extra)
+        ask = {"requested_deadline": wanted.isoformat(), "reason": "the parts are on order"}
+        await self.client.call(user, "POST", "handling", f"/cases/{case_id}/extension", json=ask)
+        self.tally.add("extension_requested")
+        await self._open_until(case_id, deadline, self._after(self._now(), category, "handling", fate.decision_delay))
+        lead = self._roles[Role.SHIFT_LEAD]
+        if fate.extension_approved:
+            decided = await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/approve")
+            self.tally.add("extension_approved")
+            return self._deadline(case_id, decided["handling_deadline"]), Course.EXTENSION
+        no = {"reason": "the deadline stands"}
+        await self.client.call(lead, "POST", "dispatch", f"/cases/{case_id}/extension/deny", json=no)
+        self.tally.add("extension_denied")
+        return deadline, Course.LATE  # it asked for time because it needed it
 
     async def _dispatch(self, case_id: str, department: str) -> None:
         body = {"department_id": department}

@@ -48,7 +48,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--clock-file", type=Path, help="the clock file of the running city (CITYCASE_CLOCK_FILE)")
     parser.add_argument("--base-port", type=int, help="production mode: service processes listen from this port on")
-    parser.add_argument("--profile", type=Path, help="rates and volumes, YAML or JSON (see services/simulator)")
+    parser.add_argument("--profile", type=Path, help="rates and volumes, YAML or JSON (see services/tools/simulator)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="change one rate, e.g. sources.video=0.3"
     )

@@ -1,0 +1,66 @@
+"""The persisted deadline timer: deadlines live in the cases table, so a restart loses none.
+
+Every tick reports each open case whose handling deadline has passed, once, as
+``case.deadline_missed`` (with a first supervision notice), so the stream sees time passing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from dispatch import domain
+from dispatch.domain import CaseState
+from dispatch.handlers import save
+from dispatch.models import cases
+from shared.service.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
+    """Emit ``case.deadline_missed`` and a first supervision notice for every open case whose
+    handling deadline has passed; the number reported. Suspended cases are not timed.
+    """
+    now = ctx.clock.now()
+    async with ctx.store.transaction() as tx:
+        query = unreported_missed_deadlines(now, batch)
+        if tx.on_postgresql:
+            query = query.with_for_update(skip_locked=True)  # replicas split the work
+        due = (await tx.session.execute(query)).mappings().all()
+        for row in due:
+            await save(ctx, tx, row["id"], domain.decide_deadline_missed(CaseState.of(row), now))
+        return len(due)
+
+
+def unreported_missed_deadlines(now: datetime, batch: int) -> Select[Any]:
+    """The cases whose clock runs and whose deadline has passed by ``now``, not reported yet,
+    earliest deadline first (the index ``ix_dispatch_cases_timer`` serves exactly this)."""
+    return (
+        select(cases)
+        .where(
+            cases.c.status.in_([s.value for s in domain.CLOCK_RUNNING]),
+            cases.c.deadline_missed_at.is_(None),
+            cases.c.handling_deadline <= now,
+        )
+        .order_by(cases.c.handling_deadline)
+        .limit(batch)
+    )
+
+
+async def run_deadline_timer(ctx: ServiceContext) -> None:
+    """Report missed deadlines until none is left, then wait ``timer_interval_seconds``; a failed
+    tick is logged and retried at the next one."""
+    while True:
+        try:
+            while await report_missed_deadlines(ctx) > 0:
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("deadline timer failed; retrying", exc_info=True)
+        await asyncio.sleep(ctx.settings.timer_interval_seconds)

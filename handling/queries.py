@@ -1,0 +1,61 @@
+"""Handling's reads: a department's inbox, one of its cases, and the export page; and the one rule
+of who sees what here — a department sees its own cases only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+
+from handling.domain import IN_INBOX, TaskStatus
+from handling.models import CASES, cases
+from shared.core.auth import Principal
+from shared.core.errors import NotFound
+from shared.messaging.store import Transaction
+from shared.service.context import ServiceContext
+
+
+async def inbox(
+    ctx: ServiceContext, user: Principal, statuses: Collection[TaskStatus] | None, limit: int
+) -> Sequence[RowMapping]:
+    """The department's cases in ``statuses`` (by default those it still has to act on),
+    nearest deadline first.
+    """
+    wanted = [status.value for status in (statuses or IN_INBOX)]
+    query = (
+        select(cases)
+        .where(cases.c.department_id == user.department_id, cases.c.status.in_(wanted))
+        .order_by(cases.c.handling_deadline)
+        .limit(limit)
+    )
+    async with ctx.store.engine.connect() as connection:
+        rows: Sequence[RowMapping] = (await connection.execute(query)).mappings().all()
+    return rows
+
+
+async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:
+    """One of the department's cases; ``NotFound`` for any other."""
+    async with ctx.store.engine.connect() as connection:
+        row = (await connection.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
+    return _seen_by(user, case_id, row)
+
+
+async def own_case_for_update(tx: Transaction, user: Principal, case_id: UUID) -> RowMapping:
+    """One of the department's cases, locked until ``tx`` ends, for an action on it."""
+    return _seen_by(user, case_id, await CASES.find(tx, case_id, for_update=True))
+
+
+async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
+    """Up to ``limit`` cases with ids after ``after``, in id order (a page of the export)."""
+    return await CASES.page(ctx.store.engine, after, limit)
+
+
+def _seen_by(user: Principal, case_id: UUID, row: RowMapping | None) -> RowMapping:
+    # Another department's case is reported as missing, not as forbidden: its existence is not
+    # this department's business either.
+    if row is None or row["department_id"] is None or row["department_id"] != user.department_id:
+        raise NotFound(f"no case {case_id} in your department's inbox")
+    return row

@@ -1,0 +1,424 @@
+"""The assessment rules on their own: what each kind of event does to a case's state, what the
+state contributes to the counters, and the change a case's events make (no database)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from assessment import domain
+from assessment.domain import Attribution, CaseState, Flow
+from shared.city.indicators import COUNTERS, DERIVED, INDICATORS, RANKED_KINDS, SCOPE_KINDS
+from shared.core.ids import new_id
+from shared.events.catalogue import (
+    CaseCancelled,
+    CaseClosed,
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseQueuedForCoordination,
+    CaseResumed,
+    CaseReturned,
+    CaseSuspended,
+    CategoryFamily,
+    CheckFailed,
+    CheckPassed,
+    CheckRequested,
+    DeadlineKind,
+    DeadlineMissed,
+    EventPayload,
+    ExtensionApproved,
+    GeoPoint,
+    GridPlace,
+    ReportReceived,
+    ReportSource,
+    SupervisionIssued,
+)
+from shared.events.envelope import Event
+
+ZONE = ZoneInfo("Asia/Shanghai")
+# Monday 2026-11-30 10:00 in Shanghai: the last day of a month, so a later step lands in December.
+T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+CASE = new_id()
+PLACE = GridPlace(cell_id="c1", community_id="m1", street_id="s1", district_id="d1")
+ATTRIBUTION = Attribution(
+    family_of=lambda code: "component" if code.startswith("01") else "event",
+    inspector_of=lambda cell: {"c1": "insp-1"}.get(cell),
+)
+CONTRACT = (Path(__file__).resolve().parents[2] / "assessment" / "INDICATORS.md").read_text()
+
+
+def event(data: EventPayload, at: datetime = T0, case_id: UUID = CASE) -> Event:
+    return Event(id=new_id(), source="/citycase/test", subject=str(case_id), time=at, data=data)
+
+
+def received(at: datetime = T0) -> Event:
+    return event(
+        ReportReceived(
+            source=ReportSource.HOTLINE,
+            category_code="01-01-04",
+            description="a broken manhole cover",
+            point=GeoPoint(lon=113.1, lat=30.6),
+            place=PLACE,
+        ),
+        at,
+    )
+
+
+def filed(
+    at: datetime = T0,
+    *,
+    filing_deadline: datetime | None = None,
+    dispatch_deadline: datetime | None = None,
+    self_handled: bool = False,
+) -> Event:
+    return event(
+        CaseFiled(
+            case_number="2026-11-000001",
+            category_code="01-01-04",
+            family=CategoryFamily.COMPONENT,
+            source=ReportSource.HOTLINE,
+            place=PLACE,
+            filed_by="operator-1",
+            reported_at=T0 - timedelta(minutes=10),
+            filing_deadline=filing_deadline,
+            dispatch_deadline=dispatch_deadline,
+            self_handled=self_handled,
+        ),
+        at,
+    )
+
+
+def dispatched(department: str = "dept-a", at: datetime = T0, attempt: int = 1) -> Event:
+    return event(
+        CaseDispatched(
+            department_id=department,
+            dispatched_by="dispatcher-1",
+            handling_deadline=at + timedelta(days=1),
+            attempt=attempt,
+        ),
+        at,
+    )
+
+
+def returned(department: str = "dept-a") -> Event:
+    return event(CaseReturned(department_id=department, returned_by="clerk", reason="not ours"))
+
+
+def handled(department: str = "dept-a") -> Event:
+    return event(CaseHandled(department_id=department, handled_by="clerk", result="fixed"))
+
+
+def missed(kind: DeadlineKind = DeadlineKind.HANDLING, department: str | None = "dept-a") -> Event:
+    return event(DeadlineMissed(kind=kind, deadline=T0, department_id=department))
+
+
+def state_after(*events: Event) -> CaseState:
+    state = CaseState()
+    for one in events:
+        assert domain.apply(state, one, ATTRIBUTION)
+    return state
+
+
+# --- one event kind at a time ------------------------------------------------------------------
+
+
+def test_a_report_places_the_case_and_asks_the_city_what_events_leave_out() -> None:
+    state = state_after(received())
+    assert (state.received_at, state.source, state.category_code) == (T0, "hotline", "01-01-04")
+    assert (state.cell_id, state.community_id, state.street_id, state.district_id) == ("c1", "m1", "s1", "d1")
+    assert (state.family, state.inspector_id) == ("component", "insp-1")
+    assert state.flow is Flow.NONE
+    assert state.filed_at is None
+
+
+def test_an_event_applied_twice_changes_the_state_once() -> None:
+    state = CaseState()
+    once = dispatched()
+    assert domain.apply(state, once, ATTRIBUTION)
+    assert not domain.apply(state, once, ATTRIBUTION)
+    assert state.assignments == [["dept-a", False]]
+    assert state.event_ids == [str(once.id)]
+
+
+@pytest.mark.parametrize(
+    ("deadline", "on_time"),
+    [(None, True), (T0, True), (T0 + timedelta(hours=1), True), (T0 - timedelta(seconds=1), False)],
+)
+def test_filing_is_on_time_up_to_its_deadline(deadline: datetime | None, on_time: bool) -> None:
+    state = state_after(received(), filed(filing_deadline=deadline, dispatch_deadline=T0 + timedelta(hours=2)))
+    assert (state.filed_at, state.filed_on_time) == (T0, on_time)
+    assert state.dispatch_deadline == T0 + timedelta(hours=2)
+    assert state.flow is Flow.COORDINATION
+
+
+def test_a_self_handled_filing_never_waits_for_dispatch() -> None:
+    assert state_after(received(), filed(self_handled=True)).flow is Flow.NONE
+
+
+def test_a_filing_seen_without_its_report_places_the_case_from_itself() -> None:
+    state = state_after(filed())
+    assert state.received_at == T0 - timedelta(minutes=10)
+    assert (state.source, state.district_id, state.inspector_id, state.family) == (
+        "hotline",
+        "d1",
+        "insp-1",
+        "component",
+    )
+
+
+def test_a_filing_after_its_report_keeps_the_reports_time() -> None:
+    state = state_after(received(T0 - timedelta(hours=1)), filed())
+    assert state.received_at == T0 - timedelta(hours=1)
+
+
+def test_a_case_queued_for_coordination_waits() -> None:
+    state = state_after(filed(self_handled=True), event(CaseQueuedForCoordination(reason="no owner")))
+    assert state.flow is Flow.COORDINATION
+
+
+def test_dispatches_are_kept_in_order_and_the_first_time_counts() -> None:
+    later = T0 + timedelta(hours=3)
+    state = state_after(filed(), missed(), dispatched("dept-a"))
+    assert state.overdue is False
+    state = state_after(filed(), dispatched("dept-a"), returned("dept-a"), dispatched("dept-b", later, 2))
+    assert state.assignments == [["dept-a", True], ["dept-b", False]]
+    assert (state.first_dispatched_at, state.flow, state.current_department) == (T0, Flow.DISPATCHED, "dept-b")
+
+
+def test_a_return_counts_only_from_the_department_holding_the_case() -> None:
+    state = state_after(filed(), dispatched("dept-a"), missed())
+    assert state.overdue
+    domain.apply(state, returned("dept-b"), ATTRIBUTION)
+    assert (state.flow, state.assignments, state.overdue) == (Flow.DISPATCHED, [["dept-a", False]], True)
+    domain.apply(state, returned("dept-a"), ATTRIBUTION)
+    assert (state.flow, state.assignments, state.overdue) == (Flow.RETURNED, [["dept-a", True]], False)
+    assert state.current_department is None
+
+
+def test_a_return_after_the_report_back_is_not_taken() -> None:
+    state = state_after(filed(), dispatched("dept-a"), handled("dept-a"), returned("dept-a"))
+    assert (state.flow, state.assignments) == (Flow.HANDLED, [["dept-a", False]])
+
+
+def test_handling_counts_from_anyone_but_moves_the_flow_only_from_the_holder() -> None:
+    state = state_after(filed(), dispatched("dept-a"), handled("dept-b"))
+    assert (state.handled, state.flow) == (True, Flow.DISPATCHED)
+    domain.apply(state, handled("dept-a"), ATTRIBUTION)
+    assert state.flow is Flow.HANDLED
+
+
+@pytest.mark.parametrize(
+    ("answered", "on_time"),
+    [(T0 + timedelta(hours=1), True), (T0 + timedelta(hours=2), True), (T0 + timedelta(hours=3), False)],
+)
+def test_a_check_answer_is_on_time_up_to_the_check_deadline(answered: datetime, on_time: bool) -> None:
+    requested = event(CheckRequested(inspector_id="insp-1", check_deadline=T0 + timedelta(hours=2)))
+    state = state_after(filed(), dispatched(), handled(), requested)
+    assert (state.checks_requested, state.check_deadline) == (1, T0 + timedelta(hours=2))
+    domain.apply(state, event(CheckPassed(inspector_id="insp-1"), answered), ATTRIBUTION)
+    assert (state.checks_on_time, state.check_deadline, state.reworked) == (int(on_time), None, False)
+    assert state.flow is Flow.HANDLED
+
+
+def test_a_failed_check_is_an_answer_and_sends_the_case_back_for_rework() -> None:
+    requested = event(CheckRequested(inspector_id="insp-1", check_deadline=T0 + timedelta(hours=2)))
+    failed = event(CheckFailed(inspector_id="insp-1", reason="still broken"), T0 + timedelta(hours=1))
+    state = state_after(filed(), dispatched(), handled(), requested, failed)
+    assert (state.checks_requested, state.checks_on_time, state.check_deadline) == (1, 1, None)
+    assert (state.reworked, state.flow) == (True, Flow.DISPATCHED)
+
+
+def test_an_answer_without_a_pending_check_is_not_on_time() -> None:
+    state = state_after(filed(), event(CheckPassed(inspector_id="insp-1")))
+    assert state.checks_on_time == 0
+
+
+def test_a_failed_check_before_the_report_back_leaves_the_flow() -> None:
+    state = state_after(filed(), dispatched(), event(CheckFailed(inspector_id="insp-1", reason="no")))
+    assert (state.reworked, state.flow) == (True, Flow.DISPATCHED)
+
+
+def test_suspension_and_resumption() -> None:
+    state = state_after(filed(), dispatched(), missed(), event(CaseSuspended(suspended_by="lead", reason="weather")))
+    assert (state.flow, state.overdue) == (Flow.SUSPENDED, True)
+    domain.apply(state, event(CaseResumed(resumed_by="lead", handling_deadline=T0 + timedelta(days=2))), ATTRIBUTION)
+    assert (state.flow, state.overdue) == (Flow.DISPATCHED, False)
+
+
+def test_an_approved_extension_clears_the_overdue() -> None:
+    state = state_after(filed(), dispatched(), missed())
+    domain.apply(
+        state, event(ExtensionApproved(approved_by="lead", handling_deadline=T0 + timedelta(days=3))), ATTRIBUTION
+    )
+    assert state.overdue is False
+
+
+@pytest.mark.parametrize(
+    ("miss", "overdue"),
+    [
+        (missed(DeadlineKind.HANDLING, "dept-a"), True),
+        (missed(DeadlineKind.HANDLING, None), True),
+        (missed(DeadlineKind.HANDLING, "dept-b"), False),
+        (missed(DeadlineKind.DISPATCH, "dept-a"), False),
+        (missed(DeadlineKind.CHECK, "dept-a"), False),
+    ],
+)
+def test_only_a_missed_handling_deadline_of_the_holder_makes_the_case_overdue(miss: Event, overdue: bool) -> None:
+    assert state_after(filed(), dispatched("dept-a"), miss).overdue is overdue
+
+
+def test_a_miss_that_arrives_after_the_return_is_forgotten() -> None:
+    assert state_after(filed(), dispatched("dept-a"), returned("dept-a"), missed(department=None)).overdue is False
+
+
+def test_closing_and_cancelling() -> None:
+    state = state_after(filed(), dispatched(), event(CaseClosed(closed_by="insp-1", on_time=True)))
+    assert (state.closed, state.closed_on_time, state.flow) == (True, True, Flow.CLOSED)
+    state = state_after(filed(), event(CaseCancelled(cancelled_by="lead", reason="duplicate")))
+    assert state.cancelled
+    assert state.flow is Flow.COORDINATION
+
+
+def test_an_event_that_counts_nothing_is_still_remembered() -> None:
+    notice = event(SupervisionIssued(department_id="dept-a", level=1, note="hurry"))
+    before = state_after(filed(), dispatched())
+    after = CaseState.from_json(json.loads(before.to_text()))  # a copy: to_json shares the lists
+    assert domain.apply(after, notice, ATTRIBUTION)
+    assert after.to_json() == {**before.to_json(), "event_ids": [*before.event_ids, str(notice.id)]}
+
+
+def test_every_kind_the_stream_counts_has_its_applier() -> None:
+    counted = {
+        ReportReceived,
+        CaseFiled,
+        CaseQueuedForCoordination,
+        CaseDispatched,
+        CaseReturned,
+        CaseHandled,
+        CheckRequested,
+        CheckPassed,
+        CheckFailed,
+        CaseSuspended,
+        CaseResumed,
+        ExtensionApproved,
+        DeadlineMissed,
+        CaseClosed,
+        CaseCancelled,
+    }
+    assert set(domain._APPLY) == counted
+
+
+# --- contribution and decide ------------------------------------------------------------------
+
+
+def values(contribution: domain.Contribution, key: domain.ContributionKey) -> dict[str, int]:
+    return {name: n for name, n in zip(COUNTERS, contribution.get(key, [0] * len(COUNTERS)), strict=True) if n}
+
+
+def test_a_case_counts_its_report_on_the_day_received_and_the_rest_on_the_day_filed() -> None:
+    day = date(2026, 11, 30)
+    state = state_after(
+        received(T0 - timedelta(days=1)), filed(), dispatched(), returned(), dispatched("dept-b", T0, 2)
+    )
+    result = domain.contribution(state, ZONE)
+    assert values(result, ("district", "d1", day - timedelta(days=1))) == {"reports": 1, "filed": 1, "filed_on_time": 1}
+    assert values(result, ("city", "city", day)) == {
+        "cases_dispatched": 1,
+        "dispatched_on_time": 1,
+        "dispatches": 2,
+        "returns": 1,
+    }
+    assert values(result, ("department", "dept-a", day)) == {"dispatches": 1, "returns": 1}
+    assert values(result, ("department", "dept-b", day)) == {
+        "cases_dispatched": 1,
+        "dispatched_on_time": 1,
+        "dispatches": 1,
+    }
+    assert {kind for kind, _, _ in result} == set(SCOPE_KINDS)
+
+
+def test_closure_wins_over_overdue_and_a_cancelled_case_keeps_only_its_report() -> None:
+    day = date(2026, 11, 30)
+    closed = state_after(received(), filed(), dispatched(), missed(), event(CaseClosed(closed_by="x", on_time=False)))
+    assert values(domain.contribution(closed, ZONE), ("city", "city", day)) == {
+        "reports": 1,
+        "filed": 1,
+        "filed_on_time": 1,
+        "cases_dispatched": 1,
+        "dispatched_on_time": 1,
+        "dispatches": 1,
+        "closed": 1,
+    }
+    cancelled = state_after(received(), filed(), dispatched(), event(CaseCancelled(cancelled_by="lead", reason="void")))
+    result = domain.contribution(cancelled, ZONE)
+    assert values(result, ("city", "city", day)) == {"reports": 1, "cancelled": 1}
+    assert not any(kind == "department" for kind, _, _ in result)
+
+
+def test_decide_gives_the_change_of_the_contribution_and_nothing_for_duplicates() -> None:
+    history = [received(), filed(), dispatched(), missed()]
+    state = CaseState()
+    first = domain.decide(state, history, ATTRIBUTION, ZONE)
+    assert first is not None
+    assert domain.decide(state, history, ATTRIBUTION, ZONE) is None
+    # A closure in December corrects the November case's counters: overdue out, closed in.
+    closure = event(CaseClosed(closed_by="insp-1", on_time=True), T0 + timedelta(days=2))
+    change = domain.decide(state, [history[-1], closure], ATTRIBUTION, ZONE)
+    assert change is not None
+    rows = domain.to_periods(change)
+    expected = [0] * len(COUNTERS)
+    expected[COUNTERS.index("closed")] = expected[COUNTERS.index("closed_on_time")] = 1
+    expected[COUNTERS.index("overdue_open")] = -1
+    assert rows[("city", "city", "month", date(2026, 11, 1))] == expected
+    assert rows[("department", "dept-a", "week", date(2026, 11, 30))] == expected
+    assert not any(start >= date(2026, 12, 1) for _, _, _, start in rows)
+
+
+def test_to_periods_folds_days_into_their_weeks_and_months() -> None:
+    one = [0] * len(COUNTERS)
+    one[0] = 1
+    rows = domain.to_periods([(("city", "city", date(2026, 11, 30)), one), (("city", "city", date(2026, 12, 1)), one)])
+    assert rows[("city", "city", "week", date(2026, 11, 30))] == [2, *[0] * (len(COUNTERS) - 1)]
+    assert rows[("city", "city", "month", date(2026, 11, 1))] == one
+    assert rows[("city", "city", "month", date(2026, 12, 1))] == one
+    assert len(rows) == 5
+
+
+# --- the names --------------------------------------------------------------------------------
+
+
+def contract_names(section: str) -> list[str]:
+    text = CONTRACT.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    return [
+        name
+        for cell in re.findall(r"^\| (`[^|]+) \|", text, flags=re.MULTILINE)
+        for name in re.findall(r"`(\w+)`", cell)
+    ]
+
+
+def test_the_names_are_those_of_the_contract() -> None:
+    assert tuple(contract_names("Base counters")) == COUNTERS
+    assert tuple(contract_names("Derived indicators")) == DERIVED
+    assert tuple(contract_names("Scopes")) == SCOPE_KINDS
+    assert (*COUNTERS, *DERIVED) == INDICATORS
+    assert set(RANKED_KINDS) <= set(SCOPE_KINDS)
+    assert domain.COUNTERS is COUNTERS
+
+
+def test_derived_answers_every_derived_indicator_and_none_over_zero() -> None:
+    zero = dict.fromkeys(COUNTERS, 0)
+    answer = domain.derived(zero)
+    assert tuple(answer) == DERIVED
+    assert answer["due"] == 0
+    assert all(answer[name] is None for name in DERIVED if name != "due")
+    some = {**zero, "returns": 1, "dispatches": 4, "closed": 3, "overdue_open": 1, "closed_on_time": 2}
+    answer = domain.derived(some)
+    assert (answer["due"], answer["closure_rate"], answer["on_time_closure_rate"]) == (4, 0.75, 0.5)
+    assert (answer["return_rate"], answer["accurate_dispatch_rate"]) == (0.25, 0.75)
