@@ -24,6 +24,7 @@ from shared.core.auth import Principal
 from shared.core.errors import InvalidInput
 from shared.service.context import ServiceContext
 from shared.web.auth import require
+from shared.web.bodies import FIRST_DAY, LAST_DAY, ServedDate
 from shared.web.context import Context
 
 router = APIRouter(tags=["assessment"])
@@ -45,12 +46,12 @@ PeriodName = Literal["day", "week", "month", "range"]
 
 
 async def _answer(ctx: ServiceContext, scope_kind: str, scope_id: str, period: Period) -> dict[str, Any]:
-    values = await queries.indicators(ctx, scope_kind, scope_id, period)
+    counters, indicators = domain.figures(scope_kind, await queries.indicators(ctx, scope_kind, scope_id, period))
     return {
         "scope": {"kind": scope_kind, "id": scope_id, "name": bulletin.name_of(ctx.city, scope_kind, scope_id)},
         "period": period.to_json(),
-        "counters": values,
-        "indicators": domain.derived(values),
+        "counters": counters,
+        "indicators": indicators,
     }
 
 
@@ -61,15 +62,21 @@ async def get_indicators(
     scope_kind: ScopeKind = "city",
     scope_id: Annotated[str, Query(max_length=64)] = CITY,
     period: PeriodName = "month",
-    day: Annotated[date | None, Query(alias="date", description="any day inside the period (default today)")] = None,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    day: Annotated[
+        ServedDate | None, Query(alias="date", description="any day inside the period (default today)")
+    ] = None,
+    start: Annotated[ServedDate | None, Query(alias="from")] = None,
+    end: Annotated[ServedDate | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     queries.ensure_may_read(reader, scope_kind, scope_id)
     return await _answer(ctx, scope_kind, scope_id, queries.period_asked(ctx, period, day, start, end))
 
 
-@router.get("/rankings", summary="Departments, districts, streets or inspectors ranked by any indicator")
+@router.get(
+    "/rankings",
+    summary="Departments, districts, streets or inspectors ranked by any indicator they have",
+    description="A department is not ranked by on-time dispatch (the command center's figure) nor by filing: 422.",
+)
 async def get_ranking(
     ctx: Context,
     _reader: Reader,
@@ -77,9 +84,9 @@ async def get_ranking(
     indicator: Indicator = "on_time_closure_rate",
     order: Literal["desc", "asc"] = "desc",
     period: PeriodName = "month",
-    day: Annotated[date | None, Query(alias="date")] = None,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    day: Annotated[ServedDate | None, Query(alias="date")] = None,
+    start: Annotated[ServedDate | None, Query(alias="from")] = None,
+    end: Annotated[ServedDate | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> dict[str, Any]:
     chosen = queries.period_asked(ctx, period, day, start, end)
@@ -91,9 +98,12 @@ async def get_ranking(
 def _month(value: str) -> date:
     try:
         year, month = (int(part) for part in value.split("-"))
-        return date(year, month, 1)
+        first = date(year, month, 1)
     except ValueError:
         raise InvalidInput("a month is written YYYY-MM", {"month": value}) from None
+    if not FIRST_DAY <= first <= LAST_DAY:
+        raise InvalidInput(f"a month from {FIRST_DAY:%Y-%m} to {LAST_DAY:%Y-%m}", {"month": value})
+    return first
 
 
 Month = Annotated[str, Path(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM", examples=["2026-11"])]
@@ -120,20 +130,27 @@ async def get_bulletin(ctx: Context, _reader: Reader, month: Month) -> dict[str,
     return await bulletin.monthly_bulletin(ctx, _month(month))
 
 
+async def _readable_scope(
+    reader: Reader, scope_kind: ScopeKind = "city", scope_id: Annotated[str, Query(max_length=64)] = CITY
+) -> tuple[str, str]:
+    """The scope a live feed asks for, refused (403) before the stream starts: once a streamed
+    answer has begun, its status can no longer say no."""
+    queries.ensure_may_read(reader, scope_kind, scope_id)
+    return scope_kind, scope_id
+
+
 @router.get(
     "/live", response_class=EventSourceResponse, summary="Server-Sent Events: the indicators whenever they change"
 )
 async def live_indicators(
     ctx: Context,
-    reader: Reader,
+    scope: Annotated[tuple[str, str], Depends(_readable_scope)],
     request: Request,
-    scope_kind: ScopeKind = "city",
-    scope_id: Annotated[str, Query(max_length=64)] = CITY,
     period: Literal["day", "week", "month"] = "day",
     interval: Annotated[float, Query(ge=0.2, le=60, description="seconds between looks at the counters")] = 1.0,
     count: Annotated[int | None, Query(ge=1, description="end the stream after this many events")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    queries.ensure_may_read(reader, scope_kind, scope_id)
+    scope_kind, scope_id = scope
     last: dict[str, Any] | None = None
     sequence = 0
     # Polling one counter row is cheap and sees the changes of every assessment instance alike.

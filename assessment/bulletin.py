@@ -61,8 +61,10 @@ def ranked(
     city: City, scope_kind: str, by_scope: Mapping[str, Mapping[str, int]], indicator: str, *, descending: bool = True
 ) -> list[dict[str, Any]]:
     """Scopes ordered by ``indicator`` (those without a value last), ties broken by more ``due``
-    then by id so a ranking is stable; equal values share a rank.
+    then by id so a ranking is stable; equal values share a rank. ``InvalidInput`` for an
+    indicator the scopes do not have (a department's on-time dispatch).
     """
+    domain.ensure_scope_has(scope_kind, indicator)
 
     def sort_key(item: tuple[str, Mapping[str, int]]) -> tuple[int, float, int, str]:
         scope_id, values = item
@@ -80,14 +82,15 @@ def ranked(
         if value is None or value != previous:
             rank = position
         previous = value
+        counters, indicators = domain.figures(scope_kind, values)
         rows.append(
             {
                 "rank": rank if value is not None else None,
                 "scope_id": scope_id,
                 "name": name_of(city, scope_kind, scope_id),
                 "value": value,
-                "counters": dict(values),
-                "indicators": domain.derived(values),
+                "counters": counters,
+                "indicators": indicators,
             }
         )
     return rows

@@ -20,6 +20,8 @@ from typing import Any
 # Re-exported (``as``): the stream's readers (bench, the tests) know the names as the domain's.
 from shared.city.indicators import CITY as CITY
 from shared.city.indicators import COUNTERS as COUNTERS
+from shared.city.indicators import NOT_FOR_DEPARTMENTS, indicators_of
+from shared.core.errors import InvalidInput
 from shared.events.catalogue import (
     CaseCancelled,
     CaseClosed,
@@ -35,6 +37,7 @@ from shared.events.catalogue import (
     CheckRequested,
     DeadlineKind,
     DeadlineMissed,
+    DeadlineRecomputed,
     EventPayload,
     ExtensionApproved,
     GridPlace,
@@ -117,8 +120,12 @@ class CaseState:
     handled: bool = False
     reworked: bool = False
     checks_requested: int = 0
+    # Checks due (应核查): answered, or reported missed while open — each check once.
+    checks_due: int = 0
     checks_on_time: int = 0
     check_deadline: datetime | None = None
+    # The open check passed its deadline unanswered (closure's timer said so): it is due already.
+    check_missed: bool = False
     closed: bool = False
     closed_on_time: bool = False
     cancelled: bool = False
@@ -219,14 +226,19 @@ def _on_handled(state: CaseState, data: CaseHandled, at: datetime, attribution: 
 def _on_check_requested(state: CaseState, data: CheckRequested, at: datetime, attribution: Attribution) -> None:
     state.checks_requested += 1
     state.check_deadline = data.check_deadline
+    state.check_missed = False
 
 
 def _on_check_answered(
     state: CaseState, data: CheckPassed | CheckFailed, at: datetime, attribution: Attribution
 ) -> None:
-    if state.check_deadline is not None and at <= state.check_deadline:
-        state.checks_on_time += 1
+    # A check reported missed was counted due, and late, when its deadline passed.
+    if not state.check_missed:
+        state.checks_due += 1
+        if state.check_deadline is not None and at <= state.check_deadline:
+            state.checks_on_time += 1
     state.check_deadline = None
+    state.check_missed = False
 
 
 def _on_check_failed(state: CaseState, data: CheckFailed, at: datetime, attribution: Attribution) -> None:
@@ -250,6 +262,12 @@ def _on_extension_approved(state: CaseState, data: ExtensionApproved, at: dateti
 
 
 def _on_deadline_missed(state: CaseState, data: DeadlineMissed, at: datetime, attribution: Attribution) -> None:
+    if data.kind is DeadlineKind.CHECK:
+        # Closure's timer: the open check passed its deadline unanswered, so it is due, and late.
+        if state.check_deadline is not None and not state.check_missed:
+            state.checks_due += 1
+            state.check_missed = True
+        return
     # The timer may fire after the department returned the case but before dispatch read the
     # return; dispatch then forgets the miss, and so does the stream: it belongs to a
     # department the case has left.
@@ -259,6 +277,18 @@ def _on_deadline_missed(state: CaseState, data: DeadlineMissed, at: datetime, at
         and (data.department_id is None or data.department_id == state.current_department)
     ):
         state.overdue = True
+
+
+def _on_deadline_recomputed(state: CaseState, data: DeadlineRecomputed, at: datetime, attribution: Attribution) -> None:
+    # A deadline counted on a provisional calendar year, counted again while its step is still
+    # to come: the deadline the step will be judged against. A handling deadline moved past now is
+    # no longer missed (dispatch clears its mark the same way); a check reported missed stays so.
+    if data.kind is DeadlineKind.HANDLING and at < data.deadline:
+        state.overdue = False
+    elif data.kind is DeadlineKind.DISPATCH:
+        state.dispatch_deadline = data.deadline
+    elif data.kind is DeadlineKind.CHECK and state.check_deadline is not None and not state.check_missed:
+        state.check_deadline = data.deadline
 
 
 def _on_closed(state: CaseState, data: CaseClosed, at: datetime, attribution: Attribution) -> None:
@@ -289,6 +319,7 @@ _APPLY: Mapping[type[EventPayload], Applier] = {
     CaseResumed: _on_resumed,
     ExtensionApproved: _on_extension_approved,
     DeadlineMissed: _on_deadline_missed,
+    DeadlineRecomputed: _on_deadline_recomputed,
     CaseClosed: _on_closed,
     CaseCancelled: _on_cancelled,
 }
@@ -342,12 +373,23 @@ def contribution(state: CaseState, zone: tzinfo) -> Contribution:
         _add(result, (kind, scope_id, filed), case)
     department = state.current_department
     if department is not None and not state.cancelled:
-        case_only = list(case)
-        case_only[INDEX["dispatches"]] = case_only[INDEX["returns"]] = 0
-        _add(result, ("department", department, filed), case_only)
+        held = list(case)
+        for index in _NOT_FOR_THE_HOLDER:
+            held[index] = 0
+        _add(result, ("department", department, filed), held)
     for department_id, vector in per_department.items():
         _add(result, ("department", department_id, filed), vector)
     return result
+
+
+# What the department holding the case is not credited with: its dispatches and returns go to
+# each attempt's department, and what a department never has (on-time dispatch is the command
+# center's).
+_NOT_FOR_THE_HOLDER = (
+    INDEX["dispatches"],
+    INDEX["returns"],
+    *(INDEX[name] for name in COUNTERS if name in NOT_FOR_DEPARTMENTS),
+)
 
 
 def _case_counters(state: CaseState, case: list[int]) -> None:
@@ -365,6 +407,7 @@ def _case_counters(state: CaseState, case: list[int]) -> None:
     case[INDEX["handled"]] = int(state.handled)
     case[INDEX["reworked"]] = int(state.reworked)
     case[INDEX["checks_requested"]] = state.checks_requested
+    case[INDEX["checks_due"]] = state.checks_due
     case[INDEX["checks_on_time"]] = state.checks_on_time
     case[INDEX["closed"]] = int(state.closed)
     case[INDEX["closed_on_time"]] = int(state.closed and state.closed_on_time)
@@ -463,10 +506,35 @@ def derived(values: Mapping[str, int]) -> dict[str, float | int | None]:
         "effective_filing_rate": rate(values["filed"], values["reports"]),
         "closure_rate": rate(values["closed"], due),
         "on_time_closure_rate": rate(values["closed_on_time"], due),
-        "on_time_check_rate": rate(values["checks_on_time"], values["checks_requested"]),
+        "on_time_check_rate": rate(values["checks_on_time"], values["checks_due"]),
         "rework_rate": rate(values["reworked"], values["handled"]),
         "return_rate": return_rate,
         "accurate_dispatch_rate": None if return_rate is None else 1 - return_rate,
         "on_time_filing_rate": rate(values["filed_on_time"], values["filed"]),
         "on_time_dispatch_rate": rate(values["dispatched_on_time"], values["cases_dispatched"]),
     }
+
+
+Figures = tuple[dict[str, int], dict[str, float | int | None]]
+
+
+def figures(scope_kind: str, values: Mapping[str, int]) -> Figures:
+    """The base counters and the derived indicators a scope of ``scope_kind`` has, from its
+    counters: a department is not answered with what it does not have (on-time dispatch, filing).
+    """
+    kept = set(indicators_of(scope_kind))
+    return (
+        {name: n for name, n in values.items() if name in kept},
+        {name: value for name, value in derived(values).items() if name in kept},
+    )
+
+
+def ensure_scope_has(scope_kind: str, indicator: str) -> None:
+    """``InvalidInput`` unless scopes of ``scope_kind`` have ``indicator``: departments are not
+    ranked by on-time dispatch, which measures the command center (DOMAIN.md), nor by filing."""
+    if indicator not in indicators_of(scope_kind):
+        raise InvalidInput(
+            f"a {scope_kind} has no {indicator}: on-time dispatch is the command center's figure, filing"
+            " comes before any department has the case",
+            {"scope_kind": scope_kind, "indicator": indicator},
+        )

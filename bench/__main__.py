@@ -58,6 +58,7 @@ def bench_settings(run: str) -> Settings:
         pg_database=BENCH_DATABASE,
         pg_ssl="disable",  # the database is on this machine
         jwt_secret=BENCH_SECRET,
+        allow_plain_passwords=True,  # the demo city's log-ins drive the load
         topic_case_events=f"{TOPIC_PREFIX}{run}.case-events",
         topic_dead_letter=f"{TOPIC_PREFIX}{run}.dead-letter",
         topic_integration=f"{TOPIC_PREFIX}{run}.integration",

@@ -50,6 +50,7 @@ from assessment import domain
 from assessment.domain import COUNTERS, CaseState, Flow
 from services.tools.simulator.plan import alternative_owner, category_weights, detectable_by_video, self_handleable
 from services.tools.simulator.profile import Profile
+from shared.city.indicators import indicators_of
 from shared.city.loader import load_city
 from shared.city.model import Category, City, GridCell
 from shared.core.auth import Principal, Role, TokenIssuer
@@ -148,6 +149,7 @@ BENCH_COLUMNS = (
     "handling_deadline",
     "handled_at",
     "checks_requested",
+    "checks_due",
     "checks_on_time",
     "reworked",
     "closed_at",
@@ -183,6 +185,7 @@ CREATE UNLOGGED TABLE bench_cases (
     handling_deadline timestamptz,
     handled_at timestamptz,
     checks_requested smallint NOT NULL,
+    checks_due smallint NOT NULL,
     checks_on_time smallint NOT NULL,
     reworked boolean NOT NULL,
     closed_at timestamptz,
@@ -375,6 +378,9 @@ class CaseFactory:
                 # The deadline timer fires on a case still open when its handling deadline passes.
                 overdue = handling_deadline < (closed if closed is not None else end)
                 closed_on_time = closed is not None and closed <= handling_deadline
+        # A check is due once answered, or once still open past its limit (the check timer fired).
+        check_missed = check_deadline is not None and check_deadline < end
+        checks_due = checks_requested - int(check_deadline is not None) + int(check_missed)
 
         at = self._at
         received_at, filed_at, filing_deadline = at(received), at(filed), at(received + limits.filing)
@@ -403,8 +409,10 @@ class CaseFactory:
             handled=handled is not None,
             reworked=reworked,
             checks_requested=checks_requested,
+            checks_due=checks_due,
             checks_on_time=checks_on_time,
             check_deadline=check_deadline_at,
+            check_missed=check_missed,
             closed=closed is not None,
             closed_on_time=closed_on_time,
             cancelled=cancelled,
@@ -436,6 +444,7 @@ class CaseFactory:
             at(handling_deadline),
             at(handled),
             checks_requested,
+            checks_due,
             checks_on_time,
             reworked,
             at(closed),
@@ -640,6 +649,7 @@ def _case_counts(filed: str, dispatches: str, returns: str) -> str:
     count(*) FILTER (WHERE {filed} AND handled_at IS NOT NULL) AS handled,
     count(*) FILTER (WHERE {filed} AND reworked) AS reworked,
     coalesce(sum(checks_requested) FILTER (WHERE {filed}), 0) AS checks_requested,
+    coalesce(sum(checks_due) FILTER (WHERE {filed}), 0) AS checks_due,
     coalesce(sum(checks_on_time) FILTER (WHERE {filed}), 0) AS checks_on_time,
     count(*) FILTER (WHERE {filed} AND closed_at IS NOT NULL) AS closed,
     count(*) FILTER (WHERE {filed} AND closed_at IS NOT NULL AND closed_on_time) AS closed_on_time,
@@ -739,10 +749,12 @@ def _check_indicators(api: Mapping[Question, httpx.Response], sql: Mapping[Quest
     for question, response in api.items():
         if question not in sql:
             continue
-        theirs = {name: int(sql[question][name]) for name in COUNTERS}
+        # A department is answered without what it does not have (filing, on-time dispatch).
+        kept = [name for name in COUNTERS if name in indicators_of(question.scope_kind)]
+        theirs = {name: int(sql[question][name]) for name in kept}
         ours = response.json()["counters"]
         if ours != theirs:
-            differing = {name: (ours[name], theirs[name]) for name in COUNTERS if ours[name] != theirs[name]}
+            differing = {name: (ours.get(name), theirs[name]) for name in kept if ours.get(name) != theirs[name]}
             raise Disagreement(f"{question}: API vs plain SQL differ on {differing}")
         compared += 1
         closed += ours["closed"]
@@ -844,7 +856,10 @@ async def measure(
     # The lookup must read what the API reads, or it would not show the API's own cost.
     for question, row in lookup_answers.items():
         response = indicator_answers.get(question)
-        if response is not None and {name: int(row[name]) for name in COUNTERS} != response.json()["counters"]:
+        if response is None:
+            continue
+        answered = response.json()["counters"]
+        if {name: int(row[name]) for name in answered} != answered:
             raise Disagreement(f"{question}: the counter lookup and the API differ")
 
     figures: dict[str, float | int] = {}
@@ -934,7 +949,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     lead = Principal(username="bench", role=Role.SHIFT_LEAD, name="benchmark")
-    token = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=1)).issue(lead)
+    token = TokenIssuer(settings.token_secret(), SystemClock(), ttl=timedelta(hours=1)).issue(lead)
     sizes = [int(size) for size in args.sizes.split(",")]
     results = asyncio.run(run(settings=settings, assessment_url=args.url, token=token, sizes=sizes, seed=args.seed))
     print(json.dumps(results, indent=2))

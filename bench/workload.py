@@ -4,11 +4,14 @@ back on the cases dispatched to them, prepared as HTTP requests before the clock
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+from PIL import Image
 
 from bench.load import http_request
 from services.runtime.accounts import account_of
@@ -17,7 +20,17 @@ from shared.core.auth import Role, TokenIssuer
 
 # A phone photo after the app's compression, PNG-signed so the type check accepts it; each report
 # back appends its case id, so every photo is a different file to store.
-PHOTO = b"\x89PNG\r\n\x1a\n" + random.Random(0).randbytes(48 * 1024)
+
+
+def _photo() -> bytes:
+    """A 48 KB photo that decodes in full (noise does not compress), as uploads are checked."""
+    side = 220
+    buffer = io.BytesIO()
+    Image.frombytes("L", (side, side), random.Random(0).randbytes(side * side)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+PHOTO = _photo()
 _BOUNDARY = "citycase-bench-boundary"
 
 

@@ -14,7 +14,7 @@ from closure import handlers, queries
 from closure.domain import ClosureStatus
 from shared.core.auth import Principal, Role
 from shared.web.auth import require
-from shared.web.bodies import PhotoDigest, ReasonIn
+from shared.web.bodies import PhotoDigest, ReasonIn, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.web.photos import ensure_photos_exist
@@ -30,7 +30,7 @@ class CheckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     passed: bool
-    note: str | None = Field(default=None, max_length=1000)
+    note: Text | None = Field(default=None, max_length=1000)
     photos: list[PhotoDigest] = Field(default_factory=list, max_length=9)
 
 
@@ -45,9 +45,13 @@ class ClosureCaseOut(BaseModel):
     status: ClosureStatus
     department_id: str | None
     handling_deadline: datetime | None
+    # Deadlines counted on a provisional calendar year; counted again when its official days are loaded.
+    handling_deadline_provisional: bool
     handled_at: datetime | None
     handling_result: str | None
     check_deadline: datetime | None
+    check_deadline_provisional: bool
+    check_missed_at: datetime | None
     checks: int
     closed_at: datetime | None
     on_time: bool | None
@@ -62,6 +66,8 @@ class ClosureRecord(ExportRecord):
     inspector_id: str
     department_id: str | None
     checks_requested: int
+    checks: int = Field(description="check tasks answered (passed or failed)")
+    check_missed_at: datetime | None = Field(description="when the open check task passed its deadline unanswered")
     checks_on_time: int
     checks_failed: int
     closed_at: datetime | None

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from closure import handlers
-from shared.events.catalogue import CaseDispatched, CaseFiled, CaseHandled, CaseResumed, ExtensionApproved
+from shared.events.catalogue import (
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseResumed,
+    DeadlineRecomputed,
+    ExtensionApproved,
+)
 from shared.messaging.consumer import ConsumerSpec
 from shared.service.context import On, ServiceContext, bind_reactions
 
@@ -14,6 +21,7 @@ REACTIONS: tuple[On[Any], ...] = (
     On(CaseDispatched, handlers.on_deadline),
     On(ExtensionApproved, handlers.on_deadline),
     On(CaseResumed, handlers.on_deadline),
+    On(DeadlineRecomputed, handlers.on_deadline_recomputed),
     On(CaseHandled, handlers.on_handled),
 )
 

@@ -1,7 +1,9 @@
 """Closure's rules: check on site (核查), close (结案) or send back for rework (返工), cancel (作废).
 
 A case closes on time when it closes no later than its handling deadline, extensions and
-suspensions included. An inspector's self-handled problem closes the moment it is filed.
+suspensions included. An inspector's self-handled problem closes the moment it is filed. A check
+is on time when it is answered no later than its check deadline; one still open when its deadline
+has passed is reported missed once, as the time passes (closure's check timer), and stays late.
 
 Each use case has a decide function here: the case as it stands and the command in, the new
 column values of the case row and the events to emit out. The guard and the transition sit
@@ -24,6 +26,9 @@ from shared.events.catalogue import (
     CheckFailed,
     CheckPassed,
     CheckRequested,
+    DeadlineKind,
+    DeadlineMissed,
+    DeadlineRecomputed,
     EventPayload,
 )
 
@@ -45,10 +50,13 @@ class CaseState:
     inspector_id: str
     handling_deadline: datetime | None
     check_deadline: datetime | None
+    check_missed_at: datetime | None
     checks: int
     checks_requested: int
     checks_on_time: int
     checks_failed: int
+    # The check deadline was counted on a provisional calendar year.
+    check_deadline_provisional: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,18 @@ def is_check_on_time(answered_at: datetime, check_deadline: datetime | None) -> 
     return check_deadline is None or answered_at <= check_deadline
 
 
+def is_check_missed(case: CaseState, now: datetime) -> bool:
+    """The open check task's deadline has passed by ``now`` with no answer, and nobody has said
+    so yet. An answer at the very instant of the deadline is still on time, so only a deadline
+    strictly before ``now`` is missed."""
+    return (
+        case.status is ClosureStatus.CHECKING
+        and case.check_missed_at is None
+        and case.check_deadline is not None
+        and case.check_deadline < now
+    )
+
+
 # --- decide functions -----------------------------------------------------------------------
 
 
@@ -123,18 +143,22 @@ def decide_filing(filed: CaseFiled, inspector_id: str, now: datetime) -> Decisio
     return Decision({**opened.changes, **closed.changes}, closed.events)
 
 
-def decide_deadline(handling_deadline: datetime, department_id: str | None = None) -> Decision:
-    """The handling deadline in force (dispatched, extended, resumed), which decides whether the
-    closure is on time; a dispatch also names the department."""
-    changes: dict[str, Any] = {"handling_deadline": handling_deadline}
+def decide_deadline(
+    handling_deadline: datetime, department_id: str | None = None, *, provisional: bool = False
+) -> Decision:
+    """The handling deadline in force (dispatched, extended, resumed, recomputed), which decides
+    whether the closure is on time; a dispatch also names the department."""
+    changes: dict[str, Any] = {"handling_deadline": handling_deadline, "handling_deadline_provisional": provisional}
     if department_id is not None:
         changes["department_id"] = department_id
     return Decision(changes)
 
 
-def decide_check_request(case: CaseState, *, result: str, check_deadline: datetime, now: datetime) -> Decision:
+def decide_check_request(
+    case: CaseState, *, result: str, check_deadline: datetime, now: datetime, provisional: bool = False
+) -> Decision:
     """The department reported the case handled: a check task to the cell's inspector, due at
-    ``check_deadline``."""
+    ``check_deadline`` (``provisional`` when counted on a provisional calendar year)."""
     if not may_request_check(case.status):
         raise IllegalTransition("request a check of", case.status.value)
     return Decision(
@@ -143,10 +167,28 @@ def decide_check_request(case: CaseState, *, result: str, check_deadline: dateti
             "handled_at": now,
             "handling_result": result,
             "check_deadline": check_deadline,
+            "check_deadline_provisional": provisional,
             "checks_requested": case.checks_requested + 1,
         },
-        (CheckRequested(inspector_id=case.inspector_id, check_deadline=check_deadline),),
+        (CheckRequested(inspector_id=case.inspector_id, check_deadline=check_deadline, provisional=provisional),),
     )
+
+
+def decide_check_recompute(case: CaseState, check_deadline: datetime, *, provisional: bool) -> Decision:
+    """The open check's deadline, counted on a provisional calendar year, counted again once the
+    calendar learnt an official year: saved and told when it moved or became official. A check
+    reported missed keeps its deadline: it came due, late, and stays so."""
+    if (
+        case.status is not ClosureStatus.CHECKING
+        or case.check_missed_at is not None
+        or case.check_deadline is None
+        or (check_deadline, provisional) == (case.check_deadline, case.check_deadline_provisional)
+    ):
+        return Decision({})
+    recomputed = DeadlineRecomputed(
+        kind=DeadlineKind.CHECK, deadline=check_deadline, provisional=provisional, previous=case.check_deadline
+    )
+    return Decision({"check_deadline": check_deadline, "check_deadline_provisional": provisional}, (recomputed,))
 
 
 def decide_check(
@@ -163,9 +205,11 @@ def decide_check(
     failed sends it back for rework (返工). Either way the check counts, on time or not."""
     ensure_own_check_task(case, inspector_id)
     ensure_can_check(case.status)
+    on_time = case.check_missed_at is None and is_check_on_time(now, case.check_deadline)
     counts = {
         "checks": case.checks + 1,
-        "checks_on_time": case.checks_on_time + int(is_check_on_time(now, case.check_deadline)),
+        "checks_on_time": case.checks_on_time + int(on_time),
+        "check_missed_at": None,
     }
     if passed:
         verdict = CheckPassed(inspector_id=case.inspector_id, note=note, photos=list(photos))
@@ -174,6 +218,17 @@ def decide_check(
     failed = CheckFailed(inspector_id=case.inspector_id, reason=note or "not solved", photos=list(photos))
     changes = {**counts, "status": ClosureStatus.OPEN, "check_deadline": None, "checks_failed": case.checks_failed + 1}
     return Decision(changes, (failed,))
+
+
+def decide_check_missed(case: CaseState, now: datetime) -> Decision:
+    """The check timer found the open check task past its deadline at ``now``, unanswered: say so
+    once, so the assessment sees the check come due (and late) as time passes."""
+    if not is_check_missed(case, now):
+        raise IllegalTransition(
+            "report a missed check of", case.status.value, "the case has no unanswered check past its deadline"
+        )
+    assert case.check_deadline is not None  # a missed check has one
+    return Decision({"check_missed_at": now}, (DeadlineMissed(kind=DeadlineKind.CHECK, deadline=case.check_deadline),))
 
 
 def decide_cancel(status: ClosureStatus, *, cancelled_by: str, reason: str) -> Decision:

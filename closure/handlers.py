@@ -7,16 +7,26 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from closure import domain
 from closure.domain import CaseState, ClosureStatus, Decision
 from closure.models import CASES, cases
 from shared.core.auth import Principal
-from shared.events.catalogue import CaseDispatched, CaseFiled, CaseHandled, CaseResumed, ExtensionApproved
+from shared.events.catalogue import (
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseResumed,
+    DeadlineKind,
+    DeadlineRecomputed,
+    ExtensionApproved,
+)
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
+from shared.service.deadlines import recompute_rows
 
 # --- following the case ----------------------------------------------------------------------
 
@@ -36,8 +46,15 @@ async def on_deadline(
 ) -> None:
     """The handling deadline in force, which decides whether the closure is on time."""
     department_id = data.department_id if isinstance(data, CaseDispatched) else None
-    decision = domain.decide_deadline(data.handling_deadline, department_id)
+    decision = domain.decide_deadline(data.handling_deadline, department_id, provisional=data.provisional)
     await CASES.update(tx, UUID(event.subject), **decision.changes)
+
+
+async def on_deadline_recomputed(ctx: ServiceContext, tx: Transaction, event: Event, data: DeadlineRecomputed) -> None:
+    """Dispatch counted a provisional handling deadline again: the one in force now."""
+    if data.kind is DeadlineKind.HANDLING:
+        decision = domain.decide_deadline(data.deadline, provisional=data.provisional)
+        await CASES.update(tx, UUID(event.subject), **decision.changes)
 
 
 async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseHandled) -> None:
@@ -46,9 +63,40 @@ async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event, data: C
     if case is None or not domain.may_request_check(ClosureStatus(case["status"])):
         return
     now = ctx.clock.now()
-    check_deadline = ctx.deadline(now, ctx.city.category(case["category_code"]), "check")
-    decision = domain.decide_check_request(_state(case), result=data.result, check_deadline=check_deadline, now=now)
+    due = ctx.deadline(now, ctx.city.category(case["category_code"]), "check")
+    decision = domain.decide_check_request(
+        _state(case), result=data.result, check_deadline=due.at, now=now, provisional=due.provisional
+    )
     await _save(ctx, tx, case["id"], decision, now)
+
+
+# --- time passing ------------------------------------------------------------------------------
+
+
+async def report_missed_check(ctx: ServiceContext, tx: Transaction, case: RowMapping, now: datetime) -> None:
+    """The check timer found the case's open check past its deadline at ``now``: report it once."""
+    await _save(ctx, tx, case["id"], domain.decide_check_missed(_state(case), now), now)
+
+
+async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
+    """Count again the deadlines of the open checks that were counted on a provisional calendar
+    year, from when the case was reported handled, and tell each one that moved or became
+    official as ``case.deadline_recomputed``; the number of those."""
+    now = ctx.clock.now()
+
+    async def recompute(tx: Transaction, case: RowMapping) -> int:
+        due = ctx.deadline(case["handled_at"], ctx.city.category(case["category_code"]), "check")
+        decision = domain.decide_check_recompute(_state(case), due.at, provisional=due.provisional)
+        if decision.events:
+            await _save(ctx, tx, case["id"], decision, now)
+        return len(decision.events)
+
+    query = select(cases).where(
+        cases.c.status == ClosureStatus.CHECKING,
+        cases.c.check_deadline_provisional,
+        cases.c.check_missed_at.is_(None),
+    )
+    return await recompute_rows(ctx, query, cases.c.id, recompute)
 
 
 # --- the inspector's and the shift lead's actions -----------------------------------------------
@@ -89,10 +137,12 @@ def _state(case: RowMapping) -> CaseState:
         inspector_id=case["inspector_id"],
         handling_deadline=case["handling_deadline"],
         check_deadline=case["check_deadline"],
+        check_missed_at=case["check_missed_at"],
         checks=case["checks"],
         checks_requested=case["checks_requested"],
         checks_on_time=case["checks_on_time"],
         checks_failed=case["checks_failed"],
+        check_deadline_provisional=case["check_deadline_provisional"],
     )
 
 

@@ -14,7 +14,7 @@ from dispatch import handlers, queries
 from dispatch.domain import DispatchStatus
 from shared.core.auth import Principal, Role
 from shared.web.auth import current_principal, require
-from shared.web.bodies import ReasonIn
+from shared.web.bodies import ReasonIn, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 
@@ -38,7 +38,7 @@ class NoteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    note: str = Field(min_length=1, max_length=1000)
+    note: Text = Field(min_length=1, max_length=1000)
 
 
 class DispatchCaseOut(BaseModel):
@@ -56,12 +56,16 @@ class DispatchCaseOut(BaseModel):
     dispatched_at: datetime | None
     accepted: bool
     handling_deadline: datetime | None
+    # Counted on a provisional calendar year; counted again when its official days are loaded.
+    handling_deadline_provisional: bool
     deadline_missed_at: datetime | None
     suspended_at: datetime | None
     extension_deadline: datetime | None
     extension_reason: str | None
     extension_requested_by: str | None
     supervision_level: int
+    dispatch_deadline: datetime | None
+    dispatch_deadline_provisional: bool
 
 
 class AssignmentRecord(BaseModel):

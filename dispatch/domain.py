@@ -2,6 +2,9 @@
 
 The handling deadline runs from dispatch until closure — a case handled but not yet checked is
 still open — and stops only while the case is suspended (挂账). An approved extension moves it.
+The case keeps how its deadline was set — the category's limit from dispatch, or the date an
+extension granted, and every suspension since — so the deadline can be counted again: on resuming,
+and when a provisional calendar year it was counted on gets its official days.
 
 Each ``decide_*`` function takes the case as it stands and a command or another service's fact,
 runs the guard, and returns the decision: the new column values of the case row and the events
@@ -11,14 +14,14 @@ stale one): nothing changes and nothing is published.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from shared.city.calendar import TimeBasis, TimeLimit, WorkingCalendar, ends_later
+from shared.city.calendar import Deadline, TimeBasis, TimeLimit, WorkingCalendar, ends_later
 from shared.city.model import Category
 from shared.core.errors import IllegalTransition
 from shared.events.catalogue import (
@@ -29,6 +32,7 @@ from shared.events.catalogue import (
     CaseSuspended,
     DeadlineKind,
     DeadlineMissed,
+    DeadlineRecomputed,
     EventPayload,
     ExtensionApproved,
     ExtensionDenied,
@@ -55,6 +59,9 @@ class DispatchStatus(StrEnum):
 
 # Where the handling clock runs and a missed deadline is reported.
 CLOCK_RUNNING = frozenset({DispatchStatus.DISPATCHED, DispatchStatus.HANDLED})
+# Where a deadline still times a step to come: the dispatch deadline until the first dispatch, the
+# handling deadline with the department (a suspended case's resumes with it).
+DEADLINES_RUNNING = CLOCK_RUNNING | {DispatchStatus.COORDINATION, DispatchStatus.SUSPENDED}
 
 # A case leaves the coordination queue only by hand when no routing rule names an owner.
 UNCLEAR_OWNERSHIP = CaseQueuedForCoordination(reason="no routing rule names an owner (权属不清)")
@@ -65,6 +72,8 @@ NO_EXTENSION: Mapping[str, None] = {
     "extension_reason": None,
     "extension_requested_by": None,
 }
+
+Pauses = tuple[tuple[datetime, datetime], ...]
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,15 @@ class CaseState:
     suspended_at: datetime | None
     extension_deadline: datetime | None
     supervision_level: int
+    filed_at: datetime
+    dispatch_deadline: datetime | None
+    dispatch_deadline_provisional: bool
+    dispatched_at: datetime | None
+    handling_deadline_provisional: bool
+    # How the handling deadline in force was set: the date an approved extension granted (None:
+    # the category's limit from dispatch), and the suspensions since, each (from, to).
+    granted_deadline: datetime | None
+    pauses: Pauses
 
     @classmethod
     def of(cls, row: Mapping[Any, Any]) -> CaseState:
@@ -96,7 +114,24 @@ class CaseState:
             suspended_at=row["suspended_at"],
             extension_deadline=row["extension_deadline"],
             supervision_level=row["supervision_level"],
+            filed_at=row["filed_at"],
+            dispatch_deadline=row["dispatch_deadline"],
+            dispatch_deadline_provisional=row["dispatch_deadline_provisional"],
+            dispatched_at=row["dispatched_at"],
+            handling_deadline_provisional=row["handling_deadline_provisional"],
+            granted_deadline=row["granted_deadline"],
+            pauses=pauses_of(row["pauses"]),
         )
+
+
+def pauses_of(stored: Sequence[Sequence[str]]) -> Pauses:
+    """The suspensions as the ``pauses`` column stores them: [from, to] pairs in ISO 8601."""
+    return tuple((datetime.fromisoformat(start), datetime.fromisoformat(end)) for start, end in stored)
+
+
+def stored_pauses(pauses: Pauses) -> list[list[str]]:
+    """The suspensions as the ``pauses`` column stores them (JSON has no instants)."""
+    return [[start.isoformat(), end.isoformat()] for start, end in pauses]
 
 
 @dataclass(frozen=True)
@@ -120,19 +155,26 @@ class Dispatch:
 # --- the handling deadline ---------------------------------------------------------------------
 
 
-def handling_deadline(calendar: WorkingCalendar, dispatched_at: datetime, category: Category) -> datetime:
-    """When a case dispatched at ``dispatched_at`` must be handled: the category's handling limit
-    counted in its time basis from dispatch. ``CalendarDataMissing`` for a year the calendar lacks.
+def handling_deadline(calendar: WorkingCalendar, case: CaseState, category: Category) -> Deadline:
+    """The handling deadline of ``case``, counted from how it was set: the category's handling
+    limit from dispatch in its time basis, or the date an extension granted (a date, not a count:
+    never provisional), moved by every suspension since by the time the case stood still.
+    ``CalendarDataMissing`` (a 503) for a year the calendar cannot serve.
     """
-    return calendar.add(dispatched_at, TimeLimit(category.handling, TimeBasis(category.time_basis)))
+    basis = TimeBasis(category.time_basis)
+    if case.granted_deadline is not None:
+        deadline = Deadline(case.granted_deadline, provisional=False)
+    else:
+        assert case.dispatched_at is not None  # a case with a handling deadline was dispatched
+        deadline = calendar.deadline(case.dispatched_at, TimeLimit(category.handling, basis))
+    for paused_from, paused_to in case.pauses:
+        deadline = calendar.shifted(deadline, paused_from, paused_to, basis)
+    return deadline
 
 
-def resumed_deadline(
-    calendar: WorkingCalendar, deadline: datetime, suspended_at: datetime, resumed_at: datetime, category: Category
-) -> datetime:
-    """The deadline of a case resumed at ``resumed_at``: moved by the time, counted in the
-    category's time basis, that the case stood suspended."""
-    return calendar.shift(deadline, suspended_at, resumed_at, TimeBasis(category.time_basis))
+def dispatch_deadline(calendar: WorkingCalendar, case: CaseState, category: Category) -> Deadline:
+    """The dispatch limit from filing (按时派遣), as intake counted it when it filed the case."""
+    return calendar.deadline(case.filed_at, TimeLimit(category.dispatch, TimeBasis(category.time_basis)))
 
 
 # --- guards and predicates ---------------------------------------------------------------------
@@ -206,10 +248,15 @@ def filed_case(case_id: UUID, data: CaseFiled, filed_at: datetime) -> dict[str, 
         "attempt": 0,
         "accepted": False,
         "handling_deadline": None,
+        "handling_deadline_provisional": False,
+        "granted_deadline": None,
+        "pauses": [],
+        "dispatched_at": None,
         "suspended_at": None,
         "extension_deadline": None,
         "supervision_level": 0,
         "dispatch_deadline": data.dispatch_deadline,
+        "dispatch_deadline_provisional": data.dispatch_deadline_provisional,
         "filed_at": filed_at,
     }
 
@@ -217,25 +264,31 @@ def filed_case(case_id: UUID, data: CaseFiled, filed_at: datetime) -> dict[str, 
 def decide_dispatch(case: CaseState, command: Dispatch, calendar: WorkingCalendar, category: Category) -> Decision:
     """Dispatch (派遣) or re-dispatch: a new attempt with a fresh handling deadline from now."""
     ensure_dispatchable(case.status, command.department_id, case.department_id)
-    deadline = handling_deadline(calendar, command.at, category)
+    deadline = handling_deadline(
+        calendar, replace(case, dispatched_at=command.at, granted_deadline=None, pauses=()), category
+    )
     attempt = case.attempt + 1
-    changes = {
+    changes: dict[str, Any] = {
         "status": DispatchStatus.DISPATCHED,
         "department_id": command.department_id,
         "attempt": attempt,
         "rule_id": command.rule_id,
         "dispatched_at": command.at,
         "accepted": False,
-        "handling_deadline": deadline,
+        "handling_deadline": deadline.at,
+        "handling_deadline_provisional": deadline.provisional,
+        "granted_deadline": None,
+        "pauses": [],
         "deadline_missed_at": None,
         **NO_EXTENSION,
     }
     dispatched = CaseDispatched(
         department_id=command.department_id,
         dispatched_by=command.by,
-        handling_deadline=deadline,
+        handling_deadline=deadline.at,
         attempt=attempt,
         rule_id=command.rule_id,
+        provisional=deadline.provisional,
     )
     return Decision(changes, (dispatched,))
 
@@ -245,10 +298,13 @@ def decide_return(case: CaseState, department_id: str) -> Decision | None:
     None for a stale return from a department the case has already left."""
     if case.status is not DispatchStatus.DISPATCHED or case.department_id != department_id:
         return None
-    changes = {
+    changes: dict[str, Any] = {
         "status": DispatchStatus.RETURNED,
         "department_id": None,
         "handling_deadline": None,
+        "handling_deadline_provisional": False,
+        "granted_deadline": None,
+        "pauses": [],
         "deadline_missed_at": None,
         "accepted": False,
         **NO_EXTENSION,
@@ -282,8 +338,15 @@ def decide_extension_request(case: CaseState, request: ExtensionRequested) -> De
 def decide_approve_extension(case: CaseState, by: str) -> Decision:
     """Grant the pending request (延期): the deadline moves to the date asked for."""
     deadline = ensure_extension_pending(case.status, case.extension_deadline)
-    changes = {"handling_deadline": deadline, "deadline_missed_at": None, **NO_EXTENSION}
-    return Decision(changes, (ExtensionApproved(approved_by=by, handling_deadline=deadline),))
+    changes: dict[str, Any] = {
+        "handling_deadline": deadline,
+        "handling_deadline_provisional": False,
+        "granted_deadline": deadline,
+        "pauses": [],
+        "deadline_missed_at": None,
+        **NO_EXTENSION,
+    }
+    return Decision(changes, (ExtensionApproved(approved_by=by, handling_deadline=deadline, provisional=False),))
 
 
 def decide_deny_extension(case: CaseState, by: str, reason: str) -> Decision:
@@ -303,16 +366,49 @@ def decide_resume(case: CaseState, by: str, at: datetime, calendar: WorkingCalen
     """Start the clock again at ``at``; the deadline moves by the time it stood still."""
     ensure_resumable(case.status)
     # A suspension stopped a running clock: the case had a deadline, and the suspension a start.
-    assert case.handling_deadline is not None
     assert case.suspended_at is not None
-    deadline = resumed_deadline(calendar, case.handling_deadline, case.suspended_at, at, category)
+    pauses = (*case.pauses, (case.suspended_at, at))
+    deadline = handling_deadline(calendar, replace(case, pauses=pauses), category)
     changes = {
         "status": DispatchStatus.DISPATCHED,
         "suspended_at": None,
-        "handling_deadline": deadline,
+        "handling_deadline": deadline.at,
+        "handling_deadline_provisional": deadline.provisional,
+        "pauses": stored_pauses(pauses),
         "deadline_missed_at": None,
     }
-    return Decision(changes, (CaseResumed(resumed_by=by, handling_deadline=deadline),))
+    resumed = CaseResumed(resumed_by=by, handling_deadline=deadline.at, provisional=deadline.provisional)
+    return Decision(changes, (resumed,))
+
+
+def decide_recompute(case: CaseState, calendar: WorkingCalendar, category: Category, now: datetime) -> Decision:
+    """Count again the deadlines of ``case`` that were counted on a provisional calendar year and
+    still time a step to come (the calendar has learnt an official year since): the handling
+    deadline while the case is with a department or suspended, the dispatch deadline until the
+    first dispatch. Each that moved, or became official, is saved and told as
+    ``case.deadline_recomputed``; a handling deadline that moves past ``now`` is no longer missed.
+    """
+    changes: dict[str, Any] = {}
+    events: list[EventPayload] = []
+    if case.status not in DEADLINES_RUNNING:
+        return Decision()
+    if case.handling_deadline_provisional and case.handling_deadline is not None:
+        handling = handling_deadline(calendar, case, category)
+        if handling != (case.handling_deadline, True):
+            changes.update(handling_deadline=handling.at, handling_deadline_provisional=handling.provisional)
+            if handling.at > now:
+                changes["deadline_missed_at"] = None
+            events.append(_recomputed(DeadlineKind.HANDLING, handling, case.handling_deadline))
+    if case.dispatch_deadline_provisional and case.dispatch_deadline is not None and case.attempt == 0:
+        dispatch = dispatch_deadline(calendar, case, category)
+        if dispatch != (case.dispatch_deadline, True):
+            changes.update(dispatch_deadline=dispatch.at, dispatch_deadline_provisional=dispatch.provisional)
+            events.append(_recomputed(DeadlineKind.DISPATCH, dispatch, case.dispatch_deadline))
+    return Decision(changes, tuple(events))
+
+
+def _recomputed(kind: DeadlineKind, deadline: Deadline, previous: datetime) -> DeadlineRecomputed:
+    return DeadlineRecomputed(kind=kind, deadline=deadline.at, provisional=deadline.provisional, previous=previous)
 
 
 def decide_supervise(case: CaseState, note: str) -> Decision:

@@ -10,21 +10,21 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
 from dispatch import domain
 from dispatch.domain import ROUTING_ACTOR, CaseState, Decision, Dispatch
 from dispatch.models import CASES, assignments, cases
-from shared.city.calendar import CalendarDataMissing
 from shared.core.auth import Principal
-from shared.core.errors import DependencyMissing, InvalidInput
+from shared.core.errors import DomainError, InvalidInput
 from shared.events.catalogue import (
     CaseAccepted,
     CaseCancelled,
     CaseClosed,
     CaseFiled,
     CaseHandled,
+    CaseQueuedForCoordination,
     CaseReturned,
     CheckFailed,
     ExtensionRequested,
@@ -32,6 +32,7 @@ from shared.events.catalogue import (
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
+from shared.service.deadlines import recompute_rows
 
 # --- reactions to other services' events -------------------------------------------------
 
@@ -48,7 +49,16 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
     if rule is None:
         tx.emit(ctx.event(domain.UNCLEAR_OWNERSHIP, case_id))
         return
-    await _dispatch(ctx, tx, CaseState.of(row), Dispatch(rule.department_id, ROUTING_ACTOR, now, rule.id))
+    case, command = CaseState.of(row), Dispatch(rule.department_id, ROUTING_ACTOR, now, rule.id)
+    try:
+        decision = _decide_dispatch(ctx, case, command)
+    except DomainError as exc:
+        # A rule that cannot be applied (a deadline in a year the calendar cannot serve) must not
+        # lose the case, nor retry into the dead letters: it waits where a dispatcher sees why.
+        reason = f"routing rule {rule.id} could not dispatch it: {exc.message}"
+        tx.emit(ctx.event(CaseQueuedForCoordination(reason=reason), case_id))
+        return
+    await _save_dispatch(ctx, tx, case, command, decision)
 
 
 async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseReturned) -> None:
@@ -102,8 +112,9 @@ async def dispatch_case(ctx: ServiceContext, dispatcher: Principal, case_id: UUI
     except KeyError:
         raise InvalidInput(f"unknown department {department_id!r}", {"department_id": department_id}) from None
     async with ctx.store.transaction() as tx:
-        row = await CASES.get(tx, case_id, for_update=True)
-        await _dispatch(ctx, tx, CaseState.of(row), Dispatch(department_id, dispatcher.username, ctx.clock.now()))
+        case = CaseState.of(await CASES.get(tx, case_id, for_update=True))
+        command = Dispatch(department_id, dispatcher.username, ctx.clock.now())
+        await _save_dispatch(ctx, tx, case, command, _decide_dispatch(ctx, case, command))
         return await CASES.get(tx, case_id)
 
 
@@ -137,6 +148,28 @@ async def resume(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapp
 async def supervise(ctx: ServiceContext, lead: Principal, case_id: UUID, note: str) -> RowMapping:
     """Send a supervision notice (督办) by hand; each one raises the level."""
     return await _command(ctx, case_id, lambda case: domain.decide_supervise(case, note))
+
+
+# --- the calendar learnt an official year ----------------------------------------------------
+
+
+async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
+    """Count again the running deadlines that were counted on a provisional calendar year (handling
+    deadlines, and dispatch deadlines of cases never dispatched yet), and tell each one that moved
+    or became official as ``case.deadline_recomputed``; the number of those."""
+    now = ctx.clock.now()
+
+    async def recompute(tx: Transaction, row: RowMapping) -> int:
+        case = CaseState.of(row)
+        decision = domain.decide_recompute(case, ctx.calendar, ctx.city.category(case.category_code), now)
+        await save(ctx, tx, case.id, decision, at=now)
+        return len(decision.events)
+
+    query = select(cases).where(
+        cases.c.status.in_([status.value for status in domain.DEADLINES_RUNNING]),
+        cases.c.handling_deadline_provisional | cases.c.dispatch_deadline_provisional,
+    )
+    return await recompute_rows(ctx, query, cases.c.id, recompute)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -178,15 +211,17 @@ async def save(
         tx.emit(ctx.event(payload, case_id, at=at))
 
 
-async def _dispatch(ctx: ServiceContext, tx: Transaction, case: CaseState, command: Dispatch) -> None:
+def _decide_dispatch(ctx: ServiceContext, case: CaseState, command: Dispatch) -> Decision:
+    """A dispatch decided: ``CalendarDataMissing`` (a 503 naming the year) when its deadline
+    needs a year the calendar cannot serve, never a wrong deadline."""
+    return domain.decide_dispatch(case, command, ctx.calendar, ctx.city.category(case.category_code))
+
+
+async def _save_dispatch(
+    ctx: ServiceContext, tx: Transaction, case: CaseState, command: Dispatch, decision: Decision
+) -> None:
     """Save a dispatch: the case row, its new attempt, and ``case.dispatched`` stamped with the
     instant the rows hold."""
-    category = ctx.city.category(case.category_code)
-    try:
-        decision = domain.decide_dispatch(case, command, ctx.calendar, category)
-    except CalendarDataMissing as exc:
-        # A year without calendar data is a visible 503 naming the year, never a wrong deadline.
-        raise DependencyMissing(str(exc), {"calendar": "missing year"}) from exc
     await save(ctx, tx, case.id, decision, at=command.at)
     await tx.session.execute(
         assignments.insert().values(

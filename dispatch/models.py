@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text, Uuid
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text, Uuid, false
 
 from shared.db.engine import UTCDateTime
 from shared.db.rows import Rows
@@ -27,6 +27,13 @@ cases = Table(
     Column("dispatched_at", UTCDateTime, nullable=True),
     Column("accepted", Boolean, nullable=False),
     Column("handling_deadline", UTCDateTime, nullable=True),
+    # Counted on a provisional calendar year: counted again when its official days are loaded.
+    Column("handling_deadline_provisional", Boolean, nullable=False, server_default=false()),
+    # How the handling deadline was set, so it can be counted again: the date an approved
+    # extension granted (null: the category's limit from dispatched_at), and the suspensions since
+    # as [from, to] pairs in ISO 8601.
+    Column("granted_deadline", UTCDateTime, nullable=True),
+    Column("pauses", JSON, nullable=False, server_default="[]"),
     # Set when the timer reported the deadline missed; cleared when the deadline moves.
     Column("deadline_missed_at", UTCDateTime, nullable=True),
     Column("suspended_at", UTCDateTime, nullable=True),
@@ -36,6 +43,7 @@ cases = Table(
     Column("supervision_level", Integer, nullable=False),
     # The dispatch limit from filing (按时派遣 compares the first dispatch with it).
     Column("dispatch_deadline", UTCDateTime, nullable=True),
+    Column("dispatch_deadline_provisional", Boolean, nullable=False, server_default=false()),
     Column("filed_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -6,8 +6,6 @@ Every tick reports each open case whose handling deadline has passed, once, as
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +16,7 @@ from dispatch.domain import CaseState
 from dispatch.handlers import save
 from dispatch.models import cases
 from shared.service.context import ServiceContext
-
-log = logging.getLogger(__name__)
+from shared.service.timer import run_timer
 
 
 async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
@@ -55,12 +52,4 @@ def unreported_missed_deadlines(now: datetime, batch: int) -> Select[Any]:
 async def run_deadline_timer(ctx: ServiceContext) -> None:
     """Report missed deadlines until none is left, then wait ``timer_interval_seconds``; a failed
     tick is logged and retried at the next one."""
-    while True:
-        try:
-            while await report_missed_deadlines(ctx) > 0:
-                pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("deadline timer failed; retrying", exc_info=True)
-        await asyncio.sleep(ctx.settings.timer_interval_seconds)
+    await run_timer("deadline timer", lambda: report_missed_deadlines(ctx), ctx.settings.timer_interval_seconds)

@@ -7,14 +7,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
 
 from handling import handlers, queries
 from handling.domain import TaskStatus
 from shared.core.auth import Principal, Role
 from shared.web.auth import require
-from shared.web.bodies import ReasonIn
+from shared.web.bodies import ReasonIn, ServedInstant, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.web.photos import read_photos
@@ -29,8 +29,8 @@ class ExtensionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requested_deadline: AwareDatetime
-    reason: str = Field(min_length=1, max_length=1000)
+    requested_deadline: ServedInstant
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class TaskOut(BaseModel):
@@ -50,6 +50,8 @@ class TaskOut(BaseModel):
     department_id: str | None
     dispatched_at: datetime | None
     handling_deadline: datetime | None
+    # Counted on a provisional calendar year; counted again when its official days are loaded.
+    handling_deadline_provisional: bool
     extension_deadline: datetime | None
     accepted_by: str | None
     result: str | None
@@ -130,7 +132,7 @@ async def report_handled(
     case_id: UUID,
     ctx: Context,
     user: DepartmentUser,
-    result: Annotated[str, Form(min_length=1, max_length=2000)],
+    result: Annotated[Text, Form(min_length=1, max_length=2000)],
     photos: Annotated[list[UploadFile] | None, File(description="JPEG, PNG or WebP")] = None,
 ) -> TaskOut:
     """Multipart: ``result`` and up to the configured number of photos, each under the size limit."""

@@ -168,6 +168,7 @@ def dispatched(data: CaseDispatched, at: datetime) -> Changes:
         "department_id": data.department_id,
         "dispatched_at": at,
         "handling_deadline": data.handling_deadline,
+        "handling_deadline_provisional": data.provisional,
         "extension_deadline": None,
         "accepted_by": None,
         "result": None,
@@ -178,8 +179,15 @@ def dispatched(data: CaseDispatched, at: datetime) -> Changes:
 
 
 def extension_approved(handling_deadline: datetime) -> Changes:
-    """The shift lead granted more time: the deadline moves and the request is answered."""
-    return {"handling_deadline": handling_deadline, "extension_deadline": None}
+    """The shift lead granted more time: the deadline moves to the date granted (a date, never
+    provisional) and the request is answered."""
+    return {"handling_deadline": handling_deadline, "handling_deadline_provisional": False, "extension_deadline": None}
+
+
+def deadline_recomputed(handling_deadline: datetime, *, provisional: bool) -> Changes:
+    """Dispatch counted a deadline counted on a provisional calendar year again, once the year's
+    official days were loaded (or a correction of them): the deadline in force now."""
+    return {"handling_deadline": handling_deadline, "handling_deadline_provisional": provisional}
 
 
 def extension_denied() -> Changes:
@@ -192,12 +200,18 @@ def suspended(status: TaskStatus) -> Changes:
     return {"status_before_suspension": status, "status": TaskStatus.SUSPENDED}
 
 
-def resumed(status: TaskStatus, before_suspension: TaskStatus | None, handling_deadline: datetime) -> Changes:
+def resumed(
+    status: TaskStatus, before_suspension: TaskStatus | None, handling_deadline: datetime, *, provisional: bool = False
+) -> Changes:
     """Back where the task was before the suspension, with the deadline moved by the time the
     clock stood still. Dispatch resumes only a suspended case; a task with no suspension to
     come back from keeps its status.
     """
-    return {"handling_deadline": handling_deadline, "extension_deadline": None, "status": before_suspension or status}
+    return {
+        **deadline_recomputed(handling_deadline, provisional=provisional),
+        "extension_deadline": None,
+        "status": before_suspension or status,
+    }
 
 
 def check_failed(reason: str) -> Changes:

@@ -23,6 +23,8 @@ from shared.events.catalogue import (
     CaseResumed,
     CaseSuspended,
     CheckFailed,
+    DeadlineKind,
+    DeadlineRecomputed,
     ExtensionApproved,
     ExtensionDenied,
     ReportReceived,
@@ -146,7 +148,16 @@ async def on_resumed(ctx: ServiceContext, tx: Transaction, event: Event, data: C
     if row is not None:
         before = row["status_before_suspension"]
         status, before_suspension = TaskStatus(row["status"]), TaskStatus(before) if before else None
-        await CASES.update(tx, case_id, **domain.resumed(status, before_suspension, data.handling_deadline))
+        changes = domain.resumed(status, before_suspension, data.handling_deadline, provisional=data.provisional)
+        await CASES.update(tx, case_id, **changes)
+
+
+async def on_deadline_recomputed(ctx: ServiceContext, tx: Transaction, event: Event, data: DeadlineRecomputed) -> None:
+    """Dispatch counted a provisional handling deadline again: the one in force now."""
+    if data.kind is DeadlineKind.HANDLING:
+        await CASES.update(
+            tx, UUID(event.subject), **domain.deadline_recomputed(data.deadline, provisional=data.provisional)
+        )
 
 
 async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event, data: CheckFailed) -> None:

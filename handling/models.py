@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, Index, String, Table, Text, Uuid
+from sqlalchemy import JSON, Boolean, Column, Float, Index, String, Table, Text, Uuid, false
 
 from shared.db.engine import UTCDateTime
 from shared.db.rows import Rows
@@ -28,6 +28,8 @@ cases = Table(
     Column("department_id", String(64), nullable=True),
     Column("dispatched_at", UTCDateTime, nullable=True),
     Column("handling_deadline", UTCDateTime, nullable=True),
+    # Counted on a provisional calendar year: dispatch counts it again when the official days come.
+    Column("handling_deadline_provisional", Boolean, nullable=False, server_default=false()),
     Column("extension_deadline", UTCDateTime, nullable=True),
     Column("accepted_by", String(64), nullable=True),
     Column("result", Text, nullable=True),

@@ -18,9 +18,10 @@ from shared.core.auth import Principal, Role
 from shared.events.catalogue import ReportSource
 from shared.service.context import ServiceContext
 from shared.web.auth import current_principal, require
-from shared.web.bodies import PhotoDigest
+from shared.web.bodies import PhotoDigest, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
+from shared.web.limits import per_address
 from shared.web.photos import ensure_photos_exist
 
 router = APIRouter(tags=["intake"])
@@ -42,10 +43,10 @@ class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     category_code: str = Field(min_length=1, max_length=32, examples=["01-01-04"])
-    description: str = Field(min_length=1, max_length=2000)
+    description: Text = Field(min_length=1, max_length=2000)
     location: Location
     photos: list[PhotoDigest] = Field(default_factory=list, max_length=9)
-    client_ref: str | None = Field(
+    client_ref: Text | None = Field(
         default=None, max_length=64, description="the app's own id for this report: resending it is safe"
     )
 
@@ -59,7 +60,7 @@ class InspectorReportIn(ReportIn):
 class WorkOrderIn(ReportIn):
     """A citizen complaint pushed by the 12345/12319 hotline."""
 
-    external_ref: str = Field(min_length=1, max_length=64, description="the hotline's work order number")
+    external_ref: Text = Field(min_length=1, max_length=64, description="the hotline's work order number")
 
 
 class VerificationIn(BaseModel):
@@ -68,7 +69,7 @@ class VerificationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     confirmed: bool
-    note: str | None = Field(default=None, max_length=1000)
+    note: Text | None = Field(default=None, max_length=1000)
     photos: list[PhotoDigest] = Field(default_factory=list, max_length=9)
 
 
@@ -78,7 +79,7 @@ class RejectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason_code: RejectionReason
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class ReportOut(BaseModel):
@@ -99,6 +100,8 @@ class ReportOut(BaseModel):
     case_number: str | None
     verifier_id: str | None
     verification_due_at: datetime | None
+    # Counted on a provisional calendar year; counted again when its official days are loaded.
+    verification_due_provisional: bool
     merged_into: UUID | None
     rejection_code: str | None
     rejection_reason: str | None
@@ -125,6 +128,8 @@ class CaseOut(BaseModel):
     filed_at: datetime
     department_id: str | None
     handling_deadline: datetime | None
+    # Counted on a provisional calendar year; counted again when its official days are loaded.
+    handling_deadline_provisional: bool
     closed_at: datetime | None
     on_time: bool | None
 
@@ -217,7 +222,12 @@ async def receive_work_order(
     )
 
 
-@router.post("/public/reports", status_code=201, summary="A citizen reports a problem (no account needed)")
+@router.post(
+    "/public/reports",
+    status_code=201,
+    summary="A citizen reports a problem (no account needed)",
+    dependencies=[Depends(per_address(lambda rules: rules.public_reports_per_address, "public reports"))],
+)
 async def report_as_public(body: ReportIn, response: Response, ctx: Context) -> ReportOut:
     """Goes to the cell's inspector for verification first."""
     return await _receive(ctx, body, ReportSource.PUBLIC, None, response)

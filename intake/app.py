@@ -6,16 +6,24 @@ from collections.abc import Sequence
 
 from intake.api import router
 from intake.consumers import consumers
+from intake.handlers import recompute_provisional_deadlines
 from intake.models import metadata
 from intake.numbering import CaseNumbers
 from shared.core.settings import Settings
 from shared.messaging.store import ServiceStore
-from shared.service.spec import ServiceSpec
+from shared.service.context import ServiceContext
+from shared.service.deadlines import recompute_on_official_years
+from shared.service.spec import ServiceSpec, Worker
 
 
 def resources(store: ServiceStore, _settings: Settings) -> Sequence[object]:
     """Intake's own machinery, one of each per process: the case-number blocks."""
     return (CaseNumbers(store),)
+
+
+def workers(ctx: ServiceContext) -> list[Worker]:
+    """The recompute of provisional deadlines."""
+    return [lambda: recompute_on_official_years(ctx, recompute_provisional_deadlines)]
 
 
 SPEC = ServiceSpec(
@@ -24,5 +32,6 @@ SPEC = ServiceSpec(
     metadata=metadata,
     router=router,
     consumers=consumers,
+    workers=workers,
     resources=resources,
 )

@@ -20,9 +20,10 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
+from shared.city.calendar import Deadline
 from shared.city.geo import distance_m
 from shared.city.model import Category
-from shared.core.errors import IllegalTransition, InvalidInput, OutOfScope
+from shared.core.errors import IdempotencyConflict, IllegalTransition, InvalidInput, OutOfScope
 from shared.events.catalogue import (
     CaseAccepted,
     CaseCancelled,
@@ -36,6 +37,8 @@ from shared.events.catalogue import (
     CaseSuspended,
     CheckFailed,
     CheckRequested,
+    DeadlineKind,
+    DeadlineRecomputed,
     EventPayload,
     ExtensionApproved,
     GridPlace,
@@ -221,10 +224,33 @@ def decide_arrival(
     return Arrival(status, {"status": status})
 
 
-def decide_verification_request(inspector_id: str, due: datetime) -> tuple[dict[str, Any], VerificationRequested]:
+def decide_verification_request(inspector_id: str, due: Deadline) -> tuple[dict[str, Any], VerificationRequested]:
     """A report that goes to the cell's inspector: who verifies it, by when, and the event."""
-    changes = {"verifier_id": inspector_id, "verification_due_at": due}
-    return changes, VerificationRequested(inspector_id=inspector_id, due_at=due)
+    changes = {
+        "verifier_id": inspector_id,
+        "verification_due_at": due.at,
+        "verification_due_provisional": due.provisional,
+    }
+    return changes, VerificationRequested(inspector_id=inspector_id, due_at=due.at, provisional=due.provisional)
+
+
+def decide_verification_recompute(
+    report: Mapping[Any, Any], due: Deadline
+) -> tuple[dict[str, Any], DeadlineRecomputed] | None:
+    """A verification still waiting, whose due time was counted on a provisional calendar year,
+    counted again as ``due``: the changes and the event, or None when nothing changed."""
+    if report["status"] != ReportStatus.VERIFYING or (due.at, due.provisional) == (
+        report["verification_due_at"],
+        report["verification_due_provisional"],
+    ):
+        return None
+    recomputed = DeadlineRecomputed(
+        kind=DeadlineKind.VERIFICATION,
+        deadline=due.at,
+        provisional=due.provisional,
+        previous=report["verification_due_at"],
+    )
+    return {"verification_due_at": due.at, "verification_due_provisional": due.provisional}, recomputed
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +263,8 @@ class FilingTerms:
     category: Category
     place: GridPlace
     inspector_id: str
-    filing_deadline: datetime
-    dispatch_deadline: datetime
+    filing_deadline: Deadline
+    dispatch_deadline: Deadline
     filed_by: str
     at: datetime
 
@@ -265,7 +291,8 @@ def decide_filing(report: Report, terms: FilingTerms) -> Filing:
         "case_number": terms.case_number,
         "decided_by": terms.filed_by,
         "decided_at": terms.at,
-        "filing_deadline": terms.filing_deadline,
+        "filing_deadline": terms.filing_deadline.at,
+        "filing_deadline_provisional": terms.filing_deadline.provisional,
     }
     category = terms.category
     event = CaseFiled(
@@ -276,8 +303,10 @@ def decide_filing(report: Report, terms: FilingTerms) -> Filing:
         place=terms.place,
         filed_by=terms.filed_by,
         reported_at=report.received_at,
-        filing_deadline=terms.filing_deadline,
-        dispatch_deadline=terms.dispatch_deadline,
+        filing_deadline=terms.filing_deadline.at,
+        dispatch_deadline=terms.dispatch_deadline.at,
+        filing_deadline_provisional=terms.filing_deadline.provisional,
+        dispatch_deadline_provisional=terms.dispatch_deadline.provisional,
         inspector_id=terms.inspector_id,
         self_handled=report.self_handled,
         urgent=category.urgent,
@@ -403,7 +432,11 @@ def may_follow_events(current: CaseStatus) -> bool:
 
 def is_case_row_event(data: EventPayload) -> bool:
     """Whether an event changes the case file's row (its status, department, deadline or closure)."""
-    return type(data) in CASE_STATUS_AFTER or isinstance(data, CaseResumed | ExtensionApproved)
+    return (
+        type(data) in CASE_STATUS_AFTER
+        or isinstance(data, CaseResumed | ExtensionApproved)
+        or (isinstance(data, DeadlineRecomputed) and data.kind is DeadlineKind.HANDLING)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,9 +461,11 @@ def follow(case: CaseState, data: EventPayload, at: datetime) -> tuple[CaseState
     if moves and resumed:
         changes["status"] = case.status_before_suspension
     if isinstance(data, CaseDispatched):
-        changes.update(department_id=data.department_id, handling_deadline=data.handling_deadline)
-    elif isinstance(data, ExtensionApproved | CaseResumed):
-        changes["handling_deadline"] = data.handling_deadline
+        changes.update(department_id=data.department_id)
+    if isinstance(data, CaseDispatched | ExtensionApproved | CaseResumed):
+        changes.update(handling_deadline=data.handling_deadline, handling_deadline_provisional=data.provisional)
+    elif isinstance(data, DeadlineRecomputed) and data.kind is DeadlineKind.HANDLING:
+        changes.update(handling_deadline=data.deadline, handling_deadline_provisional=data.provisional)
     elif isinstance(data, CaseClosed):
         changes.update(closed_at=at, on_time=data.on_time)
     if isinstance(data, CaseReturned):
@@ -483,3 +518,23 @@ def timeline_step(case_id: UUID, data: EventPayload) -> TimelineStep:
     actor = next((str(details[f]) for f in ACTOR_FIELDS if details.get(f)), "system")
     reason = next((str(details[f]) for f in REASON_FIELDS if details.get(f)), None)
     return TimelineStep(case_ids, actor, reason, details)
+
+
+# What a resend must repeat to be answered with the report its key first made.
+RESEND_FIELDS = ("source", "category_code", "description", "lon", "lat", "photos", "external_ref", "self_handled")
+
+
+def ensure_resend_of(existing: Mapping[Any, Any], sent: Mapping[str, Any]) -> None:
+    """A reused idempotency key must come with the same report, field for field: a different one
+    is a 409 (``IdempotencyConflict``), never the first report's body — which, for an anonymous
+    citizen, would be somebody else's."""
+    differing = [name for name in RESEND_FIELDS if _comparable(existing[name]) != _comparable(sent[name])]
+    if differing:
+        raise IdempotencyConflict(
+            "this client_ref (or work order number) was already used for a different report",
+            {"differing_fields": differing},
+        )
+
+
+def _comparable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value

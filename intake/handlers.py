@@ -28,6 +28,7 @@ from shared.db.rows import Rows
 from shared.events.catalogue import GeoPoint, GridPlace, ReportReceived, ReportSource
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
+from shared.service.deadlines import recompute_rows
 
 _METRES_PER_DEGREE = 111_320.0
 REPORTS = Rows(reports, "report")
@@ -65,6 +66,7 @@ async def receive_report(ctx: ServiceContext, new: NewReport) -> tuple[RowMappin
             existing = await _by_client_ref(tx, new.reporter_id, new.client_ref)
         if existing is None:
             raise
+        domain.ensure_resend_of(existing, _sent(new))
         return existing, False
 
 
@@ -77,6 +79,7 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
         if new.client_ref is not None:
             existing = await _by_client_ref(tx, new.reporter_id, new.client_ref)
             if existing is not None:
+                domain.ensure_resend_of(existing, _sent(new))
                 return existing, False
         row = _report_row(new, place, ctx.clock.now())
         tx.emit(ctx.event(_received(new, place), row["id"], at=row["received_at"]))
@@ -298,9 +301,36 @@ def _place(ctx: ServiceContext, lon: float, lat: float) -> GridPlace:
     return cell.place
 
 
+def _sent(new: NewReport) -> dict[str, Any]:
+    """The fields of ``new`` a resend is compared on."""
+    return {name: getattr(new, name) for name in domain.RESEND_FIELDS}
+
+
 async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: str) -> RowMapping | None:
     query = select(reports).where(reports.c.client_ref == client_ref)
     query = query.where(
         reports.c.reporter_id.is_(None) if reporter_id is None else reports.c.reporter_id == reporter_id
     )
     return (await tx.session.execute(query)).mappings().first()
+
+
+async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
+    """Count again the due times of the verifications still waiting that were counted on a
+    provisional calendar year, and tell each one that moved or became official as
+    ``case.deadline_recomputed``; the number of those. (A filing deadline is judged when the case
+    is filed, which is when it is set: none is still running.)"""
+
+    async def recompute(tx: Transaction, report: RowMapping) -> int:
+        due = ctx.deadline(report["received_at"], _category(ctx, report["category_code"]), "filing")
+        decision = domain.decide_verification_recompute(report, due)
+        if decision is None:
+            return 0
+        changes, recomputed = decision
+        await tx.session.execute(update(reports).where(reports.c.id == report["id"]).values(changes))
+        tx.emit(ctx.event(recomputed, report["id"]))
+        return 1
+
+    query = select(reports).where(
+        reports.c.status == domain.ReportStatus.VERIFYING, reports.c.verification_due_provisional
+    )
+    return await recompute_rows(ctx, query, reports.c.id, recompute)

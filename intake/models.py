@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint, Uuid, false
 
 from shared.db.engine import BigIntPK, UTCDateTime
 from shared.messaging.tables import service_metadata
@@ -33,11 +33,15 @@ reports = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("verifier_id", String(64), nullable=True),
     Column("verification_due_at", UTCDateTime, nullable=True),
+    # Deadlines counted on a provisional calendar year; a running one is counted again when the
+    # year's official days are loaded.
+    Column("verification_due_provisional", Boolean, nullable=False, server_default=false()),
     Column("case_number", String(32), nullable=True, unique=True),
     Column("decided_by", String(64), nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
     # When filed: the filing limit the case ran against (按时立案 compares decided_at with it).
     Column("filing_deadline", UTCDateTime, nullable=True),
+    Column("filing_deadline_provisional", Boolean, nullable=False, server_default=false()),
     Column("merged_into", Uuid, nullable=True),
     Column("rejection_code", String(32), nullable=True),
     Column("rejection_reason", Text, nullable=True),
@@ -65,6 +69,7 @@ cases = Table(
     Column("filed_at", UTCDateTime, nullable=False),
     Column("department_id", String(64), nullable=True),
     Column("handling_deadline", UTCDateTime, nullable=True),
+    Column("handling_deadline_provisional", Boolean, nullable=False, server_default=false()),
     Column("closed_at", UTCDateTime, nullable=True),
     Column("on_time", Boolean, nullable=True),
     Column("external_ref", String(64), nullable=True),

@@ -1,5 +1,7 @@
-"""What intake's API reads, and who may see what: staff see every report, an inspector or a
-hotline only its own; a department sees its department's cases, an inspector those in its cells.
+"""What intake's API reads, and who may see what: staff see every report and case; an inspector
+the reports it sent or must verify and the cases in its cells; a department its department's cases;
+a system account (hotline, video) only the reports and cases it sent. Nobody but staff reads a
+citizen's public report.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from shared.db.rows import Rows
 from shared.service.context import ServiceContext
 
 STAFF = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD)
+# Accounts of other systems: their reports carry the account's username as the reporter.
+SYSTEMS = (Role.HOTLINE, Role.VIDEO)
 REPORTS = Rows(reports, "report")
 
 
@@ -28,17 +32,43 @@ def is_staff(caller: Principal) -> bool:
     return caller.role in STAFF
 
 
+def reporter_of(caller: Principal) -> str | None:
+    """The reporter id the caller's own reports carry: an inspector's id, a system's username;
+    None for everyone else (staff and departments send no reports, citizens have no account)."""
+    if caller.role is Role.INSPECTOR:
+        return caller.inspector_id
+    if caller.role in SYSTEMS:
+        return caller.username
+    return None
+
+
 def may_see_report(caller: Principal, report: Mapping[Any, Any]) -> bool:
-    """Staff see every report; an inspector or a hotline system sees those it sent."""
-    return is_staff(caller) or report["reporter_id"] in (caller.inspector_id, caller.username)
+    """Staff see every report; an inspector the reports it sent or must verify; a system account
+    the reports it sent. A public report has no reporter, so only staff see it."""
+    if is_staff(caller):
+        return True
+    own = reporter_of(caller)
+    if own is not None and report["reporter_id"] == own:
+        return True
+    return caller.role is Role.INSPECTOR and own is not None and report.get("verifier_id") == own
 
 
 def ensure_may_see_case(city: City, caller: Principal, case: Mapping[Any, Any]) -> None:
-    """A department sees its own cases, an inspector those in its cells (``OutOfScope``)."""
-    if caller.role is Role.DEPARTMENT and case["department_id"] != caller.department_id:
-        raise OutOfScope("this case is not your department's")
-    if caller.role is Role.INSPECTOR and city.inspector_for(case["cell_id"]).id != caller.inspector_id:
-        raise OutOfScope("this case is not in your cells")
+    """Staff see every case; a department its own; an inspector those in its cells; a system
+    account those it reported (``case["reporter_id"]``); nobody else any (``OutOfScope``)."""
+    if is_staff(caller):
+        return
+    if caller.role is Role.DEPARTMENT:
+        if caller.department_id is None or case["department_id"] != caller.department_id:
+            raise OutOfScope("this case is not your department's")
+        return
+    if caller.role is Role.INSPECTOR:
+        if city.inspector_for(case["cell_id"]).id != caller.inspector_id:
+            raise OutOfScope("this case is not in your cells")
+        return
+    if caller.role in SYSTEMS and case["reporter_id"] == caller.username:
+        return
+    raise OutOfScope("this case is not one you reported")
 
 
 async def verification_tasks(ctx: ServiceContext, inspector: Principal) -> Sequence[RowMapping]:
@@ -81,7 +111,9 @@ async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Se
 
 async def visible_case(ctx: ServiceContext, case_id: UUID, caller: Principal) -> RowMapping:
     """The case file's row of a case the caller may see: ``NotFound``, or ``OutOfScope``."""
-    row = await _first(ctx, select(cases).where(cases.c.id == case_id))
+    # The case keeps the report's id, so the report says who sent it.
+    query = select(cases, reports.c.reporter_id).join(reports, reports.c.id == cases.c.id).where(cases.c.id == case_id)
+    row = await _first(ctx, query)
     if row is None:
         raise NotFound(f"no case {case_id}")
     ensure_may_see_case(ctx.city, caller, row)

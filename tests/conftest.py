@@ -40,6 +40,7 @@ def production_settings() -> Settings:
         mode=Mode.PRODUCTION,
         pg_database=os.environ.get("CITYCASE_TEST_PG_DATABASE", "citycase_test"),
         jwt_secret="test-secret-for-the-local-suite-only-0123456789",
+        allow_plain_passwords=True,  # the demo city's log-ins
     )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from shared.city.model import DemoUser
 from shared.core.auth import Account, Directory, Principal, Role, TokenIssuer
 from shared.web.auth import current_principal
+from shared.web.limits import address_of, limits_of
 
 
 class TokenOut(BaseModel):
@@ -33,7 +34,7 @@ def account_of(user: DemoUser) -> Account:
         department_id=user.department_id,
         inspector_id=user.inspector_id,
     )
-    return Account(principal=principal, password=user.password)
+    return Account(principal=principal, password_hash=user.password_hash, password=user.password)
 
 
 def auth_router(directory: Directory, tokens: TokenIssuer) -> APIRouter:
@@ -41,9 +42,18 @@ def auth_router(directory: Directory, tokens: TokenIssuer) -> APIRouter:
     router = APIRouter(prefix="/auth", tags=["auth"])
 
     @router.post("/token", summary="Exchange a username and password for a bearer token (OAuth2 password flow)")
-    async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
+    async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request) -> TokenOut:
+        """429 with ``Retry-After`` after too many attempts from one address, or too many wrong
+        passwords for one account or from one address (then even the right one waits)."""
+        limits, address = limits_of(request), address_of(request)
+        rules = limits.rules
+        limits.hit(rules.login_attempts_per_address, f"login:{address}", "log-in attempts")
+        limits.ensure_below(rules.login_failures_per_account, f"login-failed:{form.username}", "failed log-ins")
+        limits.ensure_below(rules.login_failures_per_address, f"login-failed:{address}", "failed log-ins")
         principal = directory.authenticate(form.username, form.password)
         if principal is None:
+            limits.hit(rules.login_failures_per_account, f"login-failed:{form.username}", "failed log-ins")
+            limits.hit(rules.login_failures_per_address, f"login-failed:{address}", "failed log-ins")
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, "wrong username or password", {"WWW-Authenticate": "Bearer"}
             )

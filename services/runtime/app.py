@@ -4,19 +4,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.runtime.accounts import auth_router
+from services.runtime.calendar import calendar_router
+from services.runtime.operations import operations_router, readiness_warnings, watch_dead_letters
 from services.runtime.registry import load_specs
 from services.runtime.runtime import Runtime, ServiceRuntime, SharedParts, settle_heap
+from shared.city.calendar import OfficialYears
 from shared.core.clock import Clock, FileClock, SystemClock
 from shared.core.settings import Settings
+from shared.messaging.dead_letters import DeadLetters
 from shared.web.errors import install_error_handlers
+from shared.web.guard import RequestGuard, routes_needing_a_caller
+from shared.web.headers import SecurityHeaders
 from shared.web.photos import router as photos_router
 
 
@@ -29,24 +36,37 @@ def create_app(
     """
     shared = SharedParts.load(settings, clock or _clock(settings))
     runtime = Runtime(load_specs(service_names), shared)
+    dead_letters = DeadLetters(runtime.bus, settings.topic_dead_letter)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        watcher = asyncio.create_task(watch_dead_letters(dead_letters, runtime.bus_connected), name="dead-letters")
         if own_process:
             settle_heap()
         try:
             yield
         finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
             await runtime.stop()
 
     app = FastAPI(title="citycase", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.token_issuer = shared.tokens
+    app.state.rate_limits = runtime.rate_limits
     install_error_handlers(app)
     app.include_router(auth_router(shared.directory, shared.tokens))
+    app.include_router(operations_router(dead_letters, runtime.bus_connected))
+    app.include_router(calendar_router(shared.calendar, OfficialYears(settings.official_years_path)))
     for service in runtime.services:
         app.mount(f"/{service.name}", _service_app(service, runtime))
+    app.add_middleware(
+        RequestGuard, tokens=shared.tokens, guarded=routes_needing_a_caller(app), limit_for=settings.body_limit
+    )
+    # Outermost, so the guard's own refusals carry them too.
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", summary="Liveness: the process is up", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -56,7 +76,8 @@ def create_app(
     async def readyz() -> JSONResponse:
         checks = {f"{s.name}.database": await _probe(s.ensure_database_answers) for s in runtime.services}
         checks["bus"] = await _probe(runtime.ensure_bus_answers)
-        return _readiness(checks)
+        warnings = {f"{s.name}.outbox": w for s in runtime.services if (w := await _warning(s.outbox_warning))}
+        return _readiness(checks, warnings | readiness_warnings(dead_letters))
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
@@ -73,6 +94,7 @@ def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
     app = FastAPI(title=service.spec.title, version="0.1.0")
     app.state.context = service.context
     app.state.token_issuer = runtime.shared.tokens
+    app.state.rate_limits = runtime.rate_limits
     install_error_handlers(app)
     app.include_router(service.spec.router)
     app.include_router(photos_router)
@@ -83,9 +105,10 @@ def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
 
     @app.get("/readyz", summary="Readiness: the service's database and the event bus answer", tags=["operations"])
     async def readyz() -> JSONResponse:
-        return _readiness(
-            {"database": await _probe(service.ensure_database_answers), "bus": await _probe(runtime.ensure_bus_answers)}
-        )
+        checks = {"database": await _probe(service.ensure_database_answers)}
+        checks["bus"] = await _probe(runtime.ensure_bus_answers)
+        warning = await _warning(service.outbox_warning)
+        return _readiness(checks, {"outbox": warning} if warning else {})
 
     return app
 
@@ -98,6 +121,21 @@ async def _probe(check: Callable[[], Awaitable[None]]) -> str:
     return "ok"
 
 
-def _readiness(checks: dict[str, str]) -> JSONResponse:
+async def _warning(look: Callable[[], Awaitable[str | None]]) -> str | None:
+    try:
+        return await look()
+    except Exception:
+        return None  # the database check says why
+
+
+def _readiness(checks: dict[str, str], warnings: dict[str, str]) -> JSONResponse:
+    """Ready when every check passes. Warnings (parked outbox rows, an old backlog) leave the
+    process ready: readiness decides whether a replica takes traffic, and taking every replica out
+    for one unpublishable event would stop the whole city over one case; the warning here and the
+    outbox metrics are the alert.
+    """
     ready = all(result == "ok" for result in checks.values())
-    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+    content: dict[str, object] = {"ready": ready, "checks": checks}
+    if warnings:
+        content["warnings"] = warnings
+    return JSONResponse(status_code=200 if ready else 503, content=content)

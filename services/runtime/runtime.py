@@ -16,7 +16,8 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from services.runtime.accounts import account_of
-from shared.city.calendar import WorkingCalendar, load_calendar
+from services.runtime.calendar import city_calendar, follow_official_years
+from shared.city.calendar import OfficialYears, WorkingCalendar
 from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.auth import Directory, TokenIssuer
@@ -29,11 +30,13 @@ from shared.messaging.bus import Bus, TopicSpec
 from shared.messaging.bus.embedded import EmbeddedLog
 from shared.messaging.bus.kafka import KafkaBus
 from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.parking import outbox_health
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.store import ServiceStore
 from shared.messaging.tracked import TrackedConsumer
 from shared.service.context import Resources, ServiceContext
 from shared.service.spec import ServiceSpec
+from shared.web.limits import RateLimits, Rules
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,8 @@ def topics(settings: Settings) -> list[TopicSpec]:
     return [
         # Kept forever: the log is what the assessment is rebuilt from.
         TopicSpec(settings.topic_case_events, settings.kafka_partitions, {"retention.ms": "-1"}),
-        TopicSpec(settings.topic_dead_letter, 1),
+        # Kept until an operator has dealt with them: Kafka's default week would drop dead letters unseen.
+        TopicSpec(settings.topic_dead_letter, 1, {"retention.ms": "-1"}),
         TopicSpec(settings.topic_integration, settings.kafka_partitions),
     ]
 
@@ -82,7 +86,12 @@ class ServiceRuntime:
         self.bus = bus
         self.store = ServiceStore(
             spec.name,
-            create_engine(settings.database_url(spec.name), pool_size=settings.pg_pool_size),
+            create_engine(
+                settings.database_url(spec.name),
+                pool_size=settings.pg_pool_size,
+                pool_timeout_s=settings.pg_pool_timeout_seconds,
+                statement_timeout_s=settings.pg_statement_timeout_seconds,
+            ),
             spec.metadata,
             clock=shared.clock,
             case_events_topic=settings.topic_case_events,
@@ -103,6 +112,7 @@ class ServiceRuntime:
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
             retention=timedelta(hours=settings.outbox_retention_hours),
+            max_attempts=settings.outbox_max_attempts,
         )
         self.consumers = self._consumers()
         self.tracked_consumers = self._tracked_consumers()
@@ -139,8 +149,16 @@ class ServiceRuntime:
         return self.spec.name
 
     async def migrate(self) -> None:
-        """Bring the service's schema up to date."""
-        await upgrade_to_head(self.spec.name, self.store.engine)
+        """Bring the service's schema up to date, on a connection of its own without the
+        statement time limit that guards requests (a migration may rewrite a large table)."""
+        if not self.store.on_postgresql:
+            await upgrade_to_head(self.spec.name, self.store.engine)
+            return
+        engine = create_engine(self.settings.database_url(self.spec.name), pool_size=1)
+        try:
+            await upgrade_to_head(self.spec.name, engine)
+        finally:
+            await engine.dispose()
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
         """Start the relay, the consumers and the service's own workers (e.g. deadline timers)."""
@@ -156,6 +174,24 @@ class ServiceRuntime:
         """Raise unless the service's database answers."""
         async with self.store.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+
+    async def outbox_warning(self) -> str | None:
+        """Why an operator should look at the service's outbox, if they should: parked rows (the
+        later events of their cases wait behind them), or a row waiting longer than the threshold.
+        """
+        health = await outbox_health(self.store)
+        notes = []
+        if health.parked:
+            notes.append(
+                f"{health.parked} row(s) parked: the bus refuses them, and the later events of their cases"
+                f" wait (python -m services outbox parked {self.name})"
+            )
+        waited = health.oldest_waiting(self.store.clock.now())
+        if waited > timedelta(seconds=self.settings.outbox_backlog_warning_seconds):
+            notes.append(
+                f"{health.backlog} row(s) waiting to be published, the oldest for {waited.total_seconds():.0f} s"
+            )
+        return "; ".join(notes) or None
 
     async def close(self) -> None:
         """Release the database connections."""
@@ -185,13 +221,21 @@ class SharedParts:
                 " would let anyone forge tokens"
             )
         city = load_city(settings.city_dir)
+        plain = [user.username for user in city.users if user.password is not None]
+        if settings.mode is Mode.PRODUCTION and plain and not settings.allow_plain_passwords:
+            raise RuntimeError(
+                f"{len(plain)} accounts of {settings.city_dir / 'users.yaml'} have plain-text passwords"
+                f" ({', '.join(plain[:5])}{' ...' if len(plain) > 5 else ''}): production needs password_hash"
+                " values (python -m services accounts hash-password), or CITYCASE_ALLOW_PLAIN_PASSWORDS=true"
+                " for a demonstration"
+            )
         return cls(
             settings=settings,
             clock=clock,
             city=city,
-            calendar=load_calendar(city.calendar_file),
+            calendar=city_calendar(settings, city),
             photos=FilePhotoStore(settings.photos_path),
-            tokens=TokenIssuer(settings.jwt_secret, clock, timedelta(hours=settings.token_ttl_hours)),
+            tokens=TokenIssuer(settings.token_secret(), clock, timedelta(hours=settings.token_ttl_hours)),
             directory=Directory(account_of(user) for user in city.users),
         )
 
@@ -204,6 +248,7 @@ class Runtime:
         self.settings = shared.settings
         self.bus = build_bus(self.settings, client_id="citycase-" + "-".join(spec.name for spec in specs))
         self.services = [ServiceRuntime(spec, shared, self.bus) for spec in specs]
+        self.rate_limits = RateLimits(Rules.of(self.settings))
         self.bus_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -215,6 +260,13 @@ class Runtime:
             for service in self.services:
                 await service.migrate()
         self._tasks.append(asyncio.create_task(self._connect_and_work(), name="bus-connect"))
+        years = OfficialYears(self.settings.official_years_path)
+        self._tasks.append(
+            asyncio.create_task(
+                follow_official_years(self.shared.calendar, years, self.settings.timer_interval_seconds),
+                name="official-years",
+            )
+        )
 
     async def _connect_and_work(self) -> None:
         while True:

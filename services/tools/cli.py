@@ -1,5 +1,6 @@
 """The command line: ``python -m services run all|intake|... [--mode embedded|production]``, and
-``launch``, ``migrate``, ``city``, ``assessment rebuild``, ``reconcile``, ``simulate``.
+``launch``, ``migrate``, ``city``, ``calendar load``, ``assessment rebuild``, ``reconcile``,
+``simulate``, ``outbox``, ``dead-letters``.
 """
 
 from __future__ import annotations
@@ -7,15 +8,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeAlias
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import uvicorn
+from pwdlib import PasswordHash
 
 from services.runtime.app import create_app
 from services.runtime.registry import load_specs
@@ -25,12 +29,15 @@ from services.tools.reconcile import RECONCILED_SERVICES, Endpoints
 from services.tools.reconcile import run as reconcile_run
 from services.tools.simulator import cli as simulator_cli
 from services.tools.simulator.run import SIMULATION_TUNING
-from shared.city.calendar import load_calendar
+from shared.city.calendar import OfficialYears, load_calendar, read_official_year
 from shared.city.loader import CityDataError, load_city
 from shared.core.clock import FileClock, SystemClock
+from shared.core.errors import DomainError
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
 from shared.db.engine import create_engine
 from shared.db.migrations import upgrade_to_head
+from shared.messaging.dead_letters import DeadLetter, DeadLetters, DeadLettersUnavailable, readable
+from shared.messaging.parking import parked_rows, unpark
 from shared.messaging.store import ServiceStore
 from shared.service.spec import Replay, ServiceSpec
 
@@ -43,7 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the command."""
     parser = argparse.ArgumentParser(prog="python -m services", description="citycase services")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_migrate, _add_assessment, _add_launch, _add_city, _add_reconcile):
+    for add in (
+        _add_run,
+        _add_migrate,
+        _add_assessment,
+        _add_launch,
+        _add_city,
+        _add_calendar,
+        _add_reconcile,
+        _add_outbox,
+        _add_dead_letters,
+        _add_accounts,
+    ):
         add(commands)
     simulator_cli.add_parser(commands)
     args = parser.parse_args(argv)
@@ -61,6 +79,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class _UsageError(ValueError):
     """The command line names something that does not exist: argparse's usage error."""
+
+
+def _add_accounts(commands: Commands) -> None:
+    accounts = commands.add_parser("accounts", help="the city's log-ins")
+    actions = accounts.add_subparsers(dest="action", required=True)
+    hashing = actions.add_parser(
+        "hash-password",
+        help="read a password (asked for, or one line of standard input) and print its Argon2 hash for users.yaml",
+    )
+    hashing.set_defaults(run_command=_hash_password)
+
+
+def _hash_password(_args: argparse.Namespace, _settings: Settings) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        print("a password needs 12 characters or more", file=sys.stderr)
+        return 2
+    print(PasswordHash.recommended().hash(password))
+    return 0
 
 
 def _add_run(commands: Commands) -> None:
@@ -134,6 +177,36 @@ def _add_city(commands: Commands) -> None:
     city.set_defaults(run_command=lambda args, settings: _check_city(args.folder or settings.city_dir))
 
 
+def _add_calendar(commands: Commands) -> None:
+    calendar = commands.add_parser("calendar", help="the city's working calendar")
+    calendar_commands = calendar.add_subparsers(dest="action", required=True)
+    load = calendar_commands.add_parser(
+        "load",
+        help="load a year's official days from the State Council's notice; provisional deadlines are recomputed",
+        description="FILE is YAML: 'holidays: [...]' (days off besides Saturdays and Sundays) and 'workdays: [...]'"
+        " (Saturdays or Sundays worked). The year is kept in CITYCASE_CALENDAR_DIR (default: the data folder's"
+        " calendar/), where every running process of the city adopts it within a few seconds and recomputes the"
+        " deadlines it counted on the provisional year; a process started later reads it at start.",
+    )
+    load.add_argument("year", type=int, help="the year, e.g. 2027")
+    load.add_argument("file", type=Path, help="the year's holidays and workdays (YAML)")
+    load.set_defaults(run_command=_load_calendar_year)
+
+
+def _load_calendar_year(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        official = read_official_year(args.year, args.file)
+        path = OfficialYears(settings.official_years_path).save(official)
+    except (ValueError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"{official.year}: {len(official.holidays)} holidays, {len(official.workdays)} make-up working days,"
+        f" saved to {path}; running services adopt it and recompute their provisional deadlines"
+    )
+    return 0
+
+
 def _add_reconcile(commands: Commands) -> None:
     reconcile = commands.add_parser(
         "reconcile",
@@ -192,6 +265,133 @@ def _launch(args: argparse.Namespace, settings: Settings) -> int:
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         run_stoppable(serve_until_interrupted())
     return 0
+
+
+def _add_outbox(commands: Commands) -> None:
+    outbox = commands.add_parser("outbox", help="outbox rows the relay parked because the bus refuses them")
+    actions = outbox.add_subparsers(dest="action", required=True)
+    parked = actions.add_parser("parked", help="list the parked rows, with why, and the rows waiting behind them")
+    parked.add_argument(
+        "services", nargs="*", metavar="SERVICE", help=f"all (the default) or some of: {', '.join(SERVICE_NAMES)}"
+    )
+    _add_mode(parked)
+    parked.set_defaults(run_command=lambda args, settings: asyncio.run(_list_parked(args.services, settings)))
+    retry = actions.add_parser(
+        "retry", help="hand parked rows back to the relay once their cause is fixed (a topic created, a limit raised)"
+    )
+    retry.add_argument("service", choices=SERVICE_NAMES)
+    retry.add_argument("seqs", nargs="*", type=int, metavar="SEQ", help="the rows to retry (default: every parked row)")
+    _add_mode(retry)
+    retry.set_defaults(run_command=lambda args, settings: asyncio.run(_retry_parked(args.service, args.seqs, settings)))
+
+
+async def _list_parked(services: Sequence[str], settings: Settings) -> int:
+    try:
+        specs = load_specs(services or ["all"])
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+    for spec in specs:
+        async with _outbox_store(spec, settings) as store:
+            rows = await parked_rows(store)
+        print(f"{spec.name}: {len(rows)} parked row(s)")
+        for row in rows:
+            key = row.key.decode("utf-8", errors="replace") if row.key is not None else "-"
+            print(
+                f"  seq {row.seq}  topic {row.topic}  key {key}  {row.size} bytes  {row.attempts} attempts"
+                f"  parked {row.parked_at:%Y-%m-%d %H:%M:%S}Z  {row.held_behind} waiting behind it\n    {row.reason}"
+            )
+    return 0
+
+
+async def _retry_parked(service: str, seqs: Sequence[int], settings: Settings) -> int:
+    (spec,) = load_specs([service])
+    async with _outbox_store(spec, settings) as store:
+        retried = await unpark(store, seqs or None)
+    print(f"{service}: {retried} parked row(s) handed back to the relay")
+    if seqs and retried < len(set(seqs)):
+        print(f"{service}: {len(set(seqs)) - retried} of the rows named were not parked", file=sys.stderr)
+        return 1
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _outbox_store(spec: ServiceSpec, settings: Settings) -> AsyncIterator[ServiceStore]:
+    engine = create_engine(settings.database_url(spec.name))
+    try:
+        yield ServiceStore(
+            spec.name, engine, spec.metadata, clock=SystemClock(), case_events_topic=settings.topic_case_events
+        )
+    finally:
+        await engine.dispose()
+
+
+def _add_dead_letters(commands: Commands) -> None:
+    dead_letters = commands.add_parser(
+        "dead-letters",
+        help="the records consumers gave up on: list, show and redrive them",
+        description="Embedded mode: the running city holds the event log; stop it, or use GET /ops/dead-letters.",
+    )
+    actions = dead_letters.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the dead letters not redriven yet, oldest first")
+    listing.add_argument("--consumer", help="only those of this consumer")
+    show = actions.add_parser("show", help="one dead letter: the reason, the record's headers and value")
+    show.add_argument("id", type=UUID)
+    redrive = actions.add_parser("redrive", help="send dead letters again to the consumer that failed on them")
+    target = redrive.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", type=UUID, help="the dead letter to send again")
+    target.add_argument("--all", action="store_true", help="every pending dead letter (of --consumer)")
+    redrive.add_argument("--consumer", help="with --all: only those of this consumer")
+    for action in (listing, show, redrive):
+        _add_mode(action)
+        action.set_defaults(run_command=lambda args, settings: asyncio.run(_dead_letters(args, settings)))
+
+
+async def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    bus = build_bus(settings, client_id="citycase-dead-letters")
+    try:
+        await bus.start()
+    except Exception as exc:  # no broker answers, or the running embedded city holds its log
+        print(f"cannot open the event bus: {exc} (a running embedded city: GET /ops/dead-letters)", file=sys.stderr)
+        await bus.close()
+        return 2
+    try:
+        letters = DeadLetters(bus, settings.topic_dead_letter)
+        if args.action == "list":
+            pending = await letters.pending(args.consumer)
+            print(f"{len(pending)} dead letter(s) pending")
+            for letter in pending:
+                print(_dead_letter_line(letter))
+        elif args.action == "show":
+            seen = await letters.inspect(args.id)
+            print(_dead_letter_line(seen.letter))
+            print(f"redriven: {seen.redriven_at or 'no'}")
+            print(f"key: {'-' if seen.key is None else readable(seen.key)[0]}")
+            for name, value in seen.headers:
+                print("header {}: {} ({})".format(name, *readable(value)))
+            print("value ({1}):\n{0}".format(*readable(seen.value)))
+        else:
+            sent = await letters.redrive_all(args.consumer) if args.all else [await letters.redrive(args.id)]
+            print(f"{len(sent)} dead letter(s) sent again")
+            for letter in sent:
+                print(_dead_letter_line(letter))
+        return 0
+    except DeadLettersUnavailable as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    except DomainError as exc:  # no such dead letter, or redriven already
+        print(exc.message, file=sys.stderr)
+        return 1
+    finally:
+        await bus.close()
+
+
+def _dead_letter_line(letter: DeadLetter) -> str:
+    origin = f"{letter.origin.topic}/{letter.origin.partition}/{letter.origin.offset}" if letter.origin else "-"
+    event = f"{letter.event_type or '-'} {letter.event_id or '-'} subject {letter.subject or '-'}"
+    return (
+        f"{letter.id}  {letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}Z  {letter.consumer or '-'}  from {origin}"
+        f"  {event}\n    {letter.reason}"
+    )
 
 
 def _add_mode(parser: argparse.ArgumentParser) -> None:

@@ -108,11 +108,14 @@ class HandlingLine(_Line):
 
 
 class ClosureLine(_Line):
-    """A case from closure's export."""
+    """A case from closure's export; ``checks`` are the check tasks answered, ``check_missed_at``
+    is set while the open one is past its deadline unanswered."""
 
     status: str
     on_time: bool | None = None
     checks_requested: int = 0
+    checks: int = 0
+    check_missed_at: datetime | None = None
     checks_on_time: int = 0
     checks_failed: int = 0
 
@@ -230,7 +233,9 @@ class Counters:
             return
         on_time_filing = report.filing_deadline is None or report.filed_at <= report.filing_deadline
         self._add_all(scopes, received, {"filed": 1, "filed_on_time": int(on_time_filing)})
-        self._add_all(case_scopes, filed, _case_counters(case, attempts))
+        self._add_all(case_scopes, filed, _case_counters(case))
+        # On-time dispatch is the command center's: no department counts it.
+        self._add_all(scopes, filed, _dispatch_counters(case, attempts))
         for attempt in attempts:
             returned = int(attempt.returned_at is not None)
             self._add_all(scopes, filed, {"dispatches": 1, "returns": returned})
@@ -265,16 +270,22 @@ class Counters:
                     total[index] += n
 
 
-def _case_counters(case: CaseRecords, attempts: Sequence[AssignmentLine]) -> dict[str, int]:
-    """The counters of a filed, not cancelled case that go to its current department too."""
-    closure = case.closure
-    closed = closure is not None and closure.status == "closed"
+def _dispatch_counters(case: CaseRecords, attempts: Sequence[AssignmentLine]) -> dict[str, int]:
+    """Whether a filed, not cancelled case was dispatched, and on time (按时派遣)."""
     dispatch_deadline = case.dispatch.dispatch_deadline if case.dispatch else None
-    counters = {
+    return {
         "cases_dispatched": int(bool(attempts)),
         "dispatched_on_time": int(
             bool(attempts) and (dispatch_deadline is None or attempts[0].dispatched_at <= dispatch_deadline)
         ),
+    }
+
+
+def _case_counters(case: CaseRecords) -> dict[str, int]:
+    """The counters of a filed, not cancelled case that go to its current department too."""
+    closure = case.closure
+    closed = closure is not None and closure.status == "closed"
+    counters = {
         "handled": int(case.handling is not None and case.handling.first_handled_at is not None),
         "closed": int(closed),
         "closed_on_time": int(closed and closure is not None and closure.on_time is True),
@@ -282,9 +293,12 @@ def _case_counters(case: CaseRecords, attempts: Sequence[AssignmentLine]) -> dic
         "overdue_open": int(not closed and case.dispatch is not None and case.dispatch.deadline_missed_at is not None),
     }
     if closure is not None:
+        # A check is due once answered, or once its deadline passed unanswered while still open.
+        open_and_missed = closure.status == "checking" and closure.check_missed_at is not None
         counters.update(
             reworked=int(closure.checks_failed > 0),
             checks_requested=closure.checks_requested,
+            checks_due=closure.checks + int(open_and_missed),
             checks_on_time=closure.checks_on_time,
         )
     return counters
@@ -534,7 +548,7 @@ def run(settings: Settings, endpoints: Endpoints, timeout_s: float) -> int:
     except (CityDataError, OSError) as exc:
         print(f"reconcile: cannot load the city: {exc}", file=sys.stderr)
         return 2
-    token = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=1)).issue(
+    token = TokenIssuer(settings.token_secret(), SystemClock(), ttl=timedelta(hours=1)).issue(
         Principal(username="reconcile", role=Role.SHIFT_LEAD, name="batch recount of the indicators")
     )
 

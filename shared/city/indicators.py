@@ -20,6 +20,7 @@ COUNTERS: tuple[str, ...] = (
     "handled",
     "reworked",
     "checks_requested",
+    "checks_due",
     "checks_on_time",
     "closed",
     "closed_on_time",
@@ -64,3 +65,27 @@ SCOPE_KINDS: tuple[str, ...] = (
 
 RANKED_KINDS: tuple[str, ...] = ("department", "district", "street", "community", "inspector", "category", "source")
 """The scope kinds a ranking compares."""
+
+NOT_FOR_DEPARTMENTS: frozenset[str] = frozenset(
+    {
+        # A report and its filing happen before any department has the case.
+        "reports",
+        "filed",
+        "filed_on_time",
+        "effective_filing_rate",
+        "on_time_filing_rate",
+        # On-time dispatch measures the command center, not the department it dispatched to.
+        "cases_dispatched",
+        "dispatched_on_time",
+        "on_time_dispatch_rate",
+    }
+)
+"""The indicators a department does not have: no department counter holds them, no department
+is answered or ranked by them."""
+
+
+def indicators_of(scope_kind: str) -> tuple[str, ...]:
+    """The indicators a scope of ``scope_kind`` has, in the order of ``INDICATORS``."""
+    if scope_kind == "department":
+        return tuple(name for name in INDICATORS if name not in NOT_FOR_DEPARTMENTS)
+    return INDICATORS

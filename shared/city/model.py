@@ -201,14 +201,17 @@ class Inspector(_Frozen):
 
 
 class DemoUser(_Frozen):
-    """A demo log-in. DEMO ONLY: the password is plain text from a public file.
+    """A log-in of the city's ``users.yaml``: a ``password_hash`` (Argon2, made by ``python -m
+    services accounts hash-password``), or, for a demonstration only, a plain-text ``password``
+    — production mode refuses those.
 
     An inspector user names the inspector they are, a department user the department they act
     for; other roles name neither.
     """
 
     username: str = Field(min_length=1)
-    password: str = Field(min_length=1, repr=False)
+    password: str | None = Field(default=None, min_length=1, repr=False)
+    password_hash: str | None = Field(default=None, pattern=r"^\$argon2(id|i|d)\$", repr=False)
     role: Role
     display_name: str = Field(min_length=1)
     department_id: str | None = None
@@ -216,6 +219,8 @@ class DemoUser(_Frozen):
 
     @model_validator(mode="after")
     def _links_fit_role(self) -> DemoUser:
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError("give either password_hash or (for a demonstration) password")
         if (self.role is Role.DEPARTMENT) != (self.department_id is not None):
             raise ValueError("department_id is required for the department role and only for it")
         if (self.role is Role.INSPECTOR) != (self.inspector_id is not None):

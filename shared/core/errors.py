@@ -44,6 +44,14 @@ class IllegalTransition(DomainError):
         )
 
 
+class IdempotencyConflict(DomainError):
+    """A key that makes a request safe to resend (a ``client_ref``, a work order number) came
+    again with a different request: answering with the first one would drop the change silently."""
+
+    status = 409
+    code = "idempotency_key_reused"
+
+
 class InvalidInput(DomainError):
     """The request is well-formed but its content is not acceptable (e.g. a point outside the city)."""
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from PIL import Image
 
 # Magic numbers, not the client's Content-Type, decide what a file is.
 _SIGNATURES: tuple[tuple[str, bytes, int], ...] = (
@@ -49,6 +52,30 @@ class PhotoStore(Protocol):
     async def exists(self, digest: str) -> bool:
         """Whether a photo with this digest is stored."""
         ...
+
+
+# Larger images are refused rather than decoded: 40 megapixels is well above any phone camera,
+# and far below what a decompression bomb would unpack to.
+MAX_PIXELS = 40_000_000
+_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+def verify_image(data: bytes) -> str:
+    """The media type of ``data`` once it has decoded in full as a JPEG, PNG or WebP image;
+    ``UnsupportedPhoto`` for anything else: another format, a truncated or corrupt file, an
+    image of more than ``MAX_PIXELS`` pixels. CPU-bound: run it off the event loop."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(_FORMATS)) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise UnsupportedPhoto(f"at most {MAX_PIXELS:,} pixels per photo")
+            kind = _FORMATS[image.format or ""]
+            image.load()
+    except UnsupportedPhoto:
+        raise
+    except (OSError, ValueError, SyntaxError, KeyError, Image.DecompressionBombError) as exc:
+        raise UnsupportedPhoto("not a JPEG, PNG or WebP image that decodes") from exc
+    return kind
 
 
 def media_type(data: bytes) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +38,10 @@ class Settings(BaseSettings):
     pg_port: int = 5432
     pg_database: str = "citycase"
     pg_pool_size: int = 20
+    # A hung database answers 503 within these, not a request held for minutes (migrations and
+    # the stream's rebuild run without the statement limit).
+    pg_pool_timeout_seconds: float = 5.0
+    pg_statement_timeout_seconds: float = 30.0
     # libpq's sslmode names. "prefer" encrypts when the server offers TLS; a database on the same
     # machine gains nothing from TLS over loopback and pays for it on every statement ("disable").
     pg_ssl: str = "prefer"
@@ -56,6 +62,10 @@ class Settings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.2
     outbox_retention_hours: float = 24.0
+    # Refusals of a row, each with the row published alone, before the relay parks it.
+    outbox_max_attempts: int = 3
+    # Readiness warns when an outbox row has waited longer than this to be published.
+    outbox_backlog_warning_seconds: float = 60.0
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 3
     stream_batch_size: int = 1000
@@ -66,10 +76,24 @@ class Settings(BaseSettings):
     # Tokens signed with the default secret are forgeable by anyone who reads this file:
     # production mode refuses to start with it.
     jwt_secret: str = DEV_JWT_SECRET
+    # Production refuses accounts with plain-text passwords (the demo city's are public); a demo
+    # or a test run in production mode says so here.
+    allow_plain_passwords: bool = False
     token_ttl_hours: float = 12.0
     photo_dir: Path | None = None
+    # The official calendar years loaded while the city runs (``python -m services calendar load``);
+    # every process of the city must see the same folder, as they see the same photos.
+    calendar_dir: Path | None = None
     max_photo_bytes: int = 10 * 1024 * 1024
     max_photos: int = 9
+    # Rate limits, per process, in ``limits``' notation. Failed passwords lock an account (and
+    # an address) out for the rest of the window: a guesser gets five tries a quarter hour.
+    rate_login_attempts_per_address: str = "120/minute"
+    rate_login_failures_per_account: str = "5/15 minutes"
+    rate_login_failures_per_address: str = "30/15 minutes"
+    rate_public_reports_per_address: str = "20/hour"
+    # Bodies other than photo uploads (JSON, forms): a report is a few kilobytes.
+    max_body_bytes: int = 256 * 1024
     duplicate_radius_m: float = 50.0
     duplicate_window_hours: float = 72.0
     timer_interval_seconds: float = 5.0
@@ -93,6 +117,39 @@ class Settings(BaseSettings):
     def photos_path(self) -> Path:
         """Where photos are stored (content-addressed files)."""
         return self.photo_dir or self.data_dir / "photos"
+
+    def token_secret(self) -> str:
+        """The secret tokens are signed with: ``jwt_secret`` when it is set (production refuses to
+        start on the development one); in embedded mode without it, a random secret kept in the
+        data folder, made on first use, so no two installations share the public development one."""
+        if self.jwt_secret != DEV_JWT_SECRET or self.mode is Mode.PRODUCTION:
+            return self.jwt_secret
+        path = self.data_dir / "token-secret"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: two processes starting on one folder agree on the secret the first one wrote.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+    def body_limit(self, content_type: str) -> int:
+        """The largest request body accepted with ``content_type``: a multipart upload may carry
+        the photos a request may hold (and its form fields); anything else ``max_body_bytes``."""
+        if content_type.lower().startswith("multipart/"):
+            return self.max_photos * self.max_photo_bytes + self.max_body_bytes
+        return self.max_body_bytes
+
+    @property
+    def official_years_path(self) -> Path:
+        """Where the official calendar years loaded at run time are kept, a file per year."""
+        return self.calendar_dir or self.data_dir / "calendar"
 
     @property
     def event_log_path(self) -> Path:

@@ -45,13 +45,25 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    pool_timeout_s: float = 30.0,
+    statement_timeout_s: float | None = None,
+) -> AsyncEngine:
     """An async engine tuned for its backend.
 
     SQLite: WAL so readers never block the writer, and a busy timeout instead of instant
     "database is locked" errors. Transactions on ``writer(engine)`` begin ``IMMEDIATE``, taking the
     write lock up front rather than failing when they upgrade from reading to writing; reads
     begin deferred and never wait for a writer.
+
+    PostgreSQL: ``pool_timeout_s`` bounds the wait for a pooled connection, and
+    ``statement_timeout_s`` (when given) every statement, on the server and in the driver, so a
+    hung database answers "unavailable" in seconds instead of holding requests; long work
+    (migrations, a rebuild) leaves it unset.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -68,8 +80,18 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "citycase"}},
+        pool_timeout=pool_timeout_s,
+        connect_args=_postgres_connect_args(statement_timeout_s),
     )
+
+
+def _postgres_connect_args(statement_timeout_s: float | None) -> dict[str, Any]:
+    server_settings = {"application_name": "citycase"}
+    if statement_timeout_s is None:
+        return {"server_settings": server_settings}
+    server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
+    # The driver's own timeout too: a database that stopped answering cancels nothing.
+    return {"server_settings": server_settings, "command_timeout": statement_timeout_s + 1}
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -88,3 +88,28 @@ def drop_messaging_tables_v1() -> None:
     """Undo ``create_messaging_tables_v1``."""
     op.drop_table("inbox")
     op.drop_table("outbox")
+
+
+def add_outbox_parking_v1() -> None:
+    """The outbox columns that let the relay park a row the bus refuses for good: its failed
+    attempts, when it was parked and why (frozen, like ``create_messaging_tables_v1``).
+    """
+    op.add_column("outbox", sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("outbox", sa.Column("parked_at", UTCDateTime(), nullable=True))
+    op.add_column("outbox", sa.Column("park_reason", sa.Text(), nullable=True))
+    op.create_index(
+        "ix_outbox_parked",
+        "outbox",
+        ["topic", "key"],
+        postgresql_where=sa.text("parked_at IS NOT NULL"),
+        sqlite_where=sa.text("parked_at IS NOT NULL"),
+    )
+
+
+def drop_outbox_parking_v1() -> None:
+    """Undo ``add_outbox_parking_v1``."""
+    op.drop_index("ix_outbox_parked", table_name="outbox")
+    with op.batch_alter_table("outbox") as outbox:
+        outbox.drop_column("park_reason")
+        outbox.drop_column("parked_at")
+        outbox.drop_column("attempts")

@@ -7,6 +7,11 @@ envelope's ``time``; payloads carry only what the envelope does not.
 Readers are tolerant (unknown fields are ignored) so a producer may add an optional field without
 breaking older consumers; a breaking change is a new ``VERSION`` of the type, registered beside
 the old one until every consumer reads it.
+
+A deadline counted on a provisional calendar year (``shared.city.calendar``) travels with a
+``provisional`` flag beside it. The flags came later as optional fields defaulting to False: an
+event written before them reads as the official deadline it was, and an older reader ignores
+them, so the types kept their version.
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ class VerificationRequested(EventPayload):
 
     inspector_id: str
     due_at: datetime
+    provisional: bool = False
 
 
 class ReportVerified(EventPayload):
@@ -146,6 +152,8 @@ class CaseFiled(EventPayload):
     reported_at: datetime
     filing_deadline: datetime | None = None
     dispatch_deadline: datetime | None = None
+    filing_deadline_provisional: bool = False
+    dispatch_deadline_provisional: bool = False
     inspector_id: str | None = None
     self_handled: bool = False
     urgent: bool = False
@@ -172,6 +180,7 @@ class CaseDispatched(EventPayload):
     handling_deadline: datetime
     attempt: int = Field(ge=1)
     rule_id: str | None = None
+    provisional: bool = False
 
 
 class ExtensionApproved(EventPayload):
@@ -181,6 +190,7 @@ class ExtensionApproved(EventPayload):
 
     approved_by: str
     handling_deadline: datetime
+    provisional: bool = False
 
 
 class ExtensionDenied(EventPayload):
@@ -208,6 +218,7 @@ class CaseResumed(EventPayload):
 
     resumed_by: str
     handling_deadline: datetime
+    provisional: bool = False
 
 
 class DeadlineMissed(EventPayload):
@@ -218,6 +229,19 @@ class DeadlineMissed(EventPayload):
     kind: DeadlineKind
     deadline: datetime
     department_id: str | None = None
+
+
+class DeadlineRecomputed(EventPayload):
+    """A deadline counted on a provisional calendar year was counted again once the city had
+    that year's official days (or it stays provisional, moved by a correction); the step it
+    times is still to be done. Each service recomputes the deadlines it set."""
+
+    TYPE: ClassVar[str] = "case.deadline_recomputed"
+
+    kind: DeadlineKind
+    deadline: datetime
+    provisional: bool
+    previous: datetime
 
 
 class SupervisionIssued(EventPayload):
@@ -284,6 +308,7 @@ class CheckRequested(EventPayload):
 
     inspector_id: str
     check_deadline: datetime
+    provisional: bool = False
 
 
 class CheckPassed(EventPayload):
@@ -377,6 +402,7 @@ CATALOGUE = Catalogue(
     CaseSuspended,
     CaseResumed,
     DeadlineMissed,
+    DeadlineRecomputed,
     SupervisionIssued,
     CaseAccepted,
     CaseReturned,

@@ -5,7 +5,10 @@ A crash between the database commit and the offset commit redelivers the batch; 
 the second delivery a no-op. Records that are not events of the catalogue (malformed, unknown
 type or version) go to the dead-letter topic with the reason, through the outbox of the same
 transaction, and the consumer moves on. A handler that keeps failing on one event is retried a
-few times and then dead-lettered too, so one poison event cannot stop a partition.
+few times and then dead-lettered too, so one poison event cannot stop a partition; one a business
+rule refuses (a ``DomainError``) is not retried nor dead-lettered: the consumer moves on. A dead letter
+sent again (``shared.messaging.dead_letters``) is read by the consumer it is for only, and applied
+once however often it comes.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from shared.core.errors import DomainError
 from shared.core.metrics import EVENTS_CONSUMED
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
 from shared.events.envelope import Event
@@ -44,10 +49,11 @@ def is_infrastructure_error(error: BaseException) -> bool:
     """Whether ``error`` is the database's or the network's fault rather than the event's, so the
     batch is retried for as long as it takes instead of counting against the event.
     """
-    if isinstance(error, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+    # ``PoolTimeout``: every pooled connection stayed busy (a hung database) past the pool's wait.
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout | ConnectionError | TimeoutError):
         return True
     if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
+        if error.connection_invalidated or isinstance(error.orig, TimeoutError | ConnectionError):
             return True
         sqlstate = getattr(error.orig, "sqlstate", None)
         if isinstance(sqlstate, str):
@@ -58,6 +64,40 @@ def is_infrastructure_error(error: BaseException) -> bool:
 DLQ_REASON = "dlq_reason"
 DLQ_CONSUMER = "dlq_consumer"
 DLQ_ORIGIN = "dlq_origin"
+# A dead letter sent again (``shared.messaging.dead_letters``) names the consumer it is for and the
+# dead letter it comes from.
+REDRIVE_FOR = "dlq_redrive_for"
+REDRIVE_OF = "dlq_redrive_of"
+
+
+def is_for(record: Record, consumer: str) -> bool:
+    """Whether ``consumer`` reads ``record``: every record but one redriven for another consumer.
+
+    The others had their turn with the original; one that failed on it too has a dead letter of
+    its own, and applying the other's redrive as well would apply the event twice.
+    """
+    target = record.header(REDRIVE_FOR)
+    return target is None or target == consumer.encode()
+
+
+def inbox_key(record: Record, event: Event) -> UUID:
+    """The id under which the inbox remembers that a consumer applied ``event`` from ``record``.
+
+    A redriven event needs a key of its own: its id is in the inbox already, written when it was
+    dead-lettered so that later copies of a poison event are dropped. The key derives from the
+    event, not from the dead letter, so two dead letters of one event (two copies of a record the
+    consumer could not read) are applied once.
+    """
+    if record.header(REDRIVE_FOR) is None:
+        return event.id
+    return uuid5(NAMESPACE_URL, f"citycase-redriven:{event.id}")
+
+
+def dead_letter_id(consumer: str, origin: str) -> UUID:
+    """The id of ``consumer``'s dead letter of the record at ``origin`` (topic/partition/offset):
+    a redelivered record dead-lettered again by the same consumer is one dead letter, not two.
+    """
+    return uuid5(NAMESPACE_URL, f"citycase-dlq:{consumer}:{origin}")
 
 
 @dataclass(frozen=True)
@@ -156,6 +196,9 @@ class ConsumerRunner:
         async with self.store.transaction() as tx:
             decoded: list[tuple[Record, Event]] = []
             for record in records:
+                if not is_for(record, self.spec.name):
+                    outcomes["ignored"] += 1
+                    continue
                 try:
                     decoded.append((record, decode(record, self.catalogue)))
                 except (MalformedEvent, UnknownEventType) as exc:
@@ -164,12 +207,20 @@ class ConsumerRunner:
                 except Exception as exc:  # any record a producer can write must not stop the partition
                     self._dead_letter(tx, record, f"undecodable: {type(exc).__name__}: {exc}")
                     outcomes["dead_lettered"] += 1
-            wanted = [event.id for _, event in decoded if event.type in self.spec.handlers]
+            wanted = [inbox_key(record, event) for record, event in decoded if event.type in self.spec.handlers]
             seen = await self.store.already_processed(tx, self.spec.name, wanted)
             fresh = _fresh(decoded, self.spec.handlers, seen, outcomes)
+            # Dead-lettered events count as processed too, so a second copy of the same poison
+            # event in a later batch is dropped instead of retried. A redriven event that fails
+            # again does not: its new dead letter may be redriven in turn.
+            processed = fresh
             if careful:
+                processed = []
                 for record, event in fresh:
-                    outcomes[await self._handle(tx, self.spec.handlers[event.type], record, event)] += 1
+                    outcome = await self._handle(tx, self.spec.handlers[event.type], record, event)
+                    outcomes[outcome] += 1
+                    if outcome == "applied" or record.header(REDRIVE_FOR) is None:
+                        processed.append((record, event))
             elif self.spec.apply_batch is not None:
                 if fresh:
                     await _without_savepoints(self.spec.apply_batch(tx, [event for _, event in fresh]))
@@ -178,21 +229,29 @@ class ConsumerRunner:
                 for _, event in fresh:
                     await _without_savepoints(self.spec.handlers[event.type](tx, event))
                 outcomes["applied"] += len(fresh)
-            # Dead-lettered events count as processed too, so a second copy of the same poison
-            # event in a later batch is dropped instead of retried.
-            done = [event for _, event in fresh]
-            await self.store.mark_processed(tx, self.spec.name, done)
-        for event in done:
+            # A redriven event under its own key (``inbox_key``), not under the event's id.
+            await self.store.mark_processed(
+                tx, self.spec.name, [replace(event, id=inbox_key(record, event)) for record, event in processed]
+            )
+        for _, event in fresh:
             self._failures.pop(event.id, None)
         for outcome, count in outcomes.items():
             EVENTS_CONSUMED.labels(self.spec.name, outcome).inc(count)
 
     async def _handle(self, tx: Transaction, handler: Handler, record: Record, event: Event) -> str:
-        """Run one handler in a savepoint: ``applied``, or ``dead_lettered`` after its attempts."""
+        """Run one handler in a savepoint: ``applied``, ``refused`` by a business rule, or
+        ``dead_lettered`` after its attempts."""
         try:
             async with tx.savepoint():
                 await handler(tx, event)
             return "applied"
+        except DomainError as exc:
+            # A business rule refused the fact (a case in no state for it, a deadline in a year the
+            # calendar cannot serve): it would be refused again on every attempt, and a lifecycle
+            # event in the dead letters is a case nobody sees. The reaction keeps the case in view
+            # where it matters (dispatch queues what it cannot route); the consumer moves on.
+            log.warning("consumer %s: %s %s refused: %s", self.spec.name, event.type, event.id, exc.message)
+            return "refused"
         except Exception as exc:
             if is_infrastructure_error(exc):
                 raise
@@ -217,12 +276,13 @@ def _fresh(
     """
     fresh: list[tuple[Record, Event]] = []
     for record, event in decoded:
+        key = inbox_key(record, event)
         if event.type not in handlers:
             outcomes["ignored"] += 1
-        elif event.id in seen:
+        elif key in seen:
             outcomes["duplicate"] += 1
         else:
-            seen.add(event.id)
+            seen.add(key)
             fresh.append((record, event))
     return fresh
 
@@ -258,16 +318,13 @@ async def rejoin_forever(name: str, consume: Callable[[], Awaitable[None]], firs
 def dead_letter(tx: Transaction, record: Record, reason: str, *, consumer: str, topic: str) -> None:
     """Send ``record`` to the dead-letter ``topic`` with the reason, if ``tx`` commits."""
     origin = f"{record.topic}/{record.partition}/{record.offset}"
-    # The id derives from the consumer and the record's position: a redelivered record
-    # dead-lettered again by the same consumer is one dead letter, not two.
-    message_id = uuid5(NAMESPACE_URL, f"citycase-dlq:{consumer}:{origin}")
     headers = (
         *record.headers,
         (DLQ_REASON, reason.encode()),
         (DLQ_CONSUMER, consumer.encode()),
         (DLQ_ORIGIN, origin.encode()),
     )
-    tx.send(Message(topic, record.key, record.value, headers), message_id=message_id)
+    tx.send(Message(topic, record.key, record.value, headers), message_id=dead_letter_id(consumer, origin))
 
 
 def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:

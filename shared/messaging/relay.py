@@ -3,6 +3,14 @@
 At-least-once by construction: a relay that dies after publishing and before marking publishes
 the same rows again, and consumers drop the duplicates through their inbox. One relay per service
 publishes at a time (a PostgreSQL advisory lock elects it) so ``seq`` order is publication order.
+
+A batch is one publish. When the bus stores only part of it, the stored rows are marked sent
+all the same; if the bus refused a row for good (``Unpublishable``), the rows it did not store
+are tried again one by one, since a refused record fails the records batched with it too, and
+only a row refused alone is charged an attempt. At its last attempt the row is parked (see
+``shared.messaging.parking``); the later rows of its case wait behind it, every other row flows.
+A failure that may pass (the broker down, a timeout) is never charged to a row: the relay backs
+off and tries again.
 """
 
 from __future__ import annotations
@@ -10,14 +18,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.core.metrics import OUTBOX_PUBLISHED
-from shared.messaging.bus import Bus, Message
+from shared.core.metrics import (
+    OUTBOX_BACKLOG_ROWS,
+    OUTBOX_OLDEST_UNSENT_SECONDS,
+    OUTBOX_PARKED,
+    OUTBOX_PARKED_ROWS,
+    OUTBOX_PUBLISHED,
+)
+from shared.messaging.bus import Bus, Message, PublishFailed, Unpublishable
+from shared.messaging.parking import held_by_a_parked_row, outbox_health
 from shared.messaging.store import ServiceStore
 from shared.messaging.tables import headers_from_json
 
@@ -26,6 +42,7 @@ log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 5.0
 _LEADERSHIP_CHECK_S = 5.0
 _PURGE_EVERY_S = 300.0
+_METRICS_EVERY_S = 10.0
 
 
 class OutboxRelay:
@@ -39,12 +56,14 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.2,
         retention: timedelta = timedelta(hours=24),
+        max_attempts: int = 3,
     ) -> None:
         self.store = store
         self.bus = bus
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.retention = retention
+        self.max_attempts = max_attempts
         self._lock_key = zlib.crc32(f"citycase.outbox.{store.service}".encode())
         self._leader_connection: AsyncConnection | None = None
 
@@ -52,7 +71,7 @@ class OutboxRelay:
         """Relay forever: publish what is there, wait for more, back off while the bus is down."""
         backoff = self.poll_seconds
         loop = asyncio.get_running_loop()
-        last_check = last_purge = loop.time()
+        last_check = last_purge = last_metrics = loop.time()
         try:
             while True:
                 try:
@@ -66,6 +85,9 @@ class OutboxRelay:
                     if loop.time() - last_purge > _PURGE_EVERY_S:
                         await self.purge_sent()
                         last_purge = loop.time()
+                    if loop.time() - last_metrics > _METRICS_EVERY_S:
+                        await self.refresh_metrics()
+                        last_metrics = loop.time()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -83,32 +105,99 @@ class OutboxRelay:
             await self._step_down()
 
     async def relay_once(self) -> int:
-        """Publish the oldest unsent rows (one batch) and mark them sent; the number published."""
-        outbox = self.store.outbox
-        async with self.store.engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.value)
-                    .where(outbox.c.sent_at.is_(None))
-                    .order_by(outbox.c.seq)
-                    .limit(self.batch_size)
-                )
-            ).all()
+        """Publish the oldest publishable rows (one batch) and mark what the bus stored; the number
+        published. Raises, after marking what was stored, when the bus failed in a way that may pass.
+        """
+        rows = await self._next_batch()
         if not rows:
             return 0
-        await self.bus.publish(
-            [Message(topic=r.topic, key=r.key, value=r.value, headers=headers_from_json(r.headers)) for r in rows]
-        )
-        await self._mark_sent([r.seq for r in rows])
-        OUTBOX_PUBLISHED.labels(self.store.service).inc(len(rows))
+        try:
+            await self.bus.publish([_message(row) for row in rows])
+        except PublishFailed as failed:
+            await self._mark_sent([row.seq for n, row in enumerate(rows) if n not in failed.failures])
+            if not any(isinstance(failure, Unpublishable) for failure in failed.failures.values()):
+                raise
+            not_stored = [rows[n] for n in sorted(failed.failures)]
+            return len(rows) - len(not_stored) + await self._publish_one_by_one(not_stored)
+        await self._mark_sent([row.seq for row in rows])
         return len(rows)
 
+    async def _next_batch(self) -> list[_Row]:
+        """The oldest unsent rows, parked ones and those held behind them left out."""
+        outbox = self.store.outbox
+        query = (
+            select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.value, outbox.c.attempts)
+            .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None), ~held_by_a_parked_row(outbox))
+            .order_by(outbox.c.seq)
+            .limit(self.batch_size)
+        )
+        async with self.store.engine.connect() as connection:
+            return [_Row(*row) for row in await connection.execute(query)]
+
+    async def _publish_one_by_one(self, rows: list[_Row]) -> int:
+        """Publish ``rows`` alone, in order, to learn which ones the bus refuses for themselves;
+        charge each of those an attempt. The later rows of a refused row's case wait for the next
+        round, behind it. The number published.
+        """
+        published = 0
+        refused: set[tuple[str, bytes]] = set()
+        for row in rows:
+            if row.key is not None and (row.topic, row.key) in refused:
+                continue
+            try:
+                await self.bus.publish([_message(row)])
+            except PublishFailed as failed:
+                (failure,) = failed.failures.values()
+                if not isinstance(failure, Unpublishable):
+                    raise
+                await self._charge_attempt(row, failure)
+                if row.key is not None:
+                    refused.add((row.topic, row.key))
+                continue
+            await self._mark_sent([row.seq])
+            published += 1
+        return published
+
+    async def _charge_attempt(self, row: _Row, failure: Unpublishable) -> None:
+        """Count a refusal against ``row``; park it at its last attempt, with the reason."""
+        attempts = row.attempts + 1
+        parks = attempts >= self.max_attempts
+        changes: dict[str, Any] = {"attempts": attempts}
+        if parks:
+            changes |= {"parked_at": self.store.clock.now(), "park_reason": str(failure)}
+        outbox = self.store.outbox
+        async with self.store.writer.begin() as connection:
+            await connection.execute(update(outbox).where(outbox.c.seq == row.seq).values(**changes))
+        where = f"outbox row {row.seq} of {self.store.service} (topic {row.topic}, key {row.key!r})"
+        if parks:
+            OUTBOX_PARKED.labels(self.store.service).inc()
+            log.error(
+                "%s parked after %d refusals; the later rows of its key wait behind it until it is retried"
+                " (python -m services outbox parked): %s",
+                where,
+                attempts,
+                failure,
+            )
+        else:
+            log.warning("%s refused by the bus (attempt %d of %d): %s", where, attempts, self.max_attempts, failure)
+
     async def _mark_sent(self, seqs: list[Any]) -> None:
+        if not seqs:
+            return
         outbox = self.store.outbox
         async with self.store.writer.begin() as connection:
             await connection.execute(
                 update(outbox).where(outbox.c.seq.in_(seqs)).values(sent_at=self.store.clock.now())
             )
+        OUTBOX_PUBLISHED.labels(self.store.service).inc(len(seqs))
+
+    async def refresh_metrics(self) -> None:
+        """Read the outbox's parked rows, backlog and oldest waiting row into the gauges."""
+        health = await outbox_health(self.store)
+        service = self.store.service
+        OUTBOX_PARKED_ROWS.labels(service).set(health.parked)
+        OUTBOX_BACKLOG_ROWS.labels(service).set(health.backlog)
+        OUTBOX_OLDEST_UNSENT_SECONDS.labels(service).set(health.oldest_waiting(self.store.clock.now()).total_seconds())
 
     async def purge_sent(self) -> int:
         """Delete rows published longer ago than the retention; the number deleted."""
@@ -149,3 +238,19 @@ class OutboxRelay:
             except Exception:
                 # The connection is gone, and the lock went with it.
                 await connection.invalidate()
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """An outbox row to publish."""
+
+    seq: int
+    topic: str
+    key: bytes | None
+    headers: list[list[str]]
+    value: bytes
+    attempts: int
+
+
+def _message(row: _Row) -> Message:
+    return Message(topic=row.topic, key=row.key, value=row.value, headers=headers_from_json(row.headers))

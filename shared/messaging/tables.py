@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Uuid
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, Uuid
 
 from shared.db.engine import BigIntPK, UTCDateTime
 from shared.messaging.bus.base import Headers
@@ -14,7 +14,9 @@ def outbox_table(metadata: MetaData) -> Table:
     """Messages committed with a state change and not yet (or already) published.
 
     ``seq`` orders publication; rows are published in ``seq`` order so a case's events reach the
-    log in the order they were committed.
+    log in the order they were committed. A row the bus keeps refusing for good is parked
+    (``parked_at``, ``park_reason``) after ``attempts`` tries: it waits for an operator, and the
+    later rows of its topic and key wait behind it.
     """
     table = Table(
         "outbox",
@@ -27,6 +29,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("value", LargeBinary, nullable=False),
         Column("created_at", UTCDateTime, nullable=False),
         Column("sent_at", UTCDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("parked_at", UTCDateTime, nullable=True),
+        Column("park_reason", Text, nullable=True),
     )
     Index(
         "ix_outbox_unsent",
@@ -35,6 +40,13 @@ def outbox_table(metadata: MetaData) -> Table:
         sqlite_where=table.c.sent_at.is_(None),
     )
     Index("ix_outbox_sent_at", table.c.sent_at)
+    Index(
+        "ix_outbox_parked",
+        table.c.topic,
+        table.c.key,
+        postgresql_where=table.c.parked_at.is_not(None),
+        sqlite_where=table.c.parked_at.is_not(None),
+    )
     return table
 
 

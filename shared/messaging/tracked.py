@@ -26,7 +26,7 @@ from shared.events.envelope import Event
 from shared.messaging.binding import MalformedEvent, decode
 from shared.messaging.bus import Bus, Record
 from shared.messaging.bus.base import Subscription, TopicPartition
-from shared.messaging.consumer import dead_letter, is_infrastructure_error, rejoin_forever
+from shared.messaging.consumer import dead_letter, is_for, is_infrastructure_error, rejoin_forever
 from shared.messaging.store import ServiceStore, Transaction
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,11 @@ class TrackedConsumer:
     def _decode(self, tx: Transaction, records: Sequence[Record], outcomes: Counter[str]) -> list[tuple[Record, Event]]:
         decoded: list[tuple[Record, Event]] = []
         for record in records:
+            # A record redriven for this consumer is applied like any copy of an event at a second
+            # offset: the handler absorbs it if the event took effect before.
+            if not is_for(record, self.spec.name):
+                outcomes["ignored"] += 1
+                continue
             try:
                 decoded.append((record, decode(record, self.catalogue)))
             except (MalformedEvent, UnknownEventType) as exc:

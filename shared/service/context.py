@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from shared.city.calendar import CalendarDataMissing, TimeBasis, TimeLimit, WorkingCalendar
+from shared.city.calendar import Deadline, TimeBasis, TimeLimit, WorkingCalendar
 from shared.city.model import Category, City
 from shared.core.clock import Clock
-from shared.core.errors import DependencyMissing
 from shared.core.photos import PhotoStore
 from shared.core.settings import Settings
 from shared.events.catalogue import CATALOGUE, Catalogue, EventPayload
@@ -62,16 +61,14 @@ class ServiceContext:
         """The CloudEvents ``source`` of this service's events."""
         return f"/citycase/{self.service}"
 
-    def deadline(self, start: datetime, category: Category, kind: str) -> datetime:
-        """When the ``kind`` limit (filing, dispatch, handling, check) of ``category`` ends.
+    def deadline(self, start: datetime, category: Category, kind: str) -> Deadline:
+        """When the ``kind`` limit (filing, dispatch, handling, check) of ``category`` ends, and
+        whether a provisional calendar year counted in it.
 
-        A year without calendar data is a visible 503 naming the year, never a wrong deadline.
+        A year the calendar cannot serve at all is ``CalendarDataMissing``, a visible 503 naming
+        the year, never a wrong deadline.
         """
-        limit = TimeLimit(getattr(category, kind), TimeBasis(category.time_basis))
-        try:
-            return self.calendar.add(start, limit)
-        except CalendarDataMissing as exc:
-            raise DependencyMissing(str(exc), {"calendar": "missing year"}) from exc
+        return self.calendar.deadline(start, TimeLimit(getattr(category, kind), TimeBasis(category.time_basis)))
 
     def event(self, payload: EventPayload, case_id: object, *, at: datetime | None = None) -> Event:
         """A new event of this service about ``case_id``, stamped with the clock.

@@ -15,6 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shared.core.auth import InvalidToken, Principal, Role, TokenIssuer
 
 _bearer = HTTPBearer(auto_error=False)
+# Where the request guard (``shared.web.guard``) leaves the caller it verified, in the ASGI scope.
+VERIFIED_CALLER = "citycase.caller"
 
 
 # The dependencies are coroutines although they never wait: FastAPI runs plain functions in a
@@ -24,15 +26,20 @@ _bearer = HTTPBearer(auto_error=False)
 async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller, from the ``Authorization: Bearer`` header; 401 without a valid token."""
+    """The caller, from the ``Authorization: Bearer`` header; 401 without a valid token (the
+    process's request guard may have verified it already, before the body was read)."""
+    verified = request.scope.get("state", {}).get(VERIFIED_CALLER)
+    if isinstance(verified, Principal):
+        return verified
     if credentials is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
     issuer: TokenIssuer = request.app.state.token_issuer
     try:
         return issuer.verify(credentials.credentials)
     except InvalidToken as exc:
+        # Why a token failed (its signature, its expiry...) would help a forger, not a user.
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}", {"WWW-Authenticate": "Bearer"}
+            status.HTTP_401_UNAUTHORIZED, "invalid or expired token", {"WWW-Authenticate": "Bearer"}
         ) from exc
 
 

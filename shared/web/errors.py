@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.core.errors import DomainError
@@ -16,6 +19,28 @@ from shared.core.photos import PhotoTooLarge, UnsupportedPhoto
 from shared.messaging.consumer import is_infrastructure_error
 
 log = logging.getLogger(__name__)
+
+_RETRY_AFTER_S = 5
+
+
+class _OutageLog:
+    """One warning when requests start failing on a dependency, then one a minute at most while
+    it lasts, with the count: an outage under load is thousands of failed requests a minute."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self._last = -every_s
+        self._since = 0
+
+    def report(self, error: BaseException) -> None:
+        self._since += 1
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            log.warning("a dependency is unavailable (%d requests answered 503): %s", self._since, error)
+            self._last, self._since = now, 0
+
+
+_OUTAGES = _OutageLog()
 
 
 class ErrorBody(BaseModel):
@@ -47,7 +72,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     async def on_photo_too_large(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(413, "photo_too_large", str(exc))
@@ -55,12 +84,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_unsupported_photo(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(415, "unsupported_photo", str(exc))
 
+    async def on_dependency_error(_request: Request, exc: Exception) -> JSONResponse:
+        # Handled here, below the catch-all: Starlette re-raises what reaches the catch-all, so
+        # the server would log a traceback and close the client's keep-alive connection for an
+        # outage that is nobody's bug.
+        if not is_infrastructure_error(exc):
+            raise exc
+        _OUTAGES.report(exc)
+        response = error_response(503, "dependency_unavailable", "a database or the event bus is unavailable; retry")
+        response.headers["Retry-After"] = str(_RETRY_AFTER_S)
+        return response
+
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        if is_infrastructure_error(exc):
-            log.warning("a dependency is unavailable: %s", exc)
-            return error_response(503, "dependency_unavailable", "a database or the event bus is unavailable; retry")
         log.exception("unexpected error", exc_info=exc)
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+    for dependency_error in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
+        app.add_exception_handler(dependency_error, on_dependency_error)
 
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -54,6 +54,16 @@ DEPARTMENTS = ["co-power", "office-990102001", "dept-sanitation"]
 EPOCH = datetime(2026, 10, 29, 15, 0, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class Check:
+    """One check task (核查): answered or still open, and whether the timer reported it missed."""
+
+    answered: bool
+    missed: bool
+    on_time: bool = False
+    passed: bool = False
+
+
 @dataclass
 class Facts:
     """One generated history, as facts."""
@@ -70,7 +80,7 @@ class Facts:
     dispatched_on_time: bool = True
     dispatches: list[tuple[str, bool]] = field(default_factory=list)
     handled: bool = False
-    checks: list[tuple[bool, bool]] = field(default_factory=list)  # (on time, passed)
+    checks: list[Check] = field(default_factory=list)
     overdue: bool = False
     closed: bool = False
     closed_on_time: bool = False
@@ -197,11 +207,22 @@ def histories(draw: st.DrawFn) -> Facts:
         facts.handled = True
         emit(ev.CaseHandled(department_id=department, handled_by="dept", result="done"))
         requested = time.next()
-        emit(ev.CheckRequested(inspector_id="insp-001", check_deadline=requested + timedelta(hours=2)), requested)
-        on_time = draw(st.booleans())
+        check_deadline = requested + timedelta(hours=2)
+        emit(ev.CheckRequested(inspector_id="insp-001", check_deadline=check_deadline), requested)
+        # Closure's check timer: the check passed its limit with no answer yet.
+        missed = draw(st.booleans())
+        if missed:
+            emit(
+                ev.DeadlineMissed(kind=ev.DeadlineKind.CHECK, deadline=check_deadline),
+                check_deadline + timedelta(minutes=1),
+            )
+        if draw(st.integers(0, 3)) == 0:  # still open: not answered yet
+            facts.checks.append(Check(answered=False, missed=missed))
+            break
+        on_time = not missed and draw(st.booleans())
         answered = requested + (timedelta(hours=1) if on_time else timedelta(hours=3))
         passed = draw(st.booleans())
-        facts.checks.append((on_time, passed))
+        facts.checks.append(Check(answered=True, missed=missed, on_time=on_time, passed=passed))
         time.at = answered
         if passed:
             emit(ev.CheckPassed(inspector_id="insp-001"), answered)
@@ -262,13 +283,16 @@ def recount(cases: list[Facts]) -> dict[tuple[str, str, str, date], dict[str, in
         for department, returned in case.dispatches:
             add([*scopes, ("department", department)], case.filed, "dispatches", 1)
             add([*scopes, ("department", department)], case.filed, "returns", int(returned))
+        # On-time dispatch is the command center's figure: no department has it.
+        add(scopes, case.filed, "cases_dispatched", int(bool(case.dispatches)))
+        add(scopes, case.filed, "dispatched_on_time", int(bool(case.dispatches) and case.dispatched_on_time))
         case_values = {
-            "cases_dispatched": int(bool(case.dispatches)),
-            "dispatched_on_time": int(bool(case.dispatches) and case.dispatched_on_time),
             "handled": int(case.handled),
-            "reworked": int(any(not passed for _, passed in case.checks)),
+            "reworked": int(any(check.answered and not check.passed for check in case.checks)),
             "checks_requested": len(case.checks),
-            "checks_on_time": sum(1 for on_time, _ in case.checks if on_time),
+            # Due once answered or once past its limit, whichever came first; never twice.
+            "checks_due": sum(1 for check in case.checks if check.answered or check.missed),
+            "checks_on_time": sum(1 for check in case.checks if check.on_time),
             "closed": int(case.closed),
             "closed_on_time": int(case.closed and case.closed_on_time),
             "overdue_open": int(case.overdue and not case.closed),

@@ -159,6 +159,9 @@ async def test_the_tianmen_bulletin_is_reproduced(tianmen: Harness) -> None:
     assert round(indicators["on_time_closure_rate"] * 100, 2) == 75.82
     assert counters["overdue_open"] == OVERDUE
     assert round(indicators["effective_filing_rate"] * 100, 2) == 94.50
+    # Every check was answered within its limit: all due, all on time.
+    assert counters["checks_requested"] == counters["checks_due"] == counters["checks_on_time"] == ON_TIME + LATE
+    assert indicators["on_time_check_rate"] == 1.0
     assert body["period"] == {"kind": "month", "start": "2026-11-01", "end": "2026-11-30"}
 
     # The same figures summed from day buckets over a custom range, and for the ISO week.
@@ -185,6 +188,17 @@ async def test_departments_are_ranked(tianmen: Harness) -> None:
     assert power["indicators"]["due"] == ON_TIME + LATE + OVERDUE
     assert power["value"] == pytest.approx(ON_TIME / (ON_TIME + LATE + OVERDUE))
     assert power["name"] == "国网演示市供电公司"
+    # On-time dispatch is the command center's figure: never a department's score.
+    assert "cases_dispatched" not in power["counters"]
+    assert "on_time_dispatch_rate" not in power["indicators"]
+    error = await tianmen.get(
+        "dept-power", "/assessment/rankings?scope_kind=department&indicator=on_time_dispatch_rate", expect=422
+    )
+    assert error["code"] == "invalid_input"
+    districts = await tianmen.get(
+        "shiftlead", f"/assessment/rankings?scope_kind=district&indicator=on_time_dispatch_rate&date={MONTH}-01"
+    )
+    assert {row["value"] for row in districts["ranking"]} == {1.0}  # dispatched by the routing rules at once
     # The power company may read its own figures, not another department's.
     own = await tianmen.get("dept-power", f"/assessment/indicators?scope_kind=department&scope_id={POWER_COMPANY}")
     assert own["counters"]["closed"] == ON_TIME + LATE

@@ -60,21 +60,20 @@ async def handle(city: Harness, user: str, case_id: str, result: str = "cleared"
 
 
 async def test_happy_path_from_report_to_closure(city: Harness) -> None:
-    report = await city.report(STREET_VENDING, client_ref="phone-42-0001")
+    sent = {
+        "category_code": STREET_VENDING,
+        "description": "found on patrol",
+        "location": city.fresh_spot(),
+        "client_ref": "phone-42-0001",
+    }
+    report = await city.post("inspector1", "/intake/reports", sent, expect=201)
     case_id = report["id"]
     assert report["case_number"].startswith("2026-11-")
     # The phone resends after a timeout: the same report comes back, nothing is filed twice.
-    again = await city.post(
-        "inspector1",
-        "/intake/reports",
-        {
-            "category_code": STREET_VENDING,
-            "description": "x",
-            "location": city.fresh_spot(),
-            "client_ref": "phone-42-0001",
-        },
-    )
+    again = await city.post("inspector1", "/intake/reports", sent)
     assert again["id"] == case_id
+    # The same key with another report is a conflict, not the first report silently kept.
+    await city.post("inspector1", "/intake/reports", {**sent, "description": "x"}, expect=409)
 
     await city.case_status(case_id, "dispatched")
     inbox = await city.eventually(STREET_USER, "/handling/inbox", lambda b: any(t["id"] == case_id for t in b))

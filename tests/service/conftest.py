@@ -6,8 +6,8 @@ leaves and the events it puts in the outbox; no other service and no bus take pa
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -17,7 +17,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import RowMapping
 
 from services.runtime.registry import load_specs
-from shared.city.calendar import WorkingCalendar, load_calendar
+from shared.city.calendar import OfficialYear, WorkingCalendar, load_calendar
 from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.auth import Principal, Role
@@ -38,6 +38,9 @@ from shared.service.context import Resources, ServiceContext
 
 # A Monday morning in working hours, in the demo city's zone (Asia/Shanghai): 09:00 local.
 MONDAY_0900 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+# The official days of 2027, which chinesecalendar does not know yet, as a notice might give them:
+# New Year's Day and, say, Monday 4 January off (the provisional 2027 works that Monday).
+NOTICE_2027 = OfficialYear(2027, frozenset({date(2027, 1, 1), date(2027, 1, 4)}), frozenset())
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +151,18 @@ async def service_under_test(tmp_path: Path, city: City, calendar: WorkingCalend
     yield open_service
     for store in opened:
         await store.engine.dispose()
+
+
+def with_own_calendar(sut: ServiceUnderTest, **settings: Any) -> ServiceUnderTest:
+    """``sut`` with a calendar of its own, which a test may teach an official year without the
+    other tests seeing it, and ``settings`` changed (e.g. a short ``timer_interval_seconds``)."""
+    ctx = replace(
+        sut.ctx,
+        calendar=load_calendar(sut.ctx.city.calendar_file),
+        settings=sut.ctx.settings.model_copy(update=settings),
+    )
+    (spec,) = load_specs([ctx.service])
+    return ServiceUnderTest(ctx, sut.clock, spec.consumers(ctx))
 
 
 def principal(role: Role, username: str | None = None, **scope: str) -> Principal:

@@ -14,7 +14,8 @@ import pytest
 
 from assessment import domain
 from assessment.domain import Attribution, CaseState, Flow
-from shared.city.indicators import COUNTERS, DERIVED, INDICATORS, RANKED_KINDS, SCOPE_KINDS
+from shared.city.indicators import COUNTERS, DERIVED, INDICATORS, NOT_FOR_DEPARTMENTS, RANKED_KINDS, SCOPE_KINDS
+from shared.core.errors import InvalidInput
 from shared.core.ids import new_id
 from shared.events.catalogue import (
     CaseCancelled,
@@ -32,6 +33,7 @@ from shared.events.catalogue import (
     CheckRequested,
     DeadlineKind,
     DeadlineMissed,
+    DeadlineRecomputed,
     EventPayload,
     ExtensionApproved,
     GeoPoint,
@@ -117,6 +119,15 @@ def handled(department: str = "dept-a") -> Event:
 
 def missed(kind: DeadlineKind = DeadlineKind.HANDLING, department: str | None = "dept-a") -> Event:
     return event(DeadlineMissed(kind=kind, deadline=T0, department_id=department))
+
+
+def check_requested(deadline: datetime = T0 + timedelta(hours=2)) -> Event:
+    return event(CheckRequested(inspector_id="insp-1", check_deadline=deadline))
+
+
+def check_missed(at: datetime = T0 + timedelta(hours=3)) -> Event:
+    """Closure's check timer: the open check passed its deadline unanswered."""
+    return event(DeadlineMissed(kind=DeadlineKind.CHECK, deadline=T0 + timedelta(hours=2)), at)
 
 
 def state_after(*events: Event) -> CaseState:
@@ -219,25 +230,68 @@ def test_handling_counts_from_anyone_but_moves_the_flow_only_from_the_holder() -
     [(T0 + timedelta(hours=1), True), (T0 + timedelta(hours=2), True), (T0 + timedelta(hours=3), False)],
 )
 def test_a_check_answer_is_on_time_up_to_the_check_deadline(answered: datetime, on_time: bool) -> None:
-    requested = event(CheckRequested(inspector_id="insp-1", check_deadline=T0 + timedelta(hours=2)))
-    state = state_after(filed(), dispatched(), handled(), requested)
+    state = state_after(filed(), dispatched(), handled(), check_requested())
     assert (state.checks_requested, state.check_deadline) == (1, T0 + timedelta(hours=2))
     domain.apply(state, event(CheckPassed(inspector_id="insp-1"), answered), ATTRIBUTION)
-    assert (state.checks_on_time, state.check_deadline, state.reworked) == (int(on_time), None, False)
+    assert (state.checks_due, state.checks_on_time) == (1, int(on_time))
+    assert (state.check_deadline, state.reworked) == (None, False)
     assert state.flow is Flow.HANDLED
 
 
+def test_a_check_open_within_its_limit_is_not_due_yet() -> None:
+    state = state_after(filed(), dispatched(), handled(), check_requested())
+    assert (state.checks_requested, state.checks_due, state.checks_on_time) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_a_check_past_its_limit_is_due_once_and_late_however_it_is_answered(passed: bool) -> None:
+    state = state_after(filed(), dispatched(), handled(), check_requested(), check_missed())
+    assert (state.checks_due, state.checks_on_time, state.check_missed) == (1, 0, True)
+    domain.apply(state, check_missed(T0 + timedelta(hours=4)), ATTRIBUTION)  # said twice: still once
+    assert state.checks_due == 1
+    # Even an answer stamped before the deadline (a clock set back): the miss was said, it stands.
+    answer = CheckPassed(inspector_id="insp-1") if passed else CheckFailed(inspector_id="insp-1", reason="no")
+    domain.apply(state, event(answer, T0 + timedelta(hours=1)), ATTRIBUTION)
+    assert (state.checks_due, state.checks_on_time, state.check_missed, state.check_deadline) == (1, 0, False, None)
+
+
+def test_after_a_missed_check_the_next_check_starts_afresh() -> None:
+    state = state_after(
+        filed(),
+        dispatched(),
+        handled(),
+        check_requested(),
+        check_missed(),
+        event(CheckFailed(inspector_id="insp-1", reason="no"), T0 + timedelta(hours=4)),
+        handled(),
+        check_requested(T0 + timedelta(hours=6)),
+        event(CheckPassed(inspector_id="insp-1"), T0 + timedelta(hours=5)),
+    )
+    assert (state.checks_requested, state.checks_due, state.checks_on_time) == (2, 2, 1)
+
+
+def test_a_check_miss_without_an_open_check_changes_nothing() -> None:
+    answered = event(CheckPassed(inspector_id="insp-1"), T0 + timedelta(hours=1))
+    for history in ([filed(), dispatched()], [filed(), dispatched(), handled(), check_requested(), answered]):
+        before = state_after(*history)
+        after = state_after(*history, check_missed())
+        assert (after.checks_due, after.checks_on_time, after.check_missed) == (
+            before.checks_due,
+            before.checks_on_time,
+            False,
+        )
+
+
 def test_a_failed_check_is_an_answer_and_sends_the_case_back_for_rework() -> None:
-    requested = event(CheckRequested(inspector_id="insp-1", check_deadline=T0 + timedelta(hours=2)))
     failed = event(CheckFailed(inspector_id="insp-1", reason="still broken"), T0 + timedelta(hours=1))
-    state = state_after(filed(), dispatched(), handled(), requested, failed)
-    assert (state.checks_requested, state.checks_on_time, state.check_deadline) == (1, 1, None)
+    state = state_after(filed(), dispatched(), handled(), check_requested(), failed)
+    assert (state.checks_requested, state.checks_due, state.checks_on_time, state.check_deadline) == (1, 1, 1, None)
     assert (state.reworked, state.flow) == (True, Flow.DISPATCHED)
 
 
-def test_an_answer_without_a_pending_check_is_not_on_time() -> None:
+def test_an_answer_without_a_pending_check_is_due_and_not_on_time() -> None:
     state = state_after(filed(), event(CheckPassed(inspector_id="insp-1")))
-    assert state.checks_on_time == 0
+    assert (state.checks_due, state.checks_on_time) == (1, 0)
 
 
 def test_a_failed_check_before_the_report_back_leaves_the_flow() -> None:
@@ -309,6 +363,7 @@ def test_every_kind_the_stream_counts_has_its_applier() -> None:
         CaseResumed,
         ExtensionApproved,
         DeadlineMissed,
+        DeadlineRecomputed,
         CaseClosed,
         CaseCancelled,
     }
@@ -336,11 +391,8 @@ def test_a_case_counts_its_report_on_the_day_received_and_the_rest_on_the_day_fi
         "returns": 1,
     }
     assert values(result, ("department", "dept-a", day)) == {"dispatches": 1, "returns": 1}
-    assert values(result, ("department", "dept-b", day)) == {
-        "cases_dispatched": 1,
-        "dispatched_on_time": 1,
-        "dispatches": 1,
-    }
+    # On-time dispatch is the command center's figure: the department holding the case has none.
+    assert values(result, ("department", "dept-b", day)) == {"dispatches": 1}
     assert {kind for kind, _, _ in result} == set(SCOPE_KINDS)
 
 
@@ -410,6 +462,47 @@ def test_the_names_are_those_of_the_contract() -> None:
     assert (*COUNTERS, *DERIVED) == INDICATORS
     assert set(RANKED_KINDS) <= set(SCOPE_KINDS)
     assert domain.COUNTERS is COUNTERS
+
+
+@pytest.mark.parametrize(("dispatch_deadline", "on_time"), [(None, 1), (T0, 1), (T0 - timedelta(minutes=1), 0)])
+def test_the_department_holding_a_case_is_not_credited_with_its_dispatch_on_time(
+    dispatch_deadline: datetime | None, on_time: int
+) -> None:
+    day = date(2026, 11, 30)
+    result = domain.contribution(
+        state_after(received(), filed(dispatch_deadline=dispatch_deadline), dispatched()), ZONE
+    )
+    assert values(result, ("department", "dept-a", day)) == {"dispatches": 1}
+    for kind, scope_id in (("city", "city"), ("district", "d1"), ("inspector", "insp-1"), ("source", "hotline")):
+        scope = values(result, (kind, scope_id, day))
+        assert (scope["cases_dispatched"], scope.get("dispatched_on_time", 0)) == (1, on_time)
+
+
+def test_a_department_is_answered_and_ranked_only_by_what_it_has() -> None:
+    some = {**dict.fromkeys(COUNTERS, 0), "cases_dispatched": 2, "dispatched_on_time": 1, "closed": 1}
+    counters, indicators = domain.figures("department", some)
+    assert set(counters) == set(COUNTERS) - NOT_FOR_DEPARTMENTS
+    assert set(indicators) == set(DERIVED) - NOT_FOR_DEPARTMENTS
+    assert "on_time_dispatch_rate" not in indicators
+    assert domain.figures("district", some) == (some, domain.derived(some))
+    assert domain.figures("district", some)[1]["on_time_dispatch_rate"] == 0.5
+    for name in ("on_time_dispatch_rate", "dispatched_on_time", "cases_dispatched", "effective_filing_rate"):
+        with pytest.raises(InvalidInput, match=f"a department has no {name}"):
+            domain.ensure_scope_has("department", name)
+    for kind in RANKED_KINDS:
+        domain.ensure_scope_has(kind, "on_time_closure_rate")
+        if kind != "department":
+            domain.ensure_scope_has(kind, "on_time_dispatch_rate")
+
+
+def test_the_on_time_check_rate_is_over_the_checks_due() -> None:
+    # Pingdingshan, H1 2023: 16,463 checks on time of 16,488 checked; the checks still open within
+    # their limit are not in the denominator.
+    pingdingshan = {**dict.fromkeys(COUNTERS, 0), "checks_requested": 16_500, "checks_due": 16_488}
+    pingdingshan["checks_on_time"] = 16_463
+    assert domain.derived(pingdingshan)["on_time_check_rate"] == 16_463 / 16_488
+    waiting = {**dict.fromkeys(COUNTERS, 0), "checks_requested": 3}
+    assert domain.derived(waiting)["on_time_check_rate"] is None
 
 
 def test_derived_answers_every_derived_indicator_and_none_over_zero() -> None:

@@ -1,8 +1,10 @@
-"""The working-time calendar: deadlines over lunch breaks, weekends, holidays and make-up days.
+"""The working-time calendar: deadlines over lunch breaks, weekends, holidays and make-up days,
+and the provisional years built from the statutory rules before the State Council publishes them.
 
 Holiday facts are 2026's as chinesecalendar 1.11.0 has them (the State Council's schedule):
 days off 1-3 Jan, 15-23 Feb (Spring Festival), 4-6 Apr, 1-5 May, 19-21 Jun, 25-27 Sep, 1-7 Oct;
 make-up working days Sun 4 Jan, Sat 14 Feb, Sat 28 Feb, Sat 9 May, Sun 20 Sep, Sat 10 Oct.
+chinesecalendar 1.11.0 knows 2004-2026: 2027 and later are provisional.
 """
 
 from __future__ import annotations
@@ -12,11 +14,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import chinese_calendar  # type: ignore[import-untyped]  # the package ships no type hints
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shared.city.calendar import CalendarDataMissing, TimeBasis, TimeLimit, WorkingCalendar, load_calendar
+from shared.city.calendar import (
+    CalendarDataMissing,
+    Deadline,
+    OfficialYear,
+    OfficialYears,
+    TimeBasis,
+    TimeLimit,
+    WorkingCalendar,
+    YearSource,
+    load_calendar,
+    read_official_year,
+    statutory_days_off,
+)
+from shared.core.errors import DependencyMissing
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CITY = WorkingCalendar()
@@ -149,22 +165,25 @@ def test_a_suspension_over_a_weekend_moves_the_deadline_by_working_time_only() -
         CITY.shift(deadline, paused_to, paused_from, TimeBasis.WORKING)
 
 
-def test_a_deadline_in_a_year_without_data_is_an_error_naming_the_year_and_the_fix() -> None:
-    with pytest.raises(CalendarDataMissing, match=r"2027.*covered_years") as raised:
-        CITY.add(at(2026, 12, 31, 17, 0), working(120))
-    assert raised.value.year == 2027
-    assert isinstance(raised.value, LookupError)
+def test_a_deadline_in_a_year_the_calendar_cannot_serve_is_an_error_naming_the_year_and_the_fix() -> None:
+    with pytest.raises(CalendarDataMissing, match=r"2101.*calendar load 2101") as raised:
+        CITY.add(at(2100, 12, 31, 17, 0), working(120))
+    assert raised.value.year == 2101
+    # A 503 at the edge, and a business rule's refusal to a consumer: never retried into the dead letters.
+    assert isinstance(raised.value, DependencyMissing)
+    assert raised.value.status == 503
     with pytest.raises(CalendarDataMissing, match="2003"):
         CITY.is_working_day(date(2003, 12, 31))
-    # A deadline that never needs 2027 is fine, even when ending on the last instant of 2026.
-    assert CITY.add(at(2026, 12, 31, 17, 0), working(60)) == at(2026, 12, 31, 18, 0)
+    # A deadline that never needs 2101 is fine, even when ending on the last instant of 2100.
+    assert CITY.add(at(2100, 12, 31, 17, 0), working(60)) == at(2100, 12, 31, 18, 0)
 
 
-def test_overriding_the_days_a_deadline_needs_is_enough() -> None:
-    calendar = WorkingCalendar(day_overrides={date(2027, 1, 1): True})
+def test_a_local_override_wins_over_every_year() -> None:
+    calendar = WorkingCalendar(day_overrides={date(2027, 1, 1): True, date(2101, 1, 1): True})
     assert calendar.add(at(2026, 12, 31, 17, 0), working(120)) == at(2027, 1, 1, 9, 30)
+    assert calendar.is_working_day(date(2101, 1, 1))
     with pytest.raises(CalendarDataMissing):
-        calendar.is_working_day(date(2027, 1, 2))
+        calendar.is_working_day(date(2101, 1, 2))
 
 
 def test_a_year_covered_by_the_overrides_file_gives_deadlines(tmp_path: Path) -> None:
@@ -262,6 +281,160 @@ def test_invalid_arguments_are_refused() -> None:
         CITY.add(datetime(2026, 3, 10, 9), working(30))
     with pytest.raises(ValueError, match="naive"):
         CITY.elapsed(at(2026, 3, 10, 9), datetime(2026, 3, 10, 10), TimeBasis.WORKING)
+
+
+# --- provisional years: the statutory rules before the notice ----------------------------------
+
+
+def day(month: int, day: int, year: int = 2027) -> date:
+    return date(year, month, day)
+
+
+def test_2027_by_the_statutory_rules_and_the_lunar_calendar() -> None:
+    # The Spring Festival is Saturday 6 February 2027 (its eve Friday 5th, the third day Monday
+    # 8th), Qingming Monday 5 April, the Dragon Boat Festival Wednesday 9 June, the Mid-Autumn
+    # Festival Wednesday 15 September. Holidays on a Saturday or Sunday are made up on the next
+    # free weekday: the 1st and 2nd days of the Spring Festival on Tuesday 9 and Wednesday 10
+    # February, Labour Day (Saturday 1, Sunday 2 May) on Monday 3 and Tuesday 4 May, National Day's
+    # 2nd and 3rd on Monday 4 and Tuesday 5 October.
+    assert statutory_days_off(2027) == {
+        day(1, 1),
+        *(day(2, d) for d in (5, 8, 9, 10)),
+        day(4, 5),
+        day(5, 3),
+        day(5, 4),
+        day(6, 9),
+        day(9, 15),
+        *(day(10, d) for d in (1, 4, 5)),
+    }
+
+
+def test_2028_when_mid_autumn_falls_on_national_day() -> None:
+    # New Year's Day is a Saturday (Monday 3 January off); the Spring Festival is Wednesday 26
+    # January (eve Tuesday 25th); Qingming Tuesday 4 April; the Dragon Boat Festival Sunday 28
+    # May (Monday 29th off); the Mid-Autumn Festival Tuesday 3 October, National Day's third day:
+    # the lost day and Sunday 1 October are made up on Wednesday 4 and Thursday 5.
+    assert statutory_days_off(2028) == {
+        day(1, 3, 2028),
+        *(day(1, d, 2028) for d in (25, 26, 27, 28)),
+        day(4, 4, 2028),
+        day(5, 1, 2028),
+        day(5, 2, 2028),
+        day(5, 29, 2028),
+        *(day(10, d, 2028) for d in (2, 3, 4, 5)),
+    }
+
+
+def test_a_provisional_year_has_every_weekend_off_and_no_make_up_days() -> None:
+    assert CITY.source_of(2027) is YearSource.PROVISIONAL
+    first = date(2027, 1, 1)
+    days = [first + timedelta(days=n) for n in range(365)]
+    assert not any(CITY.is_working_day(d) for d in days if d.weekday() >= 5)
+    assert {d for d in days if d.weekday() < 5 and not CITY.is_working_day(d)} == statutory_days_off(2027)
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_the_rules_in_force_since_2025_give_a_day_off_the_notices_gave_too(year: int) -> None:
+    # The notices add bridge days and make-up Saturdays around the statutory ones, never remove
+    # one: every day the rules give off was off in the published years.
+    assert all(not chinese_calendar.is_workday(d) for d in statutory_days_off(year))
+
+
+def test_a_deadline_counted_on_a_provisional_year_says_so() -> None:
+    five_days = working(5 * 420)
+    # Monday 28 December 2026, five working days: 29, 30, 31 December, then New Year's Day and
+    # the weekend off, Monday 4 and Tuesday 5 January 2027 at 09:00.
+    deadline = CITY.deadline(at(2026, 12, 28, 9, 0), five_days)
+    assert deadline == Deadline(at(2027, 1, 5, 9, 0), provisional=True)
+    assert deadline.at == CITY.add(at(2026, 12, 28, 9, 0), five_days)
+    assert CITY.deadline(at(2026, 12, 21, 9, 0), five_days) == (at(2026, 12, 28, 9, 0), False)
+    # Around the clock, no day is asked about: never provisional.
+    assert not CITY.deadline(at(2026, 12, 31, 20, 0), calendar_time(24 * 60)).provisional
+
+
+def test_a_suspension_is_provisional_when_its_pause_or_its_move_is() -> None:
+    official = Deadline(at(2026, 12, 30, 10, 0), provisional=False)
+    # Paused on Tuesday 29 December for an hour: moved within 2026.
+    within = CITY.shifted(official, at(2026, 12, 29, 9, 0), at(2026, 12, 29, 10, 0), TimeBasis.WORKING)
+    assert within == (at(2026, 12, 30, 11, 0), False)
+    # Paused two working days: the move reaches 2027.
+    into = CITY.shifted(official, at(2026, 12, 28, 9, 0), at(2026, 12, 30, 9, 0), TimeBasis.WORKING)
+    assert into == (at(2027, 1, 4, 10, 0), True)
+    # A deadline that was provisional stays so.
+    assert CITY.shifted(
+        official._replace(provisional=True), at(2026, 12, 29, 9, 0), at(2026, 12, 29, 9, 0), TimeBasis.WORKING
+    ).provisional
+
+
+NOTICE_2027 = OfficialYear(2027, frozenset({day(1, 1), day(1, 4)}), frozenset({day(1, 9)}))
+
+
+def test_adopting_the_official_year_replaces_the_provisional_one() -> None:
+    calendar = WorkingCalendar()
+    start, five_days = at(2026, 12, 28, 9, 0), working(5 * 420)
+    assert calendar.deadline(start, five_days) == (at(2027, 1, 5, 9, 0), True)
+    assert calendar.adopt(NOTICE_2027)
+    assert calendar.generation == 1
+    assert calendar.source_of(2027) is YearSource.OFFICIAL
+    assert calendar.official_years == (NOTICE_2027,)
+    # Monday 4 January is off as well: Wednesday 6th. Saturday 9th is worked.
+    assert calendar.deadline(start, five_days) == (at(2027, 1, 6, 9, 0), False)
+    assert calendar.is_working_day(day(1, 9))
+    # The same notice again changes nothing; a corrected one does.
+    assert not calendar.adopt(NOTICE_2027)
+    assert calendar.generation == 1
+    assert calendar.adopt(OfficialYear(2027, frozenset({day(1, 1)}), frozenset()))
+    assert calendar.generation == 2
+    assert calendar.deadline(start, five_days) == (at(2027, 1, 5, 9, 0), False)
+
+
+def test_a_loaded_year_replaces_the_files_and_local_overrides_still_win(tmp_path: Path) -> None:
+    calendar = load_calendar(
+        write(
+            tmp_path,
+            """
+            overrides: {2027-01-04: work}
+            covered_years: {2027: {holidays: [2027-01-01, 2027-01-05], workdays: []}}
+            """,
+        )
+    )
+    assert not calendar.is_working_day(day(1, 5))
+    calendar.adopt(NOTICE_2027)
+    assert calendar.is_working_day(day(1, 5))
+    assert calendar.is_working_day(day(1, 4))  # the city's own override
+
+
+def test_official_years_are_kept_a_file_each_and_read_back(tmp_path: Path) -> None:
+    years = OfficialYears(tmp_path / "calendar")
+    assert (years.read(), years.version()) == ([], ())
+    path = years.save(NOTICE_2027)
+    assert path == tmp_path / "calendar" / "2027.yaml"
+    assert read_official_year(2027, path) == NOTICE_2027
+    notice_2028 = OfficialYear(2028, frozenset({date(2028, 1, 3)}), frozenset())
+    years.save(notice_2028)
+    assert years.read() == [NOTICE_2027, notice_2028]
+    seen = years.version()
+    years.save(OfficialYear(2028, frozenset(), frozenset()))
+    assert years.version() != seen
+    assert sorted(p.name for p in (tmp_path / "calendar").iterdir()) == ["2027.yaml", "2028.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("holidays: [2027-01-01]", "missing workdays"),
+        ("holidays: [2028-01-01]\nworkdays: []", "not in 2027"),
+        ("holidays: []\nworkdays: [2027-01-04]", "not a Saturday or Sunday"),
+        ("holidays: [2027-01-09]\nworkdays: [2027-01-09]", "both"),
+        ("- 2027-01-01", "expected a mapping"),
+    ],
+)
+def test_an_invalid_year_file_is_refused_with_the_file_and_the_reason(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "2027.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as raised:
+        read_official_year(2027, path)
+    assert str(path) in str(raised.value)
 
 
 # Limits up to five working days from instants 2004-2026, far enough from 2027 that no deadline or

@@ -17,6 +17,9 @@ from shared.events.catalogue import (
     CheckFailed,
     CheckPassed,
     CheckRequested,
+    DeadlineKind,
+    DeadlineMissed,
+    DeadlineRecomputed,
     GridPlace,
     ReportSource,
 )
@@ -46,6 +49,7 @@ CHECKING = closure.CaseState(
     inspector_id="insp-1",
     handling_deadline=T0 + timedelta(hours=4),
     check_deadline=T0 + timedelta(hours=2),
+    check_missed_at=None,
     checks=1,
     checks_requested=2,
     checks_on_time=1,
@@ -129,9 +133,12 @@ def test_a_self_handled_case_closes_on_time_when_filed() -> None:
 
 
 def test_the_deadline_in_force_moves_and_a_dispatch_names_the_department() -> None:
-    assert closure.decide_deadline(T0).changes == {"handling_deadline": T0}
-    assert closure.decide_deadline(T0, "dept-1").changes == {"handling_deadline": T0, "department_id": "dept-1"}
+    official = {"handling_deadline": T0, "handling_deadline_provisional": False}
+    assert closure.decide_deadline(T0).changes == official
+    assert closure.decide_deadline(T0, "dept-1").changes == {**official, "department_id": "dept-1"}
     assert closure.decide_deadline(T0, "dept-1").events == ()
+    provisional = closure.decide_deadline(T0, provisional=True).changes
+    assert provisional == {"handling_deadline": T0, "handling_deadline_provisional": True}
 
 
 def test_a_handled_open_case_becomes_a_check_task_with_its_deadline() -> None:
@@ -142,9 +149,29 @@ def test_a_handled_open_case_becomes_a_check_task_with_its_deadline() -> None:
         "handled_at": T0,
         "handling_result": "fixed",
         "check_deadline": due,
+        "check_deadline_provisional": False,
         "checks_requested": 3,
     }
     assert decision.events == (CheckRequested(inspector_id="insp-1", check_deadline=due),)
+    provisional = closure.decide_check_request(
+        case(C.OPEN), result="fixed", check_deadline=due, now=T0, provisional=True
+    )
+    assert provisional.changes["check_deadline_provisional"] is True
+    assert provisional.events == (CheckRequested(inspector_id="insp-1", check_deadline=due, provisional=True),)
+
+
+def test_an_open_checks_provisional_deadline_is_recomputed_unless_reported_missed() -> None:
+    due, later = T0 + timedelta(hours=2), T0 + timedelta(days=1)
+    checking = replace(case(C.CHECKING), check_deadline=due, check_deadline_provisional=True)
+    decision = closure.decide_check_recompute(checking, later, provisional=False)
+    assert decision.changes == {"check_deadline": later, "check_deadline_provisional": False}
+    assert decision.events == (
+        DeadlineRecomputed(kind=DeadlineKind.CHECK, deadline=later, provisional=False, previous=due),
+    )
+    assert closure.decide_check_recompute(checking, due, provisional=True).events == ()
+    missed = replace(checking, check_missed_at=due)
+    assert closure.decide_check_recompute(missed, later, provisional=False).events == ()
+    assert closure.decide_check_recompute(replace(checking, status=C.CLOSED), later, provisional=False).events == ()
 
 
 @pytest.mark.parametrize("status", [C.CHECKING, C.CLOSED, C.CANCELLED])
@@ -160,6 +187,7 @@ def test_a_passed_check_counts_and_closes_on_time_before_the_handling_deadline()
     assert decision.changes == {
         "checks": 2,
         "checks_on_time": 2,
+        "check_missed_at": None,
         "status": C.CLOSED,
         "closed_at": T0,
         "on_time": True,
@@ -186,12 +214,48 @@ def test_a_failed_check_sends_the_case_back_open_for_rework() -> None:
     assert decision.changes == {
         "checks": 2,
         "checks_on_time": 2,
+        "check_missed_at": None,
         "status": C.OPEN,
         "check_deadline": None,
         "checks_failed": 2,
     }
     assert decision.events == (CheckFailed(inspector_id="insp-1", reason="still there"),)
     assert verdict(case(), passed=False).events == (CheckFailed(inspector_id="insp-1", reason="not solved"),)
+
+
+@pytest.mark.parametrize(
+    ("state", "now", "missed"),
+    [
+        (case(), T0 + timedelta(hours=2, microseconds=1), True),
+        (case(), T0 + timedelta(hours=2), False),  # answered now, it would still be on time
+        (case(), T0 + timedelta(hours=1), False),
+        (replace(CHECKING, check_missed_at=T0 + timedelta(hours=3)), T0 + timedelta(hours=4), False),
+        (case(C.OPEN), T0 + timedelta(hours=3), False),
+        (case(C.CLOSED), T0 + timedelta(hours=3), False),
+        (case(C.CANCELLED), T0 + timedelta(hours=3), False),
+    ],
+    ids=["past", "at the deadline", "before", "reported already", "open", "closed", "cancelled"],
+)
+def test_a_check_is_missed_once_when_its_deadline_passes_unanswered(
+    state: closure.CaseState, now: datetime, missed: bool
+) -> None:
+    assert closure.is_check_missed(state, now) is missed
+    if missed:
+        decision = closure.decide_check_missed(state, now)
+        assert decision.changes == {"check_missed_at": now}
+        assert decision.events == (DeadlineMissed(kind=DeadlineKind.CHECK, deadline=T0 + timedelta(hours=2)),)
+    else:
+        with pytest.raises(IllegalTransition):
+            closure.decide_check_missed(state, now)
+
+
+def test_a_check_reported_missed_stays_late_when_answered() -> None:
+    missed = replace(CHECKING, check_missed_at=T0 + timedelta(hours=3))
+    # Even stamped no later than the deadline (a clock set back): the miss was said, it stands.
+    for passed in (True, False):
+        decision = verdict(missed, passed=passed, at=T0 + timedelta(hours=1))
+        assert (decision.changes["checks"], decision.changes["checks_on_time"]) == (2, 1)
+        assert decision.changes["check_missed_at"] is None
 
 
 def test_a_check_task_is_the_cells_inspectors_and_answers_only_a_check() -> None:

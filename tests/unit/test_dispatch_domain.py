@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from uuid import uuid4
 
 import pytest
 
 from dispatch import domain as dispatch
-from shared.city.calendar import WorkingCalendar, ends_later
+from shared.city.calendar import OfficialYear, TimeBasis, TimeLimit, WorkingCalendar, ends_later
 from shared.city.model import Category
 from shared.core.errors import IllegalTransition
 from shared.events.catalogue import (
@@ -21,6 +21,7 @@ from shared.events.catalogue import (
     CategoryFamily,
     DeadlineKind,
     DeadlineMissed,
+    DeadlineRecomputed,
     ExtensionApproved,
     ExtensionDenied,
     ExtensionRequested,
@@ -69,6 +70,13 @@ def case(status: dispatch.DispatchStatus = D.DISPATCHED, **fields: object) -> di
         suspended_at=None,
         extension_deadline=None,
         supervision_level=0,
+        filed_at=T0,
+        dispatch_deadline=T0 + timedelta(hours=1),
+        dispatch_deadline_provisional=False,
+        dispatched_at=T0,
+        handling_deadline_provisional=False,
+        granted_deadline=None,
+        pauses=(),
     )
     return replace(state, **fields)  # type: ignore[arg-type]  # the tests name real fields
 
@@ -155,23 +163,32 @@ def test_supervision_goes_to_open_cases_with_a_department(status: dispatch.Dispa
 
 def test_the_handling_deadline_counts_the_categorys_limit_in_working_time_from_dispatch() -> None:
     # 420 working minutes from Monday 09:00 is a full working day: Tuesday 09:00.
-    assert dispatch.handling_deadline(CALENDAR, T0, category()) == T0 + timedelta(days=1)
+    assert dispatch.handling_deadline(CALENDAR, case(), category()) == (T0 + timedelta(days=1), False)
     # Calendar time runs around the clock.
-    assert dispatch.handling_deadline(CALENDAR, T0, category("calendar", 120)) == T0 + timedelta(hours=2)
+    assert dispatch.handling_deadline(CALENDAR, case(), category("calendar", 120)).at == T0 + timedelta(hours=2)
 
 
-def test_a_resumption_moves_the_deadline_by_the_working_time_the_case_stood_suspended() -> None:
+def test_each_suspension_moves_the_deadline_by_the_working_time_the_case_stood_suspended() -> None:
     deadline = T0 + timedelta(days=1)
     # Suspended Monday 09:00 to 20:00 (local): 6h30 of working time (09:00-12:00, 14:30-18:00).
     # Tuesday 09:00 plus 6h30 of working time is Tuesday 18:00, not 15:30.
-    moved = dispatch.resumed_deadline(CALENDAR, deadline, T0, T0 + timedelta(hours=11), category())
-    assert moved == deadline + timedelta(hours=9)
+    once = case(pauses=((T0, T0 + timedelta(hours=11)),))
+    assert dispatch.handling_deadline(CALENDAR, once, category()).at == deadline + timedelta(hours=9)
     # Calendar time counts the whole pause.
     urgent = category("calendar", 120)
-    assert dispatch.resumed_deadline(CALENDAR, deadline, T0, T0 + timedelta(hours=11), urgent) == deadline + timedelta(
-        hours=11
-    )
-    assert dispatch.resumed_deadline(CALENDAR, deadline, T0, T0, category()) == deadline
+    assert dispatch.handling_deadline(CALENDAR, once, urgent).at == T0 + timedelta(hours=2 + 11)
+    assert dispatch.handling_deadline(CALENDAR, case(pauses=((T0, T0),)), category()).at == deadline
+    # Two pauses of an hour of working time each: two hours.
+    twice = case(pauses=((T0, T0 + timedelta(hours=1)), (T0 + timedelta(hours=2), T0 + timedelta(hours=3))))
+    assert dispatch.handling_deadline(CALENDAR, twice, category()).at == deadline + timedelta(hours=2)
+
+
+def test_a_granted_extension_is_a_date_that_later_suspensions_move() -> None:
+    granted = T0 + timedelta(days=3)
+    extended = case(granted_deadline=granted)
+    assert dispatch.handling_deadline(CALENDAR, extended, category()) == (granted, False)
+    paused = replace(extended, pauses=((T0, T0 + timedelta(hours=1)),))
+    assert dispatch.handling_deadline(CALENDAR, paused, category()).at == granted + timedelta(hours=1)
 
 
 # --- decisions ---------------------------------------------------------------------------------
@@ -204,6 +221,9 @@ def test_dispatch_opens_a_new_attempt_with_a_fresh_deadline_and_no_pending_exten
         "dispatched_at": T0,
         "accepted": False,
         "handling_deadline": deadline,
+        "handling_deadline_provisional": False,
+        "granted_deadline": None,
+        "pauses": [],
         "deadline_missed_at": None,
         **dispatch.NO_EXTENSION,
     }
@@ -233,6 +253,9 @@ def test_a_return_from_the_current_department_sends_the_case_back_to_the_dispatc
         "status": D.RETURNED,
         "department_id": None,
         "handling_deadline": None,
+        "handling_deadline_provisional": False,
+        "granted_deadline": None,
+        "pauses": [],
         "deadline_missed_at": None,
         "accepted": False,
         **dispatch.NO_EXTENSION,
@@ -282,7 +305,14 @@ def test_an_extension_request_that_cannot_stand_is_void(
 def test_an_approved_extension_moves_the_deadline() -> None:
     requested = T0 + timedelta(days=3)
     decision = dispatch.decide_approve_extension(case(extension_deadline=requested), "lead-1")
-    assert decision.changes == {"handling_deadline": requested, "deadline_missed_at": None, **dispatch.NO_EXTENSION}
+    assert decision.changes == {
+        "handling_deadline": requested,
+        "handling_deadline_provisional": False,
+        "granted_deadline": requested,
+        "pauses": [],
+        "deadline_missed_at": None,
+        **dispatch.NO_EXTENSION,
+    }
     assert decision.events == (ExtensionApproved(approved_by="lead-1", handling_deadline=requested),)
 
 
@@ -316,11 +346,139 @@ def test_resumption_moves_the_deadline_by_the_time_suspended() -> None:
         "status": D.DISPATCHED,
         "suspended_at": None,
         "handling_deadline": moved,
+        "handling_deadline_provisional": False,
+        "pauses": [[T0.isoformat(), (T0 + timedelta(hours=1)).isoformat()]],
         "deadline_missed_at": None,
     }
     assert decision.events == (CaseResumed(resumed_by="lead-1", handling_deadline=moved),)
     with pytest.raises(IllegalTransition):
         dispatch.decide_resume(case(), "lead-1", T0, CALENDAR, category())
+
+
+# --- deadlines counted on a provisional calendar year -----------------------------------------
+
+YEAR_END = datetime(2026, 12, 28, 1, 0, tzinfo=UTC)  # Monday 28 December 2026, 09:00 in Shanghai
+FIVE_DAYS = category(handling=5 * 420)
+# 28, 29, 30, 31 December; 1 January is New Year's Day (provisional 2027) and the weekend
+# follows: the fifth working day ends on Tuesday 5 January, 09:00.
+PROVISIONAL_DEADLINE = datetime(2027, 1, 5, 1, 0, tzinfo=UTC)
+# A notice that, say, gives Monday 4 January off as well: Wednesday 6 January.
+NOTICE = OfficialYear(2027, frozenset({date(2027, 1, 1), date(2027, 1, 4)}), frozenset())
+OFFICIAL_DEADLINE = datetime(2027, 1, 6, 1, 0, tzinfo=UTC)
+
+
+def official_calendar() -> WorkingCalendar:
+    return WorkingCalendar(official_years=[NOTICE])
+
+
+def year_end_case(status: dispatch.DispatchStatus = D.DISPATCHED, **fields: object) -> dispatch.CaseState:
+    """A case dispatched at YEAR_END on the provisional 2027."""
+    dispatched = case(
+        status, dispatched_at=YEAR_END, handling_deadline=PROVISIONAL_DEADLINE, handling_deadline_provisional=True
+    )
+    return replace(dispatched, **fields)  # type: ignore[arg-type]  # the tests name real fields
+
+
+def test_a_dispatch_whose_deadline_needs_a_year_nobody_published_is_provisional() -> None:
+    queued = case(D.COORDINATION, department_id=None, attempt=0, handling_deadline=None, dispatched_at=None)
+    decision = dispatch.decide_dispatch(queued, dispatch.Dispatch("dept-a", "d", YEAR_END), CALENDAR, FIVE_DAYS)
+    assert decision.changes["handling_deadline"] == PROVISIONAL_DEADLINE
+    assert decision.changes["handling_deadline_provisional"] is True
+    (dispatched,) = decision.events
+    assert isinstance(dispatched, CaseDispatched)
+    assert (dispatched.handling_deadline, dispatched.provisional) == (PROVISIONAL_DEADLINE, True)
+    # The same dispatch a week earlier ends within 2026: official.
+    earlier = dispatch.decide_dispatch(
+        queued, dispatch.Dispatch("dept-a", "d", YEAR_END - timedelta(days=7)), CALENDAR, FIVE_DAYS
+    )
+    assert earlier.changes["handling_deadline_provisional"] is False
+
+
+def test_a_provisional_handling_deadline_is_recomputed_on_the_official_year() -> None:
+    decision = dispatch.decide_recompute(year_end_case(), official_calendar(), FIVE_DAYS, YEAR_END)
+    assert decision.changes == {
+        "handling_deadline": OFFICIAL_DEADLINE,
+        "handling_deadline_provisional": False,
+        "deadline_missed_at": None,
+    }
+    assert decision.events == (
+        DeadlineRecomputed(
+            kind=DeadlineKind.HANDLING, deadline=OFFICIAL_DEADLINE, provisional=False, previous=PROVISIONAL_DEADLINE
+        ),
+    )
+
+
+def test_a_deadline_the_official_year_leaves_in_place_becomes_official() -> None:
+    same = WorkingCalendar(official_years=[OfficialYear(2027, frozenset({date(2027, 1, 1)}), frozenset())])
+    decision = dispatch.decide_recompute(year_end_case(), same, FIVE_DAYS, YEAR_END)
+    assert decision.changes == {
+        "handling_deadline": PROVISIONAL_DEADLINE,
+        "handling_deadline_provisional": False,
+        "deadline_missed_at": None,
+    }
+    (recomputed,) = decision.events
+    assert isinstance(recomputed, DeadlineRecomputed)
+    assert (recomputed.deadline, recomputed.provisional) == (PROVISIONAL_DEADLINE, False)
+
+
+def test_without_the_official_year_a_provisional_deadline_stays_as_it_is() -> None:
+    assert dispatch.decide_recompute(year_end_case(), CALENDAR, FIVE_DAYS, YEAR_END) == dispatch.Decision()
+
+
+@pytest.mark.parametrize("status", [D.CLOSED, D.CANCELLED, D.RETURNED])
+def test_a_deadline_no_longer_running_is_not_recomputed(status: dispatch.DispatchStatus) -> None:
+    assert dispatch.decide_recompute(year_end_case(status=status), official_calendar(), FIVE_DAYS, YEAR_END) == (
+        dispatch.Decision()
+    )
+
+
+def test_a_deadline_moved_past_now_is_missed_no_more() -> None:
+    after_it = PROVISIONAL_DEADLINE + timedelta(hours=1)
+    moved = dispatch.decide_recompute(year_end_case(), official_calendar(), FIVE_DAYS, after_it)
+    assert moved.changes["deadline_missed_at"] is None
+    # Recomputed after the official deadline too, a miss the timer reported stands.
+    too_late = OFFICIAL_DEADLINE + timedelta(hours=1)
+    assert (
+        "deadline_missed_at"
+        not in dispatch.decide_recompute(year_end_case(), official_calendar(), FIVE_DAYS, too_late).changes
+    )
+
+
+def test_a_suspension_in_the_provisional_year_is_counted_again_too() -> None:
+    # Suspended over the whole of Monday 4 January: provisionally a working day, officially not.
+    pause = (datetime(2027, 1, 4, 0, 0, tzinfo=UTC), datetime(2027, 1, 4, 12, 0, tzinfo=UTC))
+    paused = year_end_case(pauses=(pause,))
+    provisional = dispatch.handling_deadline(CALENDAR, paused, FIVE_DAYS)
+    assert provisional == (PROVISIONAL_DEADLINE + timedelta(days=1), True)  # a working day stood still
+    # Officially Monday is off: the pause cost nothing, and the deadline is the official one.
+    assert dispatch.handling_deadline(official_calendar(), paused, FIVE_DAYS) == (OFFICIAL_DEADLINE, False)
+
+
+def test_a_provisional_dispatch_deadline_is_recomputed_until_the_first_dispatch() -> None:
+    # Filed on Thursday 31 December at 17:50: 30 working minutes end in 2027.
+    filed_at = datetime(2026, 12, 31, 9, 50, tzinfo=UTC)
+    provisional = CALENDAR.deadline(filed_at, TimeLimit(30, TimeBasis.WORKING))
+    assert provisional.provisional
+    queued = case(
+        D.COORDINATION,
+        attempt=0,
+        department_id=None,
+        handling_deadline=None,
+        dispatched_at=None,
+        filed_at=filed_at,
+        dispatch_deadline=provisional.at,
+        dispatch_deadline_provisional=True,
+    )
+    decision = dispatch.decide_recompute(queued, official_calendar(), category(), filed_at)
+    # Officially Monday 4 January is off as well: Tuesday 5 January, 08:50.
+    official = datetime(2027, 1, 5, 0, 50, tzinfo=UTC)
+    assert decision.changes == {"dispatch_deadline": official, "dispatch_deadline_provisional": False}
+    assert decision.events == (
+        DeadlineRecomputed(kind=DeadlineKind.DISPATCH, deadline=official, provisional=False, previous=provisional.at),
+    )
+    # Once dispatched, the dispatch deadline has been judged: it stays.
+    dispatched = replace(queued, status=D.DISPATCHED, attempt=1)
+    assert dispatch.decide_recompute(dispatched, official_calendar(), category(), filed_at) == dispatch.Decision()
 
 
 def test_each_supervision_notice_raises_the_level() -> None:

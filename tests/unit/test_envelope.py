@@ -125,6 +125,6 @@ def test_the_catalogue_covers_the_whole_lifecycle_in_past_tense() -> None:
         "case.accepted", "case.returned", "case.extension_requested", "case.extension_approved",
         "case.extension_denied", "case.suspended", "case.resumed", "case.handled",
         "case.check_requested", "case.check_passed", "case.check_failed", "case.closed",
-        "case.cancelled", "case.deadline_missed", "case.supervision_issued",
+        "case.cancelled", "case.deadline_missed", "case.deadline_recomputed", "case.supervision_issued",
     }  # fmt: skip
     assert CATALOGUE.types == lifecycle

@@ -148,6 +148,7 @@ def test_dispatched_starts_the_task_again_in_the_new_department() -> None:
         "department_id": "D-2",
         "dispatched_at": T0 - timedelta(hours=4),
         "handling_deadline": T0,
+        "handling_deadline_provisional": False,
         "extension_deadline": None,
         "accepted_by": None,
         "result": None,
@@ -159,7 +160,11 @@ def test_dispatched_starts_the_task_again_in_the_new_department() -> None:
 
 def test_an_answered_extension_request_is_no_longer_pending() -> None:
     later = T0 + timedelta(days=2)
-    assert handling.extension_approved(later) == {"handling_deadline": later, "extension_deadline": None}
+    assert handling.extension_approved(later) == {
+        "handling_deadline": later,
+        "handling_deadline_provisional": False,
+        "extension_deadline": None,
+    }
     assert handling.extension_denied() == {"extension_deadline": None}
 
 
@@ -167,10 +172,19 @@ def test_an_answered_extension_request_is_no_longer_pending() -> None:
 def test_a_suspension_remembers_the_status_and_a_resumption_restores_it(status: handling.TaskStatus) -> None:
     assert handling.suspended(status) == {"status_before_suspension": status, "status": H.SUSPENDED}
     later = T0 + timedelta(days=1)
-    assert handling.resumed(H.SUSPENDED, status, later) == {
+    assert handling.resumed(H.SUSPENDED, status, later, provisional=True) == {
         "handling_deadline": later,
+        "handling_deadline_provisional": True,
         "extension_deadline": None,
         "status": status,
+    }
+
+
+def test_a_recomputed_deadline_is_the_one_in_force() -> None:
+    later = T0 + timedelta(days=2)
+    assert handling.deadline_recomputed(later, provisional=False) == {
+        "handling_deadline": later,
+        "handling_deadline_provisional": False,
     }
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 
 from intake import domain as intake
+from shared.city.calendar import Deadline
 from shared.city.model import Category
 from shared.core.errors import IllegalTransition, InvalidInput, OutOfScope
 from shared.events.catalogue import (
@@ -27,6 +28,7 @@ from shared.events.catalogue import (
     CheckRequested,
     DeadlineKind,
     DeadlineMissed,
+    DeadlineRecomputed,
     ExtensionApproved,
     ExtensionDenied,
     GridPlace,
@@ -149,8 +151,8 @@ def terms() -> intake.FilingTerms:
         category=CATEGORY,
         place=PLACE,
         inspector_id="insp-001",
-        filing_deadline=T0 + timedelta(minutes=10),
-        dispatch_deadline=T0 + timedelta(minutes=40),
+        filing_deadline=Deadline(T0 + timedelta(minutes=10), provisional=False),
+        dispatch_deadline=Deadline(T0 + timedelta(minutes=40), provisional=True),
         filed_by="operator1",
         at=T0 + timedelta(minutes=30),
     )
@@ -199,9 +201,23 @@ def test_a_problem_handled_on_the_spot_is_never_merged() -> None:
 
 def test_a_verification_request_names_the_inspector_and_the_due_time() -> None:
     due = T0 + timedelta(hours=2)
-    changes, event = intake.decide_verification_request("insp-001", due)
-    assert changes == {"verifier_id": "insp-001", "verification_due_at": due}
-    assert event == VerificationRequested(inspector_id="insp-001", due_at=due)
+    changes, event = intake.decide_verification_request("insp-001", Deadline(due, provisional=True))
+    assert changes == {"verifier_id": "insp-001", "verification_due_at": due, "verification_due_provisional": True}
+    assert event == VerificationRequested(inspector_id="insp-001", due_at=due, provisional=True)
+
+
+def test_a_waiting_verification_with_a_provisional_due_time_is_recomputed() -> None:
+    due, later = T0 + timedelta(hours=2), T0 + timedelta(days=1)
+    waiting = {"status": "verifying", "verification_due_at": due, "verification_due_provisional": True}
+    decision = intake.decide_verification_recompute(waiting, Deadline(later, provisional=False))
+    assert decision == (
+        {"verification_due_at": later, "verification_due_provisional": False},
+        DeadlineRecomputed(kind=DeadlineKind.VERIFICATION, deadline=later, provisional=False, previous=due),
+    )
+    # Counted the same again (the official year is not loaded yet), or already answered: nothing.
+    assert intake.decide_verification_recompute(waiting, Deadline(due, provisional=True)) is None
+    answered = waiting | {"status": "filed"}
+    assert intake.decide_verification_recompute(answered, Deadline(later, provisional=False)) is None
 
 
 def test_filing_numbers_the_report_opens_the_case_file_and_tells_every_service() -> None:
@@ -214,6 +230,7 @@ def test_filing_numbers_the_report_opens_the_case_file_and_tells_every_service()
         "decided_by": "operator1",
         "decided_at": at,
         "filing_deadline": T0 + timedelta(minutes=10),
+        "filing_deadline_provisional": False,
     }
     assert filing.case_row == {
         "id": REPORT_ID,
@@ -241,6 +258,7 @@ def test_filing_numbers_the_report_opens_the_case_file_and_tells_every_service()
         reported_at=T0,
         filing_deadline=T0 + timedelta(minutes=10),
         dispatch_deadline=T0 + timedelta(minutes=40),
+        dispatch_deadline_provisional=True,
         inspector_id="insp-001",
         self_handled=False,
         urgent=True,
@@ -334,7 +352,12 @@ def test_the_case_status_follows_each_lifecycle_event() -> None:
 def test_a_dispatch_names_the_department_and_its_deadline_and_a_return_clears_it() -> None:
     dispatched = CaseDispatched(department_id="d", dispatched_by="u", handling_deadline=DEADLINE, attempt=1)
     after, changes = intake.follow(intake.CaseState(S.FILED, None), dispatched, T0)
-    assert changes == {"status": S.DISPATCHED, "department_id": "d", "handling_deadline": DEADLINE}
+    assert changes == {
+        "status": S.DISPATCHED,
+        "department_id": "d",
+        "handling_deadline": DEADLINE,
+        "handling_deadline_provisional": False,
+    }
     after, changes = intake.follow(after, CaseReturned(department_id="d", returned_by="u", reason="not ours"), T0)
     assert changes == {"status": S.RETURNED, "department_id": None}
     assert after.status is S.RETURNED
@@ -347,14 +370,17 @@ def test_a_suspension_remembers_the_status_a_resumption_goes_back_to() -> None:
     assert changes == {"status_before_suspension": S.ACCEPTED, "status": S.SUSPENDED}
     assert suspended == intake.CaseState(S.SUSPENDED, S.ACCEPTED)
     resumed, changes = intake.follow(suspended, CaseResumed(resumed_by="u", handling_deadline=DEADLINE), T0)
-    assert changes == {"status": S.ACCEPTED, "handling_deadline": DEADLINE}
+    assert changes == {"status": S.ACCEPTED, "handling_deadline": DEADLINE, "handling_deadline_provisional": False}
     assert resumed.status is S.ACCEPTED
 
 
 def test_an_extension_moves_the_deadline_and_a_closure_records_when_and_whether_on_time() -> None:
     accepted = intake.CaseState(S.ACCEPTED, None)
     after, changes = intake.follow(accepted, ExtensionApproved(approved_by="lead", handling_deadline=DEADLINE), T0)
-    assert (after, changes) == (accepted, {"handling_deadline": DEADLINE})
+    assert (after, changes) == (accepted, {"handling_deadline": DEADLINE, "handling_deadline_provisional": False})
+    recomputed = DeadlineRecomputed(kind=DeadlineKind.HANDLING, deadline=DEADLINE, provisional=True, previous=T0)
+    after, changes = intake.follow(accepted, recomputed, T0)
+    assert (after, changes) == (accepted, {"handling_deadline": DEADLINE, "handling_deadline_provisional": True})
     after, changes = intake.follow(accepted, CaseClosed(closed_by="lead", on_time=False), T0)
     assert changes == {"status": S.CLOSED, "closed_at": T0, "on_time": False}
     assert after.status is S.CLOSED
@@ -381,9 +407,13 @@ def test_only_lifecycle_events_touch_the_case_row() -> None:
         CaseDispatched(department_id="d", dispatched_by="u", handling_deadline=DEADLINE, attempt=1),
         CaseResumed(resumed_by="u", handling_deadline=DEADLINE),
         ExtensionApproved(approved_by="lead", handling_deadline=DEADLINE),
+        DeadlineRecomputed(kind=DeadlineKind.HANDLING, deadline=DEADLINE, provisional=False, previous=T0),
         CaseClosed(closed_by="lead", on_time=True),
     ]
     assert all(intake.is_case_row_event(payload) for payload in touching)
+    # A recomputed check deadline is closure's: the case file's row has none.
+    check = DeadlineRecomputed(kind=DeadlineKind.CHECK, deadline=DEADLINE, provisional=False, previous=T0)
+    assert not intake.is_case_row_event(check)
     assert not intake.is_case_row_event(ReportRejected(reason_code="invalid", reason="r", rejected_by="u"))
     assert not intake.is_case_row_event(ExtensionDenied(denied_by="lead", reason="r"))
     assert not intake.is_case_row_event(CheckPassed(inspector_id="i"))

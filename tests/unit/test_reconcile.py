@@ -146,11 +146,20 @@ def test_returns_and_dispatches_go_to_each_attempts_department_the_case_to_the_c
         closure(case.id, "checking", checks_requested=1),
     )
     counters = recount([records], CITY)
-    per_case = {"cases_dispatched": 1, "dispatched_on_time": 1, "handled": 1, "checks_requested": 1}
+    per_case = {"handled": 1, "checks_requested": 1}
     only(
         counters,
         PLACE_SCOPES,
-        {"reports": 1, "filed": 1, "filed_on_time": 1, "dispatches": 2, "returns": 1, **per_case},
+        {
+            "reports": 1,
+            "filed": 1,
+            "filed_on_time": 1,
+            "cases_dispatched": 1,
+            "dispatched_on_time": 1,
+            "dispatches": 2,
+            "returns": 1,
+            **per_case,
+        },
     )
     only(counters, [("department", "office-1")], {"dispatches": 1, "returns": 1})
     only(counters, [("department", "sanitation")], {"dispatches": 1, **per_case})
@@ -167,7 +176,7 @@ def test_a_case_moved_to_another_department_counts_a_dispatch_to_each_and_no_ret
     case = report()
     counters = recount([CaseRecords(case, dispatched(case.id, "office-1", "co-power"), None, closure(case.id))], CITY)
     only(counters, [("department", "office-1")], {"dispatches": 1})
-    only(counters, [("department", "co-power")], {"dispatches": 1, "cases_dispatched": 1, "dispatched_on_time": 1})
+    only(counters, [("department", "co-power")], {"dispatches": 1})
 
 
 def test_an_overdue_open_case_and_a_case_closed_late() -> None:
@@ -183,7 +192,7 @@ def test_an_overdue_open_case_and_a_case_closed_late() -> None:
                 late,
                 dispatched(late.id, "co-power", deadline_missed_at=missed),
                 handled(late.id),
-                closure(late.id, "closed", on_time=False, checks_requested=1, checks_on_time=1),
+                closure(late.id, "closed", on_time=False, checks_requested=1, checks=1, checks_on_time=1),
             ),
         ],
         CITY,
@@ -192,11 +201,10 @@ def test_an_overdue_open_case_and_a_case_closed_late() -> None:
         counters,
         [("department", "co-power")],
         {
-            "cases_dispatched": 2,
-            "dispatched_on_time": 2,
             "dispatches": 2,
             "handled": 1,
             "checks_requested": 1,
+            "checks_due": 1,
             "checks_on_time": 1,
             "closed": 1,
             "overdue_open": 1,
@@ -210,16 +218,53 @@ def test_checks_on_time_and_late_and_rework() -> None:
         case,
         dispatched(case.id, "office-1"),
         handled(case.id),
-        closure(case.id, "closed", on_time=True, checks_requested=3, checks_on_time=1, checks_failed=2),
+        closure(case.id, "closed", on_time=True, checks_requested=3, checks=3, checks_on_time=1, checks_failed=2),
     )
     counters = recount([records], CITY)
     values = counters.values(("department", "office-1", *MONTH))
-    assert {k: values[k] for k in ("checks_requested", "checks_on_time", "reworked", "closed_on_time")} == {
+    wanted = ("checks_requested", "checks_due", "checks_on_time", "reworked", "closed_on_time")
+    assert {k: values[k] for k in wanted} == {
         "checks_requested": 3,
+        "checks_due": 3,
         "checks_on_time": 1,
         "reworked": 1,
         "closed_on_time": 1,
     }
+
+
+MISSED = T + timedelta(hours=3)
+
+
+@pytest.mark.parametrize(
+    ("status", "answered", "missed_at", "due"),
+    [
+        ("checking", 0, None, 0),  # open within its limit: not due yet
+        ("checking", 0, MISSED, 1),  # open past its limit: due, and not on time
+        ("checking", 1, MISSED, 2),  # a failed check answered, the second one open past its limit
+        ("open", 1, None, 1),  # answered (failed): due
+        ("closed", 1, None, 1),  # answered after it was reported missed: due once
+    ],
+    ids=["open in time", "open past its limit", "reworked then missed", "failed", "answered late"],
+)
+def test_a_check_is_due_once_answered_or_once_open_past_its_limit(
+    status: str, answered: int, missed_at: datetime | None, due: int
+) -> None:
+    case = report()
+    records = CaseRecords(
+        case,
+        dispatched(case.id, "office-1"),
+        handled(case.id),
+        closure(
+            case.id,
+            status,
+            checks_requested=answered + int(status == "checking"),
+            checks=answered,
+            check_missed_at=missed_at,
+        ),
+    )
+    values = recount([records], CITY).values(("department", "office-1", *MONTH))
+    assert values.get("checks_due", 0) == due
+    assert values.get("checks_on_time", 0) == 0  # closure's own count, read as it is
 
 
 def test_filing_and_dispatch_on_time_are_no_later_than_their_deadlines_and_no_deadline_is_on_time() -> None:
@@ -259,13 +304,14 @@ def test_report_counters_fall_in_the_month_received_case_counters_in_the_month_f
     counters = recount([records], CITY)
     received_rows = {"reports": 1, "filed": 1}
     filed_rows = {"cases_dispatched": 1, "dispatched_on_time": 1, "dispatches": 1}
+    department_rows = {"dispatches": 1}  # on-time dispatch is the command center's, not the department's
     assert counters.values(("city", "city", "day", "2026-11-30")) == received_rows
     assert counters.values(("city", "city", "month", "2026-11-01")) == received_rows
     assert counters.values(("city", "city", "day", "2026-12-01")) == filed_rows
     assert counters.values(("city", "city", "month", "2026-12-01")) == filed_rows
     # Both days are in the ISO week that starts on Monday 30 November.
     assert counters.values(("city", "city", "week", "2026-11-30")) == received_rows | filed_rows
-    assert counters.values(("department", "office-1", "month", "2026-12-01")) == filed_rows
+    assert counters.values(("department", "office-1", "month", "2026-12-01")) == department_rows
     assert counters.values(("department", "office-1", "month", "2026-11-01")) == {}
 
 

@@ -52,6 +52,34 @@ class TopicSpec:
 
 TopicPartition = tuple[str, int]
 
+
+class Unpublishable(Exception):
+    """A message the bus will never store as it is: larger than its topic accepts, or its topic
+    missing or forbidden to this client. Sending it again cannot help, unlike a broker that is
+    down or slow; an operator must change the message or the topic.
+    """
+
+
+class HeldBehind(Exception):
+    """A message not sent because an earlier message of the same topic and key in the same
+    publish was not stored: sending it would put a case's events out of order.
+    """
+
+
+class PublishFailed(Exception):
+    """Some messages of a publish were not stored; every other message of it was.
+
+    ``failures`` maps the position of each message not stored to why: ``Unpublishable`` when the
+    message itself is refused, anything else (a timeout, ``HeldBehind``, a broker error) when
+    sending it again later may work.
+    """
+
+    def __init__(self, failures: Mapping[int, Exception]) -> None:
+        self.failures = dict(failures)
+        first = min(self.failures)
+        super().__init__(f"{len(self.failures)} message(s) not stored; the first: {self.failures[first]!r}")
+
+
 # Where a member starts reading the partitions it was just assigned, for consumers that keep their
 # positions in their own database instead of the group's committed offsets.
 StartPositions = Callable[[Sequence[TopicPartition]], Awaitable[Mapping[TopicPartition, int]]]
@@ -93,7 +121,12 @@ class Bus(Protocol):
         ...
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        """Publish in order and return once every message is durably stored; raise otherwise."""
+        """Publish in order and return once every message is durably stored.
+
+        Raise ``PublishFailed`` when some were stored and some not, naming those not stored; a
+        message after a failed one with the same topic and key fails too, so a case's events never
+        overtake each other. Any other error: nothing is known to be stored.
+        """
         ...
 
     async def subscribe(

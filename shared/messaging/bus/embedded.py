@@ -22,12 +22,23 @@ from typing import IO
 import aiosqlite
 from aiokafka.partitioner import murmur2
 
-from shared.messaging.bus.base import Headers, Message, Record, StartPositions, TopicPartition, TopicSpec
+from shared.messaging.bus.base import (
+    Headers,
+    HeldBehind,
+    Message,
+    PublishFailed,
+    Record,
+    StartPositions,
+    TopicPartition,
+    TopicSpec,
+    Unpublishable,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
     name TEXT PRIMARY KEY,
-    partitions INTEGER NOT NULL
+    partitions INTEGER NOT NULL,
+    max_message_bytes INTEGER
 );
 CREATE TABLE IF NOT EXISTS records (
     topic TEXT NOT NULL,
@@ -48,9 +59,17 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 ) WITHOUT ROWID;
 """
 
+# Kafka's default ``message.max.bytes``: the largest message a topic takes unless its
+# ``max.message.bytes`` says otherwise.
+DEFAULT_MAX_MESSAGE_BYTES = 1048588
 
-class UnknownTopic(LookupError):
+
+class UnknownTopic(Unpublishable, LookupError):
     """Publishing or subscribing to a topic that was never created (as Kafka with auto-create off)."""
+
+
+class MessageTooLarge(Unpublishable):
+    """A message larger than its topic's ``max.message.bytes`` (Kafka's MESSAGE_TOO_LARGE)."""
 
 
 def partition_for(key: bytes | None, partitions: int, fallback: int) -> int:
@@ -105,6 +124,7 @@ class EmbeddedLog:
         self._lock = asyncio.Lock()
         self._appended = asyncio.Condition()
         self._partitions: dict[str, int] = {}
+        self._max_message_bytes: dict[str, int] = {}
         self._next_offsets: dict[TopicPartition, int] = {}
         self._round_robin = itertools.count()
         self._members: set[str] = set()
@@ -121,8 +141,13 @@ class EmbeddedLog:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")
         await db.executescript(_SCHEMA)
-        async with db.execute("SELECT name, partitions FROM topics") as cursor:
-            self._partitions = {name: count async for name, count in cursor}
+        async with db.execute("SELECT name FROM pragma_table_info('topics')") as cursor:
+            if "max_message_bytes" not in {name async for (name,) in cursor}:  # a log written before the limit
+                await db.execute("ALTER TABLE topics ADD COLUMN max_message_bytes INTEGER")
+        async with db.execute("SELECT name, partitions, max_message_bytes FROM topics") as cursor:
+            async for name, count, limit in cursor:
+                self._partitions[name] = count
+                self._max_message_bytes[name] = limit or DEFAULT_MAX_MESSAGE_BYTES
         self._db = db
         await self._load_offsets()
 
@@ -148,26 +173,41 @@ class EmbeddedLog:
         return self._db
 
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
-        """Create missing topics; an existing topic keeps its partition count."""
+        """Create missing topics, with the ``max.message.bytes`` of their config (Kafka's default
+        otherwise); an existing topic keeps its partition count and its limit.
+        """
         async with self._lock:
             for topic in topics:
+                limit = int(topic.config.get("max.message.bytes", DEFAULT_MAX_MESSAGE_BYTES))
                 await self.db.execute(
-                    "INSERT INTO topics (name, partitions) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                    (topic.name, topic.partitions),
+                    "INSERT INTO topics (name, partitions, max_message_bytes) VALUES (?, ?, ?)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (topic.name, topic.partitions, limit),
                 )
                 self._partitions.setdefault(topic.name, topic.partitions)
+                self._max_message_bytes.setdefault(topic.name, limit)
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        """Append in order, in one durable transaction."""
+        """Append in order, in one durable transaction, every message its topic takes; raise
+        ``PublishFailed`` after storing them when some were refused (see ``Bus.publish``).
+        """
         if not messages:
             return
+        failures: dict[int, Exception] = {}
+        refused: set[tuple[str, bytes]] = set()
         async with self._lock:
             rows = []
             next_offsets = dict(self._next_offsets)
             now_ms = int(time.time() * 1000)
-            for message in messages:
-                if message.topic not in self._partitions:
-                    raise UnknownTopic(message.topic)
+            for n, message in enumerate(messages):
+                failure: Exception | None = self._refusal(message)
+                if failure is None and message.key is not None and (message.topic, message.key) in refused:
+                    failure = HeldBehind(f"an earlier message of key {message.key!r} was refused")
+                if failure is not None:
+                    failures[n] = failure
+                    if message.key is not None:
+                        refused.add((message.topic, message.key))
+                    continue
                 partition = partition_for(message.key, self._partitions[message.topic], next(self._round_robin))
                 position = (message.topic, partition)
                 offset = next_offsets.get(position, 0)
@@ -175,25 +215,46 @@ class EmbeddedLog:
                 rows.append(
                     (message.topic, partition, offset, message.key, message.value, _dump(message.headers), now_ms)
                 )
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                await self.db.executemany(
-                    'INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)'
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                # A cancellation can arrive while COMMIT completes in aiosqlite's thread: roll back
-                # only what is still open, and re-read the offsets from the file either way.
-                if self.db.in_transaction:
-                    await self.db.execute("ROLLBACK")
-                await self._load_offsets()
-                raise
+            if rows:
+                await self._append(rows)
             self._next_offsets = next_offsets
-        async with self._appended:
-            self.appends += 1
-            self._appended.notify_all()
+        if rows:
+            async with self._appended:
+                self.appends += 1
+                self._appended.notify_all()
+        if failures:
+            raise PublishFailed(failures)
+
+    def _refusal(self, message: Message) -> Unpublishable | None:
+        """Why the log will never take ``message``, if it will not: its topic is unknown, or it
+        is larger than the topic takes (counted as Kafka does without the batch's overhead: key,
+        value and headers).
+        """
+        if message.topic not in self._partitions:
+            return UnknownTopic(f"topic {message.topic!r} does not exist")
+        size = len(message.key or b"") + len(message.value) + sum(len(k.encode()) + len(v) for k, v in message.headers)
+        limit = self._max_message_bytes[message.topic]
+        if size > limit:
+            return MessageTooLarge(f"{size} bytes, too large for topic {message.topic!r} (max.message.bytes {limit})")
+        return None
+
+    async def _append(self, rows: list[tuple[str, int, int, bytes | None, bytes, str, int]]) -> None:
+        """Insert ``rows`` in one durable transaction (the caller holds the lock)."""
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.executemany(
+                'INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            await self.db.execute("COMMIT")
+        except BaseException:
+            # A cancellation can arrive while COMMIT completes in aiosqlite's thread: roll back
+            # only what is still open, and re-read the offsets from the file either way.
+            if self.db.in_transaction:
+                await self.db.execute("ROLLBACK")
+            await self._load_offsets()
+            raise
 
     async def subscribe(
         self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None

@@ -7,18 +7,57 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+)
 
-from shared.messaging.bus.base import Message, Record, StartPositions, TopicSpec
+from shared.messaging.bus.base import (
+    HeldBehind,
+    Message,
+    PublishFailed,
+    Record,
+    StartPositions,
+    TopicSpec,
+    Unpublishable,
+)
 from shared.messaging.bus.base import TopicPartition as Position
 
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
 _CLOSE_TIMEOUT_S = 10.0
+
+# Refusals of the record itself, which sending it again cannot cure, and what each means. aiokafka
+# raises the first one before sending, too, for a record over the producer's max_request_size.
+# Everything else (timeouts, a broker down, not enough in-sync replicas, the sequence gap a refused
+# record leaves for the records behind it in its partition) may pass on a later attempt.
+_UNPUBLISHABLE: dict[type[KafkaError], str] = {
+    MessageSizeTooLargeError: "too large for its topic (max.message.bytes) or the producer (max_request_size)",
+    RecordListTooLargeError: "too large for its topic (max.message.bytes)",
+    InvalidTopicError: "the topic's name is invalid",
+    TopicAuthorizationFailedError: "this client may not write to the topic",
+}
+
+
+def delivery_failure(error: BaseException) -> Exception:
+    """What a failed send says about its record: ``Unpublishable``, with the reason, when the
+    producer or the broker refuses that record for good; otherwise the error itself, for a later
+    attempt.
+    """
+    for refusal, meaning in _UNPUBLISHABLE.items():
+        if isinstance(error, refusal):
+            return Unpublishable(f"Kafka refused the record, {meaning}: {error}")
+    return error if isinstance(error, Exception) else RuntimeError(repr(error))
 
 
 class KafkaSubscription:
@@ -168,17 +207,83 @@ class KafkaBus:
             await admin.close()
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        """Send in order and wait until every message is acknowledged by all in-sync replicas."""
+        """Send in order and wait until every message is acknowledged by all in-sync replicas;
+        ``PublishFailed`` names the messages that were not (see ``Bus.publish``).
+
+        Kafka keeps the order: a record refused by the broker fails the records behind it in its
+        partition (with it in one batch, or by the sequence gap it leaves). A record refused
+        before sending holds back the later ones of its key here.
+        """
         producer = await self._ready_producer()
+        failures: dict[int, Exception] = {}
+        deliveries: dict[int, asyncio.Future[Any]] = {}
         try:
-            async with asyncio.timeout(2 * self.request_timeout_ms / 1000):
-                deliveries = [
-                    await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers)) for m in messages
-                ]
-                await asyncio.gather(*deliveries)
+            try:
+                async with asyncio.timeout(2 * self.request_timeout_ms / 1000):
+                    await self._send_all(producer, messages, deliveries, failures)
+                    if deliveries:
+                        await asyncio.wait(deliveries.values())
+            except TimeoutError:
+                pass  # whatever is not acknowledged by now failed, below
+            for n in range(len(messages)):
+                if n not in failures:
+                    failure = _outcome(deliveries.get(n))
+                    if failure is not None:
+                        failures[n] = failure
         except BaseException:
             await self._discard_producer()
             raise
+        if failures:
+            await self._discard_producer()
+            raise PublishFailed(failures)
+
+    async def _send_all(
+        self,
+        producer: AIOKafkaProducer,
+        messages: Sequence[Message],
+        deliveries: dict[int, asyncio.Future[Any]],
+        failures: dict[int, Exception],
+    ) -> None:
+        """Hand every message to the producer, noting each acknowledgement to wait for, or why
+        it was not sent.
+        """
+        missing = await self._missing_topics(producer, {m.topic for m in messages})
+        refused: set[tuple[str, bytes]] = set()
+        for n, message in enumerate(messages):
+            ordered = (message.topic, message.key) if message.key is not None else None
+            if ordered in refused:
+                failures[n] = HeldBehind(f"an earlier message of key {message.key!r} was not sent")
+            elif message.topic in missing:
+                failures[n] = missing[message.topic]
+            else:
+                try:
+                    deliveries[n] = await producer.send(
+                        message.topic, message.value, key=message.key, headers=list(message.headers)
+                    )
+                    continue
+                except KafkaError as exc:
+                    failures[n] = delivery_failure(exc)
+            if ordered is not None:
+                refused.add(ordered)
+
+    async def _missing_topics(self, producer: AIOKafkaProducer, topics: set[str]) -> dict[str, Unpublishable]:
+        """Which of ``topics`` the broker says do not exist or are forbidden to this client.
+
+        Asked only for topics the producer has no metadata for yet, so never on the healthy
+        path: aiokafka would wait ``request_timeout_ms`` on such a topic, and its error then would
+        not tell a missing topic from a broker that is down. No broker answering raises.
+        """
+        unseen = {t for t in topics if producer.client.cluster.partitions_for_topic(t) is None}
+        if not unseen:
+            return {}
+        metadata = await producer.client.fetch_all_metadata()
+        missing: dict[str, Unpublishable] = {}
+        for topic in sorted(unseen):
+            if topic in metadata.unauthorized_topics:
+                missing[topic] = Unpublishable(f"this client may not write to topic {topic!r}")
+            elif metadata.partitions_for_topic(topic) is None:
+                missing[topic] = Unpublishable(f"topic {topic!r} does not exist (or this client may not see it)")
+        return missing
 
     async def subscribe(
         self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
@@ -221,6 +326,21 @@ class KafkaBus:
         """Raise unless a broker answers a metadata request within a few seconds."""
         producer = await self._ready_producer()
         await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
+
+
+def _outcome(delivery: asyncio.Future[Any] | None) -> Exception | None:
+    """Why a message was not stored (``None`` when it was): never sent, not acknowledged in
+    time, or refused.
+    """
+    if delivery is None or not delivery.done():
+        if delivery is not None:
+            # Settled later by the producer's shutdown; nobody will read it, so read it then.
+            delivery.add_done_callback(lambda late: late.cancelled() or late.exception())
+        return TimeoutError("not acknowledged in time")
+    if delivery.cancelled():
+        return TimeoutError("the send was cancelled")
+    error = delivery.exception()
+    return None if error is None else delivery_failure(error)
 
 
 async def _stop_within(stopping: Awaitable[None], what: str) -> None:

@@ -140,11 +140,23 @@ class History:
     def checked(self, at: datetime, *, passed: bool, on_time: bool = True) -> list[Event]:
         """A check task (核查) and its answer."""
         deadline = at + timedelta(hours=1) if on_time else at - timedelta(hours=1)
-        requested = self._add(CheckRequested(inspector_id="insp-001", check_deadline=deadline), at - timedelta(hours=2))
+        return [self.check_requested(at - timedelta(hours=2), deadline=deadline), self.answered(at, passed=passed)]
+
+    def check_requested(self, at: datetime, *, deadline: datetime) -> Event:
+        """A check task (核查) for the cell's inspector, due at ``deadline``."""
+        return self._add(CheckRequested(inspector_id="insp-001", check_deadline=deadline), at)
+
+    def answered(self, at: datetime, *, passed: bool) -> Event:
+        """The inspector's answer to the check task."""
         answer: EventPayload = (
             CheckPassed(inspector_id="insp-001") if passed else CheckFailed(inspector_id="insp-001", reason="no")
         )
-        return [requested, self._add(answer, at)]
+        return self._add(answer, at)
+
+    def check_missed(self, at: datetime) -> Event:
+        """The open check task passed its deadline unanswered (closure's check timer)."""
+        deadline = next(e.data.check_deadline for e in reversed(self.events) if isinstance(e.data, CheckRequested))
+        return self._add(DeadlineMissed(kind=DeadlineKind.CHECK, deadline=deadline), at)
 
     def missed(self, department: str, at: datetime) -> Event:
         """The handling deadline passed (超期)."""

@@ -13,7 +13,7 @@ from assessment import api, bulletin, queries
 from assessment.domain import PeriodKind
 from assessment.models import counters
 from assessment.queries import Period
-from shared.city.indicators import INDICATORS, RANKED_KINDS, SCOPE_KINDS
+from shared.city.indicators import INDICATORS, NOT_FOR_DEPARTMENTS, RANKED_KINDS, SCOPE_KINDS
 from shared.core.auth import Role
 from shared.core.errors import InvalidInput, OutOfScope
 from tests.service.assessment.conftest import CELL, OTHER_CELL, WEDNESDAY, Assessment, History, history
@@ -118,6 +118,35 @@ async def test_rankings_share_a_rank_on_ties_and_put_scopes_without_a_value_last
     ]
     by_district = await queries.scopes_of_kind(ctx, "district", NOVEMBER)
     assert {scope: values["reports"] for scope, values in by_district.items()} == {"990102": 6}
+
+
+async def test_on_time_dispatch_ranks_places_never_departments(assessment: Assessment) -> None:
+    late = reported(assessment, WEDNESDAY)
+    late.dispatched("bureau-urban", WEDNESDAY + timedelta(hours=2))  # after its one-hour dispatch limit
+    cases = [late, closed_by(assessment, "bureau-urban"), closed_by(assessment, "bureau-housing", cell=OTHER_CELL)]
+    await assessment.apply([event for case in cases for event in case.events])
+    ctx = assessment.svc.ctx
+
+    by_district = await queries.scopes_of_kind(ctx, "district", NOVEMBER)
+    districts = bulletin.ranked(ctx.city, "district", by_district, "on_time_dispatch_rate")
+    assert [(row["rank"], row["scope_id"], row["value"]) for row in districts] == [
+        (1, "990103", 1.0),
+        (2, "990102", 0.5),
+    ]
+
+    by_department = await queries.scopes_of_kind(ctx, "department", NOVEMBER)
+    for indicator in ("on_time_dispatch_rate", "dispatched_on_time", "cases_dispatched"):
+        with pytest.raises(InvalidInput, match=f"a department has no {indicator}"):
+            bulletin.ranked(ctx.city, "department", by_department, indicator)
+    departments = bulletin.ranked(ctx.city, "department", by_department, "on_time_closure_rate")
+    assert {row["scope_id"] for row in departments} == {"bureau-urban", "bureau-housing"}
+    for row in departments:
+        assert not NOT_FOR_DEPARTMENTS & (row["counters"].keys() | row["indicators"].keys())
+        assert row["counters"]["dispatches"] >= 1
+
+    answer = await bulletin.monthly_bulletin(ctx, date(2026, 11, 1))
+    assert answer["totals"]["on_time_dispatch_rate"] == 2 / 3
+    assert all("on_time_dispatch_rate" not in row["indicators"] for row in answer["department_ranking"])
 
 
 async def test_the_backlog_counts_overdue_open_cases_filed_up_to_a_month(assessment: Assessment) -> None:

@@ -7,11 +7,12 @@ from datetime import date, timedelta
 
 from sqlalchemy import insert
 
-from assessment import queries
+from assessment import domain, queries
 from assessment.domain import COUNTERS, PeriodKind
 from assessment.models import case_states, counters, positions
 from assessment.queries import Period
 from assessment.stream import STREAM_CONSUMER, forget_everything
+from shared.city.indicators import NOT_FOR_DEPARTMENTS
 from shared.events.catalogue import ReportSource
 from tests.service.assessment.conftest import CELL, COMPONENT, WEDNESDAY, Assessment, history
 
@@ -43,6 +44,7 @@ async def test_a_batch_counts_a_closed_case_in_every_scope_of_its_place(assessme
         "dispatches": 1,
         "handled": 1,
         "checks_requested": 1,
+        "checks_due": 1,
         "checks_on_time": 1,
         "closed": 1,
         "closed_on_time": 1,
@@ -61,9 +63,8 @@ async def test_a_batch_counts_a_closed_case_in_every_scope_of_its_place(assessme
     ]:
         assert only(await queries.indicators(ctx, kind, scope_id, MONTH)) == everything, kind
     department = only(await queries.indicators(ctx, "department", "bureau-urban", MONTH))
-    assert department == {
-        name: n for name, n in everything.items() if name not in ("reports", "filed", "filed_on_time")
-    }
+    # No filing for a department, and no on-time dispatch: that is the command center's figure.
+    assert department == {name: n for name, n in everything.items() if name not in NOT_FOR_DEPARTMENTS}
     assert only(await queries.indicators(ctx, "district", "990103", MONTH)) == {}
 
     (state,) = (await assessment.states()).values()
@@ -148,8 +149,6 @@ async def test_a_return_counts_for_the_returning_department_and_the_case_moves_o
     ctx = assessment.svc.ctx
     assert only(await queries.indicators(ctx, "department", "bureau-urban", MONTH)) == {"dispatches": 1, "returns": 1}
     assert only(await queries.indicators(ctx, "department", "bureau-housing", MONTH)) == {
-        "cases_dispatched": 1,
-        "dispatched_on_time": 1,
         "dispatches": 1,
         "handled": 1,
     }
@@ -168,17 +167,59 @@ async def test_late_steps_count_as_late_and_an_extension_clears_the_overdue(asse
     await assessment.apply(case.events)
     ctx = assessment.svc.ctx
     assert only(await queries.indicators(ctx, "department", "bureau-urban", MONTH)) == {
-        "cases_dispatched": 1,
         "dispatches": 1,
         "handled": 1,
         "reworked": 1,
         "checks_requested": 1,
+        "checks_due": 1,
         "overdue_open": 1,
     }
-    assert (await queries.indicators(ctx, "city", "city", MONTH))["filed_on_time"] == 0
+    city = await queries.indicators(ctx, "city", "city", MONTH)
+    assert (city["filed_on_time"], city["cases_dispatched"], city["dispatched_on_time"]) == (0, 1, 0)
 
     await assessment.apply([case.extended(WEDNESDAY + timedelta(hours=7))])
     assert (await queries.indicators(ctx, "department", "bureau-urban", MONTH))["overdue_open"] == 0
+
+
+async def test_a_check_is_due_when_answered_or_when_its_limit_passes_and_counts_once(assessment: Assessment) -> None:
+    ctx = assessment.svc.ctx
+    cases = []
+    for _ in range(3):
+        case = history(assessment)
+        case.received(WEDNESDAY)
+        case.filed(WEDNESDAY + timedelta(minutes=5))
+        case.dispatched("bureau-urban", WEDNESDAY + timedelta(minutes=30))
+        case.handled("bureau-urban", WEDNESDAY + timedelta(hours=3))
+        cases.append(case)
+    answered, waiting, missed = cases
+    answered.checked(WEDNESDAY + timedelta(hours=4), passed=True)
+    answered.closed(WEDNESDAY + timedelta(hours=4))
+    waiting.check_requested(WEDNESDAY + timedelta(hours=3), deadline=WEDNESDAY + timedelta(hours=5))
+    missed.check_requested(WEDNESDAY + timedelta(hours=3), deadline=WEDNESDAY + timedelta(hours=5))
+    await assessment.apply([event for case in cases for event in case.events])
+
+    async def checks(kind: str, scope_id: str) -> tuple[int, int, int, float | None]:
+        values = await queries.indicators(ctx, kind, scope_id, MONTH)
+        rate = domain.derived(values)["on_time_check_rate"]
+        return values["checks_requested"], values["checks_due"], values["checks_on_time"], rate
+
+    # The check still open within its limit is not a miss yet: one due, on time.
+    assert await checks("city", "city") == (3, 1, 1, 1.0)
+
+    # Closure's timer: the other open check passed its limit unanswered. Due, and late.
+    await assessment.apply([missed.check_missed(WEDNESDAY + timedelta(hours=5, seconds=1))])
+    assert await checks("city", "city") == (3, 2, 1, 0.5)
+    assert await checks("department", "bureau-urban") == (3, 2, 1, 0.5)
+    assert await checks("inspector", "insp-001") == (3, 2, 1, 0.5)
+
+    # Answered later: already due, so nothing changes; and the waiting one answered in time.
+    await assessment.apply(
+        [
+            missed.answered(WEDNESDAY + timedelta(hours=6), passed=True),
+            waiting.answered(WEDNESDAY + timedelta(hours=4), passed=False),
+        ]
+    )
+    assert await checks("city", "city") == (3, 3, 2, 2 / 3)
 
 
 async def test_batches_cut_anywhere_give_the_same_counters(assessment: Assessment) -> None:

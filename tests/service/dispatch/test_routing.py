@@ -84,10 +84,22 @@ async def test_a_year_without_calendar_data_is_a_503_and_changes_nothing(dispatc
     await assert_refusal_left_no_trace(dispatch_service, before)
 
 
-async def test_routing_with_a_year_without_calendar_data_fails_the_event(dispatch_service: ServiceUnderTest) -> None:
-    """The consumer retries the event later: the filing is not half-applied."""
+async def test_a_rule_that_cannot_count_the_deadline_leaves_the_case_to_a_dispatcher(
+    dispatch_service: ServiceUnderTest,
+) -> None:
+    """A business rule's failure must not retry the event into the dead letters, where the case
+    would stay filed in no queue: it waits in coordination, with the reason, half-applied nowhere."""
     dispatch_service.clock.set(datetime(2199, 11, 4, 1, 0, tzinfo=MONDAY_0900.tzinfo))
-    with pytest.raises(DependencyMissing):
-        await file_case(dispatch_service, ROUTED)
-    assert await dispatch_service.rows(cases) == []
-    assert await dispatch_service.emitted() == []
+    case_id = await file_case(dispatch_service, ROUTED, drain=False)
+
+    row = await case_row(dispatch_service, case_id)
+    assert (row["status"], row["department_id"], row["attempt"], row["handling_deadline"]) == (
+        "coordination",
+        None,
+        0,
+        None,
+    )
+    assert await attempts(dispatch_service, case_id) == []
+    (queued,) = await dispatch_service.payloads()
+    assert isinstance(queued, CaseQueuedForCoordination)
+    assert queued.reason.startswith(f"routing rule {ROUTED_BY} could not dispatch it: no working-day calendar for 2199")

@@ -44,14 +44,14 @@ async def test_a_confirmed_verification_files_the_report(intake: ServiceUnderTes
     assert (row["status"], row["case_number"]) == (ReportStatus.FILED, "2026-11-000001")
     assert (row["decided_by"], row["decided_at"]) == ("user-insp-001", now)
     category = intake.ctx.city.category(ORDINARY)
-    assert row["filing_deadline"] == intake.ctx.deadline(MONDAY_0900, category, "filing")
+    assert row["filing_deadline"] == intake.ctx.deadline(MONDAY_0900, category, "filing").at
     case = await intake.row(cases, report["id"])
     assert (case["status"], case["source"], case["external_ref"], case["filed_at"]) == ("filed", "hotline", "WO-7", now)
     verified, filed = await intake.payloads()
     assert verified == ReportVerified(inspector_id="insp-001", confirmed=True, note="seen it", photos=["a" * 64])
     assert isinstance(filed, CaseFiled)
     assert (filed.filed_by, filed.source, filed.reported_at) == ("user-insp-001", ReportSource.HOTLINE, MONDAY_0900)
-    assert filed.dispatch_deadline == intake.ctx.deadline(now, category, "dispatch")
+    assert filed.dispatch_deadline == intake.ctx.deadline(now, category, "dispatch").at
 
 
 async def test_a_verification_that_finds_nothing_rejects_the_report(intake: ServiceUnderTest) -> None:

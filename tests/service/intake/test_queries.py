@@ -58,11 +58,16 @@ async def test_staff_see_every_report_others_only_their_own(intake: ServiceUnder
             assert (await queries.visible_report(intake.ctx, report["id"], staff))["id"] == report["id"]
     assert (await queries.visible_report(intake.ctx, own["id"], inspector("insp-001")))["id"] == own["id"]
     assert (await queries.visible_report(intake.ctx, ordered["id"], HOTLINE))["id"] == ordered["id"]
-    for report, caller in ((own, inspector("insp-003")), (own, HOTLINE), (ordered, inspector("insp-003"))):
+    # The inspector who must verify the hotline's report sees it; another inspector does not.
+    assert ordered["verifier_id"] == "insp-003"
+    assert (await queries.visible_report(intake.ctx, ordered["id"], inspector("insp-003")))["id"] == ordered["id"]
+    for report, caller in ((own, inspector("insp-003")), (own, HOTLINE), (ordered, inspector("insp-001"))):
         with pytest.raises(NotFound):
             await queries.visible_report(intake.ctx, report["id"], caller)
-    with pytest.raises(NotFound):
-        await queries.visible_report(intake.ctx, public["id"], inspector("insp-001"))
+    assert public["verifier_id"] == "insp-001"  # who verifies it on site reads it
+    for caller in (inspector("insp-003"), HOTLINE, principal(Role.DEPARTMENT, department_id=DEPT)):
+        with pytest.raises(NotFound):
+            await queries.visible_report(intake.ctx, public["id"], caller)
     with pytest.raises(NotFound):
         await queries.report(intake.ctx, new_id())
 
@@ -125,9 +130,41 @@ def test_the_visibility_rules_by_role(city: City) -> None:
     assert not queries.may_see_report(inspector("insp-002"), row)
     assert all(queries.is_staff(caller) for caller in STAFF)
     assert not queries.is_staff(HOTLINE)
-    case = {"department_id": DEPT, "cell_id": OTHER_CELL}
+    case = {"department_id": DEPT, "cell_id": OTHER_CELL, "reporter_id": "hotline"}
     for caller in [*STAFF, principal(Role.DEPARTMENT, department_id=DEPT), inspector("insp-003"), HOTLINE]:
         queries.ensure_may_see_case(city, caller, case)
-    for caller in (principal(Role.DEPARTMENT, department_id="bureau-housing"), inspector("insp-001")):
+    strangers = (
+        principal(Role.DEPARTMENT, department_id="bureau-housing"),
+        principal(Role.DEPARTMENT),  # an account of no department holds no case
+        inspector("insp-001"),
+        principal(Role.HOTLINE, "hotline-12319"),
+        principal(Role.VIDEO, "camera-1"),
+    )
+    for caller in strangers:
         with pytest.raises(OutOfScope):
             queries.ensure_may_see_case(city, caller, case)
+
+
+def test_a_citizens_public_report_is_for_staff_only() -> None:
+    """A public report has no reporter: an account with no inspector id (a system, a department)
+    once matched it as its own through ``None == None``."""
+    public = {"reporter_id": None, "verifier_id": "insp-001"}
+    for caller in (HOTLINE, principal(Role.VIDEO, "camera-1"), principal(Role.DEPARTMENT, department_id=DEPT)):
+        assert not queries.may_see_report(caller, public)
+    assert queries.may_see_report(inspector("insp-001"), public)  # it must verify it
+    assert not queries.may_see_report(inspector("insp-002"), public)
+    assert all(queries.may_see_report(staff, public) for staff in STAFF)
+
+
+async def test_a_system_account_reads_only_the_cases_it_reported(intake: ServiceUnderTest) -> None:
+    ordered = await send(intake, ReportSource.HOTLINE, cell=OTHER_CELL, reporter_id="hotline")
+    own = await send(intake, ReportSource.INSPECTOR)
+    await queries.visible_report(intake.ctx, ordered["id"], HOTLINE)
+    for report in (ordered, own):
+        for stranger in (principal(Role.VIDEO, "camera-1"), principal(Role.DEPARTMENT, department_id=DEPT)):
+            with pytest.raises(NotFound):
+                await queries.visible_report(intake.ctx, report["id"], stranger)
+    with pytest.raises(OutOfScope):
+        await queries.visible_case(intake.ctx, own["id"], HOTLINE)
+    with pytest.raises(OutOfScope):
+        await queries.visible_timeline(intake.ctx, own["id"], HOTLINE)

@@ -10,7 +10,7 @@ import pytest
 from intake.domain import ReportStatus
 from intake.handlers import NewReport, receive_report
 from intake.models import cases, reports
-from shared.core.errors import InvalidInput
+from shared.core.errors import IdempotencyConflict, InvalidInput
 from shared.events.catalogue import (
     CaseClosed,
     CaseFiled,
@@ -63,7 +63,7 @@ async def test_hotline_and_public_reports_go_to_the_cells_inspector_first(
 ) -> None:
     reporter = "hotline" if source is ReportSource.HOTLINE else None
     row = await send(intake, source, category=ORDINARY, reporter_id=reporter, external_ref="WO-1")
-    due = intake.ctx.deadline(MONDAY_0900, intake.ctx.city.category(ORDINARY), "filing")
+    due = intake.ctx.deadline(MONDAY_0900, intake.ctx.city.category(ORDINARY), "filing").at
     assert (row["status"], row["verifier_id"], row["verification_due_at"]) == (ReportStatus.VERIFYING, "insp-001", due)
     assert row["case_number"] is None
     assert await intake.rows(cases) == []
@@ -127,6 +127,36 @@ async def test_a_resend_is_answered_with_the_first_report(intake: ServiceUnderTe
     assert len(await intake.rows(reports)) == 1
     assert len(await intake.rows(cases)) == 1
     assert await intake.emitted() == []
+
+
+async def test_a_reused_key_with_a_different_report_is_a_conflict_that_changes_nothing(
+    intake: ServiceUnderTest,
+) -> None:
+    await send(intake, ReportSource.INSPECTOR, client_ref="phone-1")
+    await intake.emitted()
+    lon, lat = point_in(intake.ctx.city, CELL)
+    changed = NewReport(
+        ReportSource.INSPECTOR, URGENT, "something else", lon, lat, reporter_id="insp-001", client_ref="phone-1"
+    )
+    with pytest.raises(IdempotencyConflict) as refused_change:
+        await receive_report(intake.ctx, changed)
+    assert refused_change.value.details == {"differing_fields": ["description"]}
+    assert len(await intake.rows(reports)) == 1
+    assert await intake.emitted() == []
+
+
+async def test_a_citizen_reusing_anothers_key_never_receives_that_report(intake: ServiceUnderTest) -> None:
+    """Anonymous reports share one key space: a key is a resend only with the same report."""
+    first = await send(intake, ReportSource.PUBLIC, category=ORDINARY, client_ref="app-1")
+    lon, lat = point_in(intake.ctx.city, CELL)
+    guess = NewReport(ReportSource.PUBLIC, ORDINARY, "my own complaint", lon, lat, reporter_id=None, client_ref="app-1")
+    with pytest.raises(IdempotencyConflict):
+        await receive_report(intake.ctx, guess)
+    resend = NewReport(
+        ReportSource.PUBLIC, ORDINARY, first["description"], lon, lat, reporter_id=None, client_ref="app-1"
+    )
+    row, created = await receive_report(intake.ctx, resend)
+    assert (row["id"], created) == (first["id"], False)
 
 
 async def test_the_same_client_ref_from_another_reporter_is_another_report(intake: ServiceUnderTest) -> None:

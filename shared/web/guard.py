@@ -1,0 +1,124 @@
+"""The door of every process: a request body is refused before a byte of it is read when it is
+larger than allowed or when its route needs a caller and the request carries no valid token.
+
+FastAPI reads (and for JSON, parses) a body before it resolves the dependencies that check the
+caller, so without this a stranger's 200 MB upload costs seconds and hundreds of megabytes before
+its 401. A body without ``Content-Length`` (chunked) is counted as it streams in and cut off at
+the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+
+from fastapi import FastAPI
+from starlette.routing import Mount, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.core.auth import InvalidToken, TokenIssuer
+from shared.web.auth import VERIFIED_CALLER
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def routes_needing_a_caller(app: FastAPI, prefix: str = "") -> list[tuple[str, re.Pattern[str]]]:
+    """Every route of ``app`` and of the apps mounted in it that asks who calls, as (method, path
+    pattern): read from the OpenAPI document, where a route depending on the bearer token
+    carries a security requirement."""
+    found: list[tuple[str, re.Pattern[str]]] = []
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, FastAPI):
+            found += routes_needing_a_caller(route.app, prefix + route.path)
+    for path, operations in app.openapi().get("paths", {}).items():
+        pattern, _, _ = compile_path(prefix + path)
+        found += [(method.upper(), pattern) for method, operation in operations.items() if operation.get("security")]
+    return found
+
+
+class RequestGuard:
+    """ASGI middleware: ``Content-Length`` over ``limit_for(content_type)`` is a 413, an
+    authenticated route without a valid bearer token a 401, both before the body is read; the
+    caller it verified is left in the scope for ``current_principal``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: TokenIssuer,
+        guarded: Iterable[tuple[str, re.Pattern[str]]],
+        limit_for: Callable[[str], int],
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.guarded = list(guarded)
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        limit = self.limit_for(headers.get("content-type", ""))
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _refuse(send, 413, "request_too_large", f"the body may be at most {limit} bytes")
+            return
+        if self._needs_caller(scope):
+            try:
+                scope.setdefault("state", {})[VERIFIED_CALLER] = self.tokens.verify(_bearer(headers))
+            except InvalidToken:
+                await _refuse(send, 401, "http_401", "a valid bearer token is required", bearer=True)
+                return
+        body = _CountedBody(receive, send, limit)
+        await self.app(scope, body.receive, body.send)
+
+    def _needs_caller(self, scope: Scope) -> bool:
+        method, path = scope["method"], scope["path"]
+        return any(method == wanted and pattern.match(path) for wanted, pattern in self.guarded)
+
+
+class _CountedBody:
+    """The body as it streams in, cut off with a 413 once it passes the limit; the application,
+    told the client is gone, stops, and whatever it answers after that is dropped."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self._limit = limit
+        self._seen = 0
+        self._refused = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request" and not self._refused:
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._limit:
+                self._refused = True
+                await _refuse(self._send, 413, "request_too_large", f"the body may be at most {self._limit} bytes")
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if not self._refused:
+            await self._send(message)
+
+
+def _bearer(headers: dict[str, str]) -> str:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidToken("no bearer token")
+    return token.strip()
+
+
+async def _refuse(send: Send, status: int, code: str, message: str, *, bearer: bool = False) -> None:
+    body = json.dumps({"code": code, "message": message, "details": None}).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if bearer:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
