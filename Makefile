@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint format infra-up infra-down migrate clean
+.PHONY: run test bench lint format infra-up infra-down migrate clean web chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,18 +16,41 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The browser console (web/): Node.js packages exactly as package-lock.json pins them, installed
+# again only when package.json or the lock changes; the build (vue-tsc type check, then Vite) again
+# only when a source changes (web/dist/index.html, written by each build, is its stamp).
+WEB_INSTALLED := web/node_modules/.installed
+WEB_BUILT := web/dist/index.html
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/tsconfig.node.json
+
+$(WEB_INSTALLED): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB_BUILT): $(WEB_INSTALLED) $(WEB_SOURCES)
+	cd web && npm run build
+	@touch $@
+
+## web: build the browser console into web/dist (served at / by make run)
+web: $(WEB_BUILT)
+
+## chromium: Debian's Chromium for the browser tests (tests/browser), installed when missing
+chromium:
+	deploy/local/chromium.sh
+
 ## run: every service in one process (SQLite files, embedded event log) on http://127.0.0.1:8000
-run: $(STAMP)
+run: $(STAMP) web
 	$(BIN)/python -m services run all --mode embedded
 
-## test: the whole suite; starts the local PostgreSQL and Kafka when they are not running
-test: $(STAMP) infra-up
+## test: the whole suite; starts the local PostgreSQL and Kafka when they are not running, builds the
+## console and installs Chromium for its browser tests when missing
+test: $(STAMP) infra-up web chromium
 	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests — that is a failure" >&2; exit 1; fi; \
 	exit $$status
 
 ## bench: the benchmark (PostgreSQL + Kafka, each service its own process) → bench/results.json, bench/README.md
-bench: $(STAMP)
+bench: $(STAMP) web chromium
 	CITYCASE_PG_DATABASES="citycase citycase_test citycase_bench" deploy/local/up.sh
 	$(BIN)/python -m bench
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel
 
 from assessment import bulletin, domain, queries
 from assessment.queries import Period
@@ -24,7 +25,7 @@ from shared.core.auth import Principal
 from shared.core.errors import InvalidInput
 from shared.service.context import ServiceContext
 from shared.web.auth import require
-from shared.web.bodies import FIRST_DAY, LAST_DAY, ServedDate
+from shared.web.bodies import FIRST_DAY, LAST_DAY, ServedDate, Text
 from shared.web.context import Context
 
 router = APIRouter(tags=["assessment"])
@@ -35,14 +36,19 @@ Lead = Annotated[Principal, Depends(require(*queries.LEADS))]
 if TYPE_CHECKING:
     ScopeKind = str
     RankedKind = str
+    MappedKind = str
     Indicator = str
 else:
     # Made from the one list of names, so the schema's enums and the 422 for an unknown name
     # follow it.
     ScopeKind = Literal[SCOPE_KINDS]
     RankedKind = Literal[RANKED_KINDS]
+    MappedKind = Literal[bulletin.MAPPED_KINDS]
     Indicator = Literal[INDICATORS]
 PeriodName = Literal["day", "week", "month", "range"]
+# A scope's id goes into the counters' query as sent: PostgreSQL cannot hold a NUL in text at all
+# (an error, not an empty answer), so control characters are refused as in free text.
+ScopeId = Annotated[Text, Query(max_length=64)]
 
 
 async def _answer(ctx: ServiceContext, scope_kind: str, scope_id: str, period: Period) -> dict[str, Any]:
@@ -60,7 +66,7 @@ async def get_indicators(
     ctx: Context,
     reader: Reader,
     scope_kind: ScopeKind = "city",
-    scope_id: Annotated[str, Query(max_length=64)] = CITY,
+    scope_id: ScopeId = CITY,
     period: PeriodName = "month",
     day: Annotated[
         ServedDate | None, Query(alias="date", description="any day inside the period (default today)")
@@ -93,6 +99,52 @@ async def get_ranking(
     by_scope = await queries.scopes_of_kind(ctx, scope_kind, chosen)
     rows = bulletin.ranked(ctx.city, scope_kind, by_scope, indicator, descending=order == "desc")
     return {"scope_kind": scope_kind, "indicator": indicator, "period": chosen.to_json(), "ranking": rows[:limit]}
+
+
+class PeriodOut(BaseModel):
+    """A period as answered: its kind (day, week, month, range) and its first and last days."""
+
+    kind: str
+    start: date
+    end: date
+
+
+class IndicatorMapOut(BaseModel):
+    """One indicator of every scope of a kind: every scope the city has, then any other the
+    counters name; ``null`` where the indicator has no denominator (a rate over nothing)."""
+
+    scope_kind: str
+    indicator: str
+    period: PeriodOut
+    values: dict[str, float | int | None]
+
+
+@router.get(
+    "/map",
+    summary="One indicator of every cell, community, street, district, department or inspector in one call",
+    description="For colouring a map or filling a table. Readable by whoever may read the rankings; a department"
+    " has no on-time dispatch nor filing figures: 422.",
+)
+async def get_map(
+    ctx: Context,
+    _reader: Reader,
+    scope_kind: MappedKind = "district",
+    indicator: Indicator = "on_time_closure_rate",
+    period: PeriodName = "month",
+    day: Annotated[
+        ServedDate | None, Query(alias="date", description="any day inside the period (default today)")
+    ] = None,
+    start: Annotated[ServedDate | None, Query(alias="from")] = None,
+    end: Annotated[ServedDate | None, Query(alias="to")] = None,
+) -> IndicatorMapOut:
+    chosen = queries.period_asked(ctx, period, day, start, end)
+    values = bulletin.mapped(ctx.city, scope_kind, await queries.scopes_of_kind(ctx, scope_kind, chosen), indicator)
+    return IndicatorMapOut(
+        scope_kind=scope_kind,
+        indicator=indicator,
+        period=PeriodOut(kind=chosen.kind, start=chosen.start, end=chosen.end),
+        values=values,
+    )
 
 
 def _month(value: str) -> date:
@@ -130,9 +182,7 @@ async def get_bulletin(ctx: Context, _reader: Reader, month: Month) -> dict[str,
     return await bulletin.monthly_bulletin(ctx, _month(month))
 
 
-async def _readable_scope(
-    reader: Reader, scope_kind: ScopeKind = "city", scope_id: Annotated[str, Query(max_length=64)] = CITY
-) -> tuple[str, str]:
+async def _readable_scope(reader: Reader, scope_kind: ScopeKind = "city", scope_id: ScopeId = CITY) -> tuple[str, str]:
     """The scope a live feed asks for, refused (403) before the stream starts: once a streamed
     answer has begun, its status can no longer say no."""
     queries.ensure_may_read(reader, scope_kind, scope_id)

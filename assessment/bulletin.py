@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -13,7 +13,7 @@ from openpyxl.styles import Font
 from assessment import domain, queries
 from assessment.domain import PeriodKind
 from assessment.queries import Period
-from shared.city.indicators import CITY, INDICATORS
+from shared.city.indicators import CITY, COUNTERS, INDICATORS
 from shared.city.model import City
 from shared.service.context import ServiceContext
 
@@ -48,6 +48,37 @@ def name_of(city: City, scope_kind: str, scope_id: str) -> str:
         return str(lookups[scope_kind](scope_id).name)
     except KeyError:
         return scope_id
+
+
+MAPPED_KINDS: tuple[str, ...] = ("cell", "community", "street", "district", "department", "inspector")
+"""The scope kinds whose every scope the city lists, so that a map can colour each of them."""
+
+
+def scope_ids(city: City, scope_kind: str) -> list[str]:
+    """Every scope of ``scope_kind`` (one of ``MAPPED_KINDS``) the city has, in its order."""
+    scopes: Mapping[str, Sequence[Any]] = {
+        "cell": city.cells,
+        "community": city.communities,
+        "street": city.streets,
+        "district": city.districts,
+        "department": city.departments,
+        "inspector": city.inspectors,
+    }
+    return [scope.id for scope in scopes[scope_kind]]
+
+
+def mapped(
+    city: City, scope_kind: str, by_scope: Mapping[str, Mapping[str, int]], indicator: str
+) -> dict[str, float | int | None]:
+    """``indicator`` of every scope of ``scope_kind``: each scope the city has (one without
+    counters has none of the base counters, and no rate), then any other the counters name.
+    ``InvalidInput`` for an indicator the scopes do not have, as for a ranking."""
+    domain.ensure_scope_has(scope_kind, indicator)
+    nothing = indicator_value(dict.fromkeys(COUNTERS, 0), indicator)
+    values: dict[str, float | int | None] = dict.fromkeys(scope_ids(city, scope_kind), nothing)
+    for scope_id in sorted(by_scope):
+        values[scope_id] = indicator_value(by_scope[scope_id], indicator)
+    return values
 
 
 def indicator_value(values: Mapping[str, int], indicator: str) -> float | int | None:

@@ -32,7 +32,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench import eventlog, query, report, workload
+from bench import console, eventlog, query, report, workload
 from bench.load import Job, percentiles, write_job
 from services.tools.launcher import ServiceProcesses, launch, settings_env
 from shared.city.loader import load_city
@@ -139,7 +139,7 @@ class Phases:
         self.inspectors = workload.callers(city, tokens, Role.INSPECTOR)
         self.departments = workload.department_callers(city, tokens)
         lead = Principal(username="bench", role=Role.SHIFT_LEAD, name="benchmark")
-        self.lead = {"Authorization": f"Bearer {tokens.issue(lead)}"}
+        self.lead = {"Authorization": f"Bearer {tokens.issue_machine(lead)}"}
         self.seed = 1
 
     @asynccontextmanager
@@ -464,7 +464,7 @@ async def query_phase(settings: Settings, sizes: Sequence[int]) -> dict[str, Any
     quiet = settings.model_copy(update={"topic_case_events": settings.topic_case_events + ".none"})
     async with running_city(quiet, ["assessment"]) as processes:
         lead = Principal(username="bench", role=Role.SHIFT_LEAD, name="benchmark")
-        token = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=1)).issue(lead)
+        token = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=1)).issue_machine(lead)
         _say(f"query: {', '.join(f'{size:,}' for size in sizes)} cases")
         figures = await query.run(settings=quiet, assessment_url=processes.urls["assessment"], token=token, sizes=sizes)
         figures["assessment_peak_rss_mb"] = peak_rss_mb(processes.pids)["assessment"]
@@ -550,6 +550,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.events:
         results["stream"] = await stream_phase(settings, city, args.events)
         results["memory"]["peak_rss_mb"]["assessment rebuild"] = results["stream"]["rebuild_peak_rss_mb"]
+    if args.console:
+        _say("console: bundle size and the dashboard's first render in Chromium")
+        results["console"] = await console.run()
     if args.sizes:
         figures = await query_phase(settings, args.sizes)
         results["query"] = {
@@ -569,6 +572,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, help="sample the services with py-spy into this folder")
     parser.add_argument("--e2e-rate", type=float, default=50.0, help="reports/s of the end-to-end load")
     parser.add_argument("--events", type=int, default=2_000_000, help="events in the replayed log (0: skip)")
+    parser.add_argument(
+        "--console",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the console's bundle size and the dashboard's first render (needs `make web` and Chromium)",
+    )
     parser.add_argument(
         "--sizes",
         type=lambda text: [int(size) for size in text.split(",") if size],

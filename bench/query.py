@@ -949,7 +949,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     lead = Principal(username="bench", role=Role.SHIFT_LEAD, name="benchmark")
-    token = TokenIssuer(settings.token_secret(), SystemClock(), ttl=timedelta(hours=1)).issue(lead)
+    token = TokenIssuer(settings.token_secret(), SystemClock(), ttl=timedelta(hours=1)).issue_machine(lead)
     sizes = [int(size) for size in args.sizes.split(",")]
     results = asyncio.run(run(settings=settings, assessment_url=args.url, token=token, sizes=sizes, seed=args.seed))
     print(json.dumps(results, indent=2))

@@ -52,6 +52,8 @@ def table(results: dict[str, Any]) -> str:
         ("stream: replay events per second", "stream.replay_events_per_s", "/s", "≥ 20,000/s"),
         ("stream: bare consumer records per second", "stream.bare_consumer_events_per_s", "/s", ""),
         ("stream: replay / bare consumer", "stream.ratio", "", "≥ 0.30"),
+        ("console: the built bundle, gzipped (scripts, styles, page)", "console.bundle.gzip_kb", "kB", ""),
+        ("console: dashboard's first full render (4,014 cells), median", "console.first_render_ms", "ms", ""),
     ]
     for size in SIZES:
         rows.append((f"query: indicator p99 at {size} cases", f"query.indicator_p99_ms.{size}", "ms", "≤ 20 ms"))

@@ -45,7 +45,7 @@ class Caller:
 def callers(city: City, tokens: TokenIssuer, role: Role) -> list[Caller]:
     """Every demo user of ``role``, logged in."""
     found = [account_of(user).principal for user in city.users if user.role.value == role.value]
-    return [Caller(p.username, f"Bearer {tokens.issue(p)}") for p in found]
+    return [Caller(p.username, f"Bearer {tokens.issue_machine(p)}") for p in found]
 
 
 def department_callers(city: City, tokens: TokenIssuer) -> dict[str, Caller]:
@@ -55,7 +55,9 @@ def department_callers(city: City, tokens: TokenIssuer) -> dict[str, Caller]:
         principal = account_of(user).principal
         if principal.role is Role.DEPARTMENT and principal.department_id not in by_department:
             assert principal.department_id is not None
-            by_department[principal.department_id] = Caller(principal.username, f"Bearer {tokens.issue(principal)}")
+            by_department[principal.department_id] = Caller(
+                principal.username, f"Bearer {tokens.issue_machine(principal)}"
+            )
     return by_department
 
 

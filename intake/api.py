@@ -18,7 +18,7 @@ from shared.core.auth import Principal, Role
 from shared.events.catalogue import ReportSource
 from shared.service.context import ServiceContext
 from shared.web.auth import current_principal, require
-from shared.web.bodies import PhotoDigest, Text
+from shared.web.bodies import PhotoDigest, ServedDate, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.web.limits import per_address
@@ -192,7 +192,19 @@ async def _receive(
     return _out(row)
 
 
-@router.post("/reports", status_code=201, summary="An inspector reports a problem (filed at once when valid)")
+# A report resent with its key (``client_ref``, a work order number) is answered 200 with the
+# report as first received, 201 the first time.
+_RESENT: dict[int | str, dict[str, Any]] = {
+    200: {"model": ReportOut, "description": "Received before: the same report"}
+}
+
+
+@router.post(
+    "/reports",
+    status_code=201,
+    responses=_RESENT,
+    summary="An inspector reports a problem (filed at once when valid)",
+)
 async def report_as_inspector(
     body: InspectorReportIn,
     response: Response,
@@ -206,7 +218,9 @@ async def report_as_inspector(
     )
 
 
-@router.post("/hotline/work-orders", status_code=201, summary="The hotline pushes a citizen complaint")
+@router.post(
+    "/hotline/work-orders", status_code=201, responses=_RESENT, summary="The hotline pushes a citizen complaint"
+)
 async def receive_work_order(
     body: WorkOrderIn, response: Response, ctx: Context, hotline: Annotated[Principal, Depends(require(Role.HOTLINE))]
 ) -> ReportOut:
@@ -225,6 +239,7 @@ async def receive_work_order(
 @router.post(
     "/public/reports",
     status_code=201,
+    responses=_RESENT,
     summary="A citizen reports a problem (no account needed)",
     dependencies=[Depends(per_address(lambda rules: rules.public_reports_per_address, "public reports"))],
 )
@@ -233,7 +248,7 @@ async def report_as_public(body: ReportIn, response: Response, ctx: Context) -> 
     return await _receive(ctx, body, ReportSource.PUBLIC, None, response)
 
 
-@router.post("/video/detections", status_code=201, summary="Video detection reports a problem")
+@router.post("/video/detections", status_code=201, responses=_RESENT, summary="Video detection reports a problem")
 async def receive_detection(
     body: ReportIn, response: Response, ctx: Context, system: Annotated[Principal, Depends(require(Role.VIDEO))]
 ) -> ReportOut:
@@ -322,6 +337,62 @@ async def export_reports(
         return [_record(row) for row in await queries.export_page(ctx, after, limit)]
 
     return await ndjson_export(page, after)
+
+
+class CasePageOut(BaseModel):
+    """A page of a case search, newest filed first."""
+
+    items: list[CaseOut]
+    next: str | None = Field(description="give it as ``after`` for the next page; null on the last page")
+
+
+# Ids of the city's reference data (a category code, a district, a department): the city says
+# which exist, this only keeps a request's text to the characters ids are made of.
+_ID = r"^[0-9A-Za-z_.-]+$"
+
+
+@router.get("/cases", summary="Search the case file: by number, status, category, place, department, source, days")
+async def search_cases(
+    ctx: Context,
+    caller: Annotated[Principal, Depends(current_principal)],
+    number: Annotated[
+        str | None,
+        Query(max_length=32, pattern=r"^[0-9A-Za-z-]+$", description="a case number, or its beginning"),
+    ] = None,
+    statuses: Annotated[
+        list[CaseStatus] | None, Query(alias="status", max_length=len(CaseStatus), description="any of these")
+    ] = None,
+    category: Annotated[
+        str | None, Query(max_length=32, pattern=_ID, description="a category's code, or a major class's")
+    ] = None,
+    district: Annotated[str | None, Query(max_length=32, pattern=_ID)] = None,
+    department: Annotated[str | None, Query(max_length=64, pattern=_ID)] = None,
+    source: ReportSource | None = None,
+    filed_from: Annotated[ServedDate | None, Query(description="filed on this day (the city's) or later")] = None,
+    filed_to: Annotated[ServedDate | None, Query(description="filed on this day (the city's) or before")] = None,
+    after: Annotated[str | None, Query(max_length=200, description="the ``next`` of the page before")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CasePageOut:
+    """Newest filed first, in pages of ``limit``. Each caller finds the cases it may see one by
+    one: departments their own, inspectors those in their cells, staff all. 422 for a category,
+    district or department the city does not have."""
+    search = queries.CaseSearch.of(
+        ctx.city,
+        number=number,
+        statuses=statuses or (),
+        category=category,
+        district_id=district,
+        department_id=department,
+        source=source,
+        filed_from=filed_from,
+        filed_to=filed_to,
+    )
+    position = None if after is None else queries.CasePosition.of_token(after)
+    rows, following = await queries.search_cases(ctx, caller, search, position, limit)
+    return CasePageOut(
+        items=[CaseOut.model_validate(dict(row)) for row in rows],
+        next=None if following is None else following.token(),
+    )
 
 
 @router.get("/cases/{case_id}", summary="A case as the command center sees it")

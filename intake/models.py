@@ -77,6 +77,16 @@ cases = Table(
 )
 # Duplicate detection looks for open cases of one category near a point.
 Index("ix_cases_open_category", cases.c.category_code, cases.c.status, cases.c.lat)
+# The case search reads newest first in keyset pages (filed_at, id): on its own for the command
+# center, within a department for a department's view, within a district or a status for the
+# console's usual filters.
+Index("ix_cases_filed", cases.c.filed_at, cases.c.id)
+Index("ix_cases_department_filed", cases.c.department_id, cases.c.filed_at, cases.c.id)
+Index("ix_cases_district_filed", cases.c.district_id, cases.c.filed_at, cases.c.id)
+Index("ix_cases_status_filed", cases.c.status, cases.c.filed_at, cases.c.id)
+# A case number's beginning (LIKE 'prefix%'): PostgreSQL's ordinary B-tree serves LIKE only under
+# the C collation; the pattern operator class serves it under any.
+Index("ix_cases_number_prefix", cases.c.case_number, postgresql_ops={"case_number": "varchar_pattern_ops"})
 
 timeline = Table(
     "timeline",

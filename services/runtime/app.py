@@ -7,21 +7,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.runtime.accounts import auth_router
 from services.runtime.calendar import calendar_router
+from services.runtime.city import city_router
+from services.runtime.console import console_app
 from services.runtime.operations import operations_router, readiness_warnings, watch_dead_letters
 from services.runtime.registry import load_specs
 from services.runtime.runtime import Runtime, ServiceRuntime, SharedParts, settle_heap
 from shared.city.calendar import OfficialYears
-from shared.core.clock import Clock, FileClock, SystemClock
+from shared.core.auth import Sessions
+from shared.core.clock import Clock, clock_of_folder
+from shared.core.sessions import SessionStore
 from shared.core.settings import Settings
 from shared.messaging.dead_letters import DeadLetters
-from shared.web.errors import install_error_handlers
+from shared.web.docs import install_docs
+from shared.web.errors import ERROR_RESPONSES, install_error_handlers
+from shared.web.exposure import docs_arguments, expose, metrics_server
 from shared.web.guard import RequestGuard, routes_needing_a_caller
 from shared.web.headers import SecurityHeaders
 from shared.web.photos import router as photos_router
@@ -31,7 +38,8 @@ def create_app(
     service_names: Sequence[str], settings: Settings, clock: Clock | None = None, *, own_process: bool = False
 ) -> FastAPI:
     """The ASGI app of a process running ``service_names``, on ``clock`` when given, else on the
-    settings' clock file when there is one (a simulation), else on the system clock.
+    clock file of a simulated city (the settings', or the one its data folder ran on), else on the
+    system clock (see ``shared.core.clock.clock_of_folder``).
     ``own_process``: the app is the process's whole work (a server), so its heap may be settled.
     """
     shared = SharedParts.load(settings, clock or _clock(settings))
@@ -45,26 +53,40 @@ def create_app(
         if own_process:
             settle_heap()
         try:
-            yield
+            async with metrics_server(settings):
+                yield
         finally:
             watcher.cancel()
             with suppress(asyncio.CancelledError):
                 await watcher
             await runtime.stop()
 
-    app = FastAPI(title="citycase", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="citycase",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        **docs_arguments(settings.docs),
+    )
+    install_docs(app)
     app.state.runtime = runtime
     app.state.token_issuer = shared.tokens
     app.state.rate_limits = runtime.rate_limits
     install_error_handlers(app)
-    app.include_router(auth_router(shared.directory, shared.tokens))
+    store = SessionStore(settings.sessions_path)
+    sessions = Sessions(
+        shared.directory, shared.tokens, store, shared.clock, timedelta(hours=settings.refresh_token_ttl_hours)
+    )
+    app.include_router(auth_router(sessions))
     app.include_router(operations_router(dead_letters, runtime.bus_connected))
     app.include_router(calendar_router(shared.calendar, OfficialYears(settings.official_years_path)))
+    app.include_router(city_router(shared.city))
     for service in runtime.services:
         app.mount(f"/{service.name}", _service_app(service, runtime))
     app.add_middleware(
         RequestGuard, tokens=shared.tokens, guarded=routes_needing_a_caller(app), limit_for=settings.body_limit
     )
+    expose(app, settings, shared.tokens)
     # Outermost, so the guard's own refusals carry them too.
     app.add_middleware(SecurityHeaders)
 
@@ -72,26 +94,39 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: every service's database and the event bus answer", tags=["operations"])
+    @app.get(
+        "/readyz",
+        summary="Readiness: every service's database and the event bus answer",
+        tags=["operations"],
+        responses=_NOT_READY,
+    )
     async def readyz() -> JSONResponse:
         checks = {f"{s.name}.database": await _probe(s.ensure_database_answers) for s in runtime.services}
         checks["bus"] = await _probe(runtime.ensure_bus_answers)
         warnings = {f"{s.name}.outbox": w for s in runtime.services if (w := await _warning(s.outbox_warning))}
         return _readiness(checks, warnings | readiness_warnings(dead_letters))
 
-    @app.get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    # What the router does with a request none of its routes takes, after its own 405 for a known
+    # path and its redirect for a trailing slash: the console's pages, or a JSON 404.
+    app.router.default = console_app(settings.console_dir, app.routes)
     return app
 
 
+# A readiness answer of 503 is the same report as a 200 (with the failing checks), not an error.
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Not ready: the same checks, each failing one saying why", "content": {"application/json": {}}}
+}
+
+
 def _clock(settings: Settings) -> Clock:
-    return FileClock(settings.clock_file) if settings.clock_file is not None else SystemClock()
+    return clock_of_folder(settings.data_dir, settings.clock_file, real_time=settings.real_time)
 
 
 def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
-    app = FastAPI(title=service.spec.title, version="0.1.0")
+    app = FastAPI(
+        title=service.spec.title, version="0.1.0", responses=ERROR_RESPONSES, **docs_arguments(runtime.settings.docs)
+    )
+    install_docs(app)
     app.state.context = service.context
     app.state.token_issuer = runtime.shared.tokens
     app.state.rate_limits = runtime.rate_limits
@@ -103,7 +138,12 @@ def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service.name}
 
-    @app.get("/readyz", summary="Readiness: the service's database and the event bus answer", tags=["operations"])
+    @app.get(
+        "/readyz",
+        summary="Readiness: the service's database and the event bus answer",
+        tags=["operations"],
+        responses=_NOT_READY,
+    )
     async def readyz() -> JSONResponse:
         checks = {"database": await _probe(service.ensure_database_answers)}
         checks["bus"] = await _probe(runtime.ensure_bus_answers)

@@ -22,6 +22,7 @@ from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.auth import Directory, TokenIssuer
 from shared.core.clock import Clock
+from shared.core.outage_logs import StateLog, quiet_library_logs
 from shared.core.photos import FilePhotoStore, PhotoStore
 from shared.core.settings import DEV_JWT_SECRET, Mode, Settings
 from shared.db.engine import create_engine
@@ -41,6 +42,8 @@ from shared.web.limits import RateLimits, Rules
 log = logging.getLogger(__name__)
 
 _BUS_RETRY_S = 2.0
+# How often a connected bus is asked whether it still answers, to log when an outage ends.
+_BUS_WATCH_S = 5.0
 
 
 def settle_heap() -> None:
@@ -229,14 +232,16 @@ class SharedParts:
                 " values (python -m services accounts hash-password), or CITYCASE_ALLOW_PLAIN_PASSWORDS=true"
                 " for a demonstration"
             )
+        directory = Directory(account_of(user) for user in city.users)
+        access_ttl = timedelta(minutes=settings.access_token_ttl_minutes)
         return cls(
             settings=settings,
             clock=clock,
             city=city,
             calendar=city_calendar(settings, city),
             photos=FilePhotoStore(settings.photos_path),
-            tokens=TokenIssuer(settings.token_secret(), clock, timedelta(hours=settings.token_ttl_hours)),
-            directory=Directory(account_of(user) for user in city.users),
+            tokens=TokenIssuer(settings.token_secret(), clock, access_ttl, directory=directory),
+            directory=directory,
         )
 
 
@@ -269,6 +274,10 @@ class Runtime:
         )
 
     async def _connect_and_work(self) -> None:
+        """Connect the bus, start the workers, then watch the bus: an outage is logged when it
+        begins and when it ends, and the Kafka client's own line per reconnect attempt is quieted.
+        """
+        bus = StateLog(log, "the event bus", quieted=quiet_library_logs("aiokafka"))
         while True:
             try:
                 await self.bus.start()
@@ -278,12 +287,23 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("event bus unreachable (%s); retrying in %.0fs", exc, _BUS_RETRY_S)
+                bus.failed(exc)
                 await self.bus.close()
                 await asyncio.sleep(_BUS_RETRY_S)
+        bus.succeeded()
         self.bus_connected.set()
         for service in self.services:
             self._tasks.extend(service.background_tasks())
+        while True:
+            await asyncio.sleep(_BUS_WATCH_S)
+            try:
+                await self.bus.ping()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                bus.failed(exc)
+            else:
+                bus.succeeded()
 
     async def stop(self) -> None:
         """Stop the workers, then close the bus and the databases."""

@@ -1,5 +1,5 @@
 """The command line: ``python -m services run all|intake|... [--mode embedded|production]``, and
-``launch``, ``migrate``, ``city``, ``calendar load``, ``assessment rebuild``, ``reconcile``,
+``launch``, ``gateway``, ``migrate``, ``city``, ``calendar load``, ``assessment rebuild``, ``reconcile``,
 ``simulate``, ``outbox``, ``dead-letters``.
 """
 
@@ -22,6 +22,7 @@ import uvicorn
 from pwdlib import PasswordHash
 
 from services.runtime.app import create_app
+from services.runtime.gateway import gateway_app
 from services.runtime.registry import load_specs
 from services.runtime.runtime import build_bus, settle_heap
 from services.tools.launcher import launch, run_stoppable, stop_with_parent
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _add_migrate,
         _add_assessment,
         _add_launch,
+        _add_gateway,
         _add_city,
         _add_calendar,
         _add_reconcile,
@@ -166,9 +168,47 @@ def _add_launch(commands: Commands) -> None:
     )
     _add_mode(launch)
     launch.add_argument("--base-port", type=int, default=8100, help="the first service's port (default 8100)")
+    launch.add_argument(
+        "--port",
+        type=int,
+        help="the gateway's port: the console and every service's API at one address (default from CITYCASE_HTTP_PORT)",
+    )
     launch.add_argument("--clock-file", type=Path, help="run on simulated time kept in this file (created)")
     launch.add_argument("--start", help="with --clock-file: the simulated start, YYYY-MM-DD (default: now)")
     launch.set_defaults(run_command=_launch)
+
+
+def _add_gateway(commands: Commands) -> None:
+    gateway = commands.add_parser(
+        "gateway",
+        help="the console at / and every service's API at one address, in front of a process per service (launch"
+        " starts it)",
+    )
+    gateway.add_argument(
+        "--service-url",
+        action="append",
+        required=True,
+        metavar="SERVICE=URL",
+        help="where a service's process listens, e.g. intake=http://127.0.0.1:8100 (once per service; the first"
+        " also answers log-in, the city's data, the calendar and operations)",
+    )
+    gateway.add_argument("--host", help="interface to listen on (default from CITYCASE_HTTP_HOST)")
+    gateway.add_argument("--port", type=int, help="port to listen on (default from CITYCASE_HTTP_PORT)")
+    gateway.add_argument(
+        "--stop-with-parent", action="store_true", help="stop when the program that started this one ends (launch)"
+    )
+    gateway.set_defaults(run_command=_serve_gateway)
+
+
+def _serve_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    if args.stop_with_parent:
+        stop_with_parent()
+    app = gateway_app(_service_urls(args.service_url), settings.console_dir)
+    # uvicorn logs every request already; httpx would log each one again as the gateway passes it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The gateway is where the city's network begins: a caller's X-Forwarded-For is not believed.
+    uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port, proxy_headers=False)
+    return 0
 
 
 def _add_city(commands: Commands) -> None:
@@ -257,6 +297,8 @@ def _launch(args: argparse.Namespace, settings: Settings) -> int:
         async with launch(settings, SERVICE_NAMES, ports) as processes:
             for service, url in processes.urls.items():
                 print(f"{service:>10}: {url}/{service}/docs", flush=True)
+            entry = await processes.start_gateway(args.port or settings.http_port, settings)
+            print(f"{'console':>10}: {entry}/ (and every service's API, through the gateway)", flush=True)
             print("every service is ready; Ctrl-C stops them all", flush=True)
             while processes.alive():
                 await asyncio.sleep(0.5)

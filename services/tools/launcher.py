@@ -1,6 +1,7 @@
 """Start the city as production runs it: each service its own operating-system process
 (``python -m services run <service> --port P``), all given the same settings through the
-environment, and stop them all together.
+environment, optionally the gateway in front of them (the console and every API at one address),
+and stop them all together.
 """
 
 from __future__ import annotations
@@ -103,17 +104,39 @@ class ServiceProcesses:
         )
         self.urls[service] = f"http://{host}:{port}"
 
+    async def start_gateway(self, port: int, settings: Settings, log: IO[bytes] | None = None) -> str:
+        """Start the gateway (``python -m services gateway``) on 127.0.0.1:``port`` in front of
+        the services started so far, and wait until it answers; its URL, where the console is
+        served and every service's API beside it (as an ingress routes them in production)."""
+        host = "127.0.0.1"
+        env = {**os.environ, **settings_env(settings)}
+        command = [sys.executable, "-m", "services", "gateway", "--port", str(port), "--host", host]
+        command += ["--stop-with-parent", *(f"--service-url={name}={url}" for name, url in self.urls.items())]
+        self._processes["gateway"] = await asyncio.create_subprocess_exec(
+            *command, env=env, cwd=_REPO, stdout=log, stderr=asyncio.subprocess.STDOUT if log else None
+        )
+        url = f"http://{host}:{port}"
+        first = next(iter(self.urls))
+        async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(_READY_TIMEOUT_S):
+            # Through the gateway to a service: both are up.
+            await self._wait_answering(client, "gateway", f"{url}/{first}/readyz")
+        return url
+
     async def wait_ready(self) -> None:
         """Wait until every process answers its service's readiness probe (database and bus up)."""
         async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(_READY_TIMEOUT_S):
             for service, url in self.urls.items():
-                while True:
-                    if self._processes[service].returncode is not None:
-                        raise RuntimeError(f"{service} exited with status {self._processes[service].returncode}")
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await client.get(f"{url}/{service}/readyz")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.2)
+                await self._wait_answering(client, service, f"{url}/{service}/readyz")
+
+    async def _wait_answering(self, client: httpx.AsyncClient, name: str, probe: str) -> None:
+        """Wait until ``probe`` answers 200; fail when process ``name`` exits first."""
+        while True:
+            if self._processes[name].returncode is not None:
+                raise RuntimeError(f"{name} exited with status {self._processes[name].returncode}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(probe)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         """Ask every process to stop (SIGTERM: uvicorn shuts down gracefully), kill the stragglers."""

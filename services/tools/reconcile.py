@@ -548,7 +548,7 @@ def run(settings: Settings, endpoints: Endpoints, timeout_s: float) -> int:
     except (CityDataError, OSError) as exc:
         print(f"reconcile: cannot load the city: {exc}", file=sys.stderr)
         return 2
-    token = TokenIssuer(settings.token_secret(), SystemClock(), ttl=timedelta(hours=1)).issue(
+    token = TokenIssuer(settings.token_secret(), SystemClock(), ttl=timedelta(hours=1)).issue_machine(
         Principal(username="reconcile", role=Role.SHIFT_LEAD, name="batch recount of the indicators")
     )
 

@@ -3,6 +3,11 @@
 A simulated clock lets tests cross deadlines and holidays and lets the simulator run a city-year
 in minutes. When the services run as separate processes they share one simulated time through a
 clock file (:class:`FileClock`) that only the simulator moves.
+
+A data folder whose city ran on a clock file remembers which one (:func:`clock_of_folder`): served
+again, it runs on that clock, or not at all. On the system clock its timers would stamp today's
+date on simulated cases and miss (or never reach) every deadline at once, and the indicators
+would count that for good.
 """
 
 from __future__ import annotations
@@ -13,6 +18,12 @@ import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
+
+# The clock file the simulator keeps in the data folder of a city it starts.
+SIMULATION_CLOCK_FILE = "simulation.clock"
+# Written in a data folder served on a clock file: the clock file's path (relative to the folder
+# when it lies inside it, so the folder can move).
+SIMULATED_TIME_MARK = "simulated-time"
 
 
 class Clock(Protocol):
@@ -125,6 +136,74 @@ class FileClock:
     def close(self) -> None:
         """Unmap the file."""
         self._map.close()
+
+
+class SimulatedClockMissing(RuntimeError):
+    """A data folder's city ran on simulated time, and its clock file cannot be read."""
+
+
+def clock_of_folder(data_dir: Path, clock_file: Path | None = None, *, real_time: bool = False) -> Clock:
+    """The clock a process serving the city in ``data_dir`` runs on.
+
+    ``clock_file`` (a simulation's) when given; the folder then remembers it. Else the clock file
+    the folder remembers, or the simulator's clock file in it (a folder simulated before folders
+    remembered): raises :class:`SimulatedClockMissing` when that cannot be read. Else, or when
+    ``real_time`` says so whatever the folder remembers, the system clock. Clock files are mapped
+    read-only: only the simulator moves time.
+    """
+    if real_time:
+        if clock_file is not None:
+            raise ValueError("a clock file and real time exclude each other: choose one")
+        return SystemClock()
+    mark = data_dir / SIMULATED_TIME_MARK
+    if clock_file is not None:
+        clock = _open(clock_file, data_dir)
+        _remember(mark, clock_file)
+        return clock
+    try:
+        remembered = Path(mark.read_text().strip())
+    except FileNotFoundError:
+        if not (data_dir / SIMULATION_CLOCK_FILE).exists():
+            return SystemClock()
+        remembered = Path(SIMULATION_CLOCK_FILE)
+        _remember(mark, data_dir / remembered)
+    except OSError as exc:
+        raise SimulatedClockMissing(_missing(data_dir, mark, exc)) from exc
+    return _open(data_dir / remembered, data_dir)
+
+
+def _open(path: Path, data_dir: Path) -> FileClock:
+    try:
+        return FileClock(path)
+    except (OSError, ValueError) as exc:
+        raise SimulatedClockMissing(_missing(data_dir, path, exc)) from exc
+
+
+def _missing(data_dir: Path, path: Path, error: Exception) -> str:
+    return (
+        f"the city in {data_dir} ran on the simulated clock {path}, which cannot be read"
+        f" ({type(error).__name__}: {error}); on today's time its timers would stamp today's date on"
+        " simulated cases and spoil its indicators for good. Serve it on its clock file"
+        f" (restore it, or set CITYCASE_CLOCK_FILE), or, to go on in real time from now on, set"
+        " CITYCASE_REAL_TIME=true"
+    )
+
+
+def _remember(mark: Path, clock_file: Path) -> None:
+    """Write ``clock_file``'s path into ``mark`` unless it holds it already; atomically, as every
+    process of a city may start at once."""
+    clock_file = clock_file.resolve()
+    folder = mark.parent.resolve()
+    text = str(clock_file.relative_to(folder) if clock_file.is_relative_to(folder) else clock_file)
+    try:
+        if mark.read_text().strip() == text:
+            return
+    except FileNotFoundError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = mark.with_name(f"{mark.name}.{os.getpid()}.new")
+    partial.write_text(text + "\n")
+    partial.replace(mark)
 
 
 def _micros(instant: datetime) -> int:

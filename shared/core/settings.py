@@ -22,6 +22,14 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+class Exposure(StrEnum):
+    """Who may read a process's API documentation or its metrics."""
+
+    OPEN = "open"
+    SHIFT_LEAD = "shift_lead"  # a shift lead's bearer token (for metrics, also ``metrics_token``)
+    OFF = "off"
+
+
 class Settings(BaseSettings):
     """Every tunable of a citycase process.
 
@@ -79,7 +87,22 @@ class Settings(BaseSettings):
     # Production refuses accounts with plain-text passwords (the demo city's are public); a demo
     # or a test run in production mode says so here.
     allow_plain_passwords: bool = False
-    token_ttl_hours: float = 12.0
+    # An access token lives minutes: a removed or moved account is refused at once anyway, but a
+    # stolen token should be worth little. A log-in session (its refresh tokens) lasts a shift.
+    access_token_ttl_minutes: float = 15.0
+    refresh_token_ttl_hours: float = 12.0
+    # The log-in sessions (which refresh token each may use next): a folder every process of the
+    # city must share, as they share the photos.
+    session_dir: Path | None = None
+    # The OpenAPI documents and pages (/openapi.json, /docs, /redoc of the process and of each
+    # service) and /metrics: open, for shift leads (and, for metrics, the scraper's
+    # ``metrics_token``), or off. ``metrics_port`` serves the metrics on a port of their own
+    # instead (on ``metrics_host``, else ``http_host``), and none on the API's port.
+    docs: Exposure = Exposure.OPEN
+    metrics: Exposure = Exposure.OPEN
+    metrics_token: str | None = Field(default=None, min_length=32)
+    metrics_port: int | None = None
+    metrics_host: str | None = None
     photo_dir: Path | None = None
     # The official calendar years loaded while the city runs (``python -m services calendar load``);
     # every process of the city must see the same folder, as they see the same photos.
@@ -97,11 +120,16 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = 50.0
     duplicate_window_hours: float = 72.0
     timer_interval_seconds: float = 5.0
-    # Simulated time shared by processes (shared.core.clock.FileClock); unset, the system clock runs.
+    # Simulated time shared by processes (shared.core.clock.FileClock). Unset, a data folder whose
+    # city ran on a clock file runs on it again (or refuses to start without it), any other on the
+    # system clock; ``real_time`` puts a simulated city on the system clock from now on.
     clock_file: Path | None = None
+    real_time: bool = False
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # The browser console's build (web/, ``make web``), served at ``/``.
+    console_dir: Path = Path(__file__).resolve().parents[2] / "web" / "dist"
     migrate_on_start: bool = True
 
     def database_url(self, service: str) -> str:
@@ -145,6 +173,11 @@ class Settings(BaseSettings):
         if content_type.lower().startswith("multipart/"):
             return self.max_photos * self.max_photo_bytes + self.max_body_bytes
         return self.max_body_bytes
+
+    @property
+    def sessions_path(self) -> Path:
+        """Where the log-in sessions are kept (``shared.core.sessions``)."""
+        return self.session_dir or self.data_dir / "sessions"
 
     @property
     def official_years_path(self) -> Path:

@@ -60,10 +60,10 @@ def create_engine(
     write lock up front rather than failing when they upgrade from reading to writing; reads
     begin deferred and never wait for a writer.
 
-    PostgreSQL: ``pool_timeout_s`` bounds the wait for a pooled connection, and
-    ``statement_timeout_s`` (when given) every statement, on the server and in the driver, so a
-    hung database answers "unavailable" in seconds instead of holding requests; long work
-    (migrations, a rebuild) leaves it unset.
+    PostgreSQL: ``pool_timeout_s`` bounds the wait for a connection, a pooled one or a new one
+    (the login), and ``statement_timeout_s`` (when given) every statement, on the server and in
+    the driver, so a hung database answers "unavailable" in seconds instead of holding requests;
+    long work (migrations, a rebuild) leaves it unset.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -81,17 +81,20 @@ def create_engine(
         max_overflow=0,
         pool_pre_ping=True,
         pool_timeout=pool_timeout_s,
-        connect_args=_postgres_connect_args(statement_timeout_s),
+        connect_args=_postgres_connect_args(pool_timeout_s, statement_timeout_s),
     )
 
 
-def _postgres_connect_args(statement_timeout_s: float | None) -> dict[str, Any]:
-    server_settings = {"application_name": "citycase"}
-    if statement_timeout_s is None:
-        return {"server_settings": server_settings}
-    server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
-    # The driver's own timeout too: a database that stopped answering cancels nothing.
-    return {"server_settings": server_settings, "command_timeout": statement_timeout_s + 1}
+def _postgres_connect_args(connect_timeout_s: float, statement_timeout_s: float | None) -> dict[str, Any]:
+    # The pool's wait covers only a free slot: once the pool opens a new connection (the first
+    # ones, or a replacement for one a hung database broke), the login waits for the driver's
+    # own timeout, a minute by default, while a hung server accepts the socket and never answers.
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": "citycase"}, "timeout": connect_timeout_s}
+    if statement_timeout_s is not None:
+        connect_args["server_settings"]["statement_timeout"] = str(int(statement_timeout_s * 1000))
+        # The driver's own timeout too: a database that stopped answering cancels nothing.
+        connect_args["command_timeout"] = statement_timeout_s + 1
+    return connect_args
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

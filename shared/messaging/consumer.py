@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.core.errors import DomainError
 from shared.core.metrics import EVENTS_CONSUMED
+from shared.core.outage_logs import StateLog
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
 from shared.events.envelope import Event
 from shared.messaging.binding import MalformedEvent, decode
@@ -155,8 +156,9 @@ class ConsumerRunner:
         """Join the group and apply batches forever, rejoining after a lost connection."""
         await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
 
-    async def _consume(self) -> None:
+    async def _consume(self, joined: Callable[[], None]) -> None:
         subscription = await self.bus.subscribe(self.spec.name, self.spec.topics)
+        joined()
         try:
             while True:
                 records = await subscription.fetch(self.batch_size, timeout_s=1.0)
@@ -299,18 +301,23 @@ async def _without_savepoints(applying: Awaitable[None]) -> None:
         raise _ApplyCarefully from exc
 
 
-async def rejoin_forever(name: str, consume: Callable[[], Awaitable[None]], first_delay_s: float) -> None:
+async def rejoin_forever(
+    name: str, consume: Callable[[Callable[[], None]], Awaitable[None]], first_delay_s: float
+) -> None:
     """Run a consumer's ``consume`` loop until cancelled, joining its group again (with a growing
-    pause) whenever the bus connection is lost.
+    pause) whenever the bus connection is lost. ``consume`` calls the function it is given once it
+    has joined: a loss is logged when it begins (with its traceback) and when it ends, not at
+    every failed rejoin in between.
     """
+    membership = StateLog(log, f"consumer {name}")
     delay = first_delay_s
     while True:
         try:
-            await consume()
+            await consume(membership.succeeded)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning("consumer %s lost the bus; rejoining in %.1fs", name, delay, exc_info=True)
+        except Exception as exc:
+            membership.failed(exc, traceback=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF_S)
 

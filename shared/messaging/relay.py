@@ -32,6 +32,7 @@ from shared.core.metrics import (
     OUTBOX_PARKED_ROWS,
     OUTBOX_PUBLISHED,
 )
+from shared.core.outage_logs import StateLog
 from shared.messaging.bus import Bus, Message, PublishFailed, Unpublishable
 from shared.messaging.parking import held_by_a_parked_row, outbox_health
 from shared.messaging.store import ServiceStore
@@ -66,6 +67,8 @@ class OutboxRelay:
         self.max_attempts = max_attempts
         self._lock_key = zlib.crc32(f"citycase.outbox.{store.service}".encode())
         self._leader_connection: AsyncConnection | None = None
+        # A broker outage fails every round: logged as it begins and ends, not once per round.
+        self._health = StateLog(log, f"the outbox relay of {store.service}")
 
     async def run(self) -> None:
         """Relay forever: publish what is there, wait for more, back off while the bus is down."""
@@ -90,14 +93,13 @@ class OutboxRelay:
                         last_metrics = loop.time()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.warning(
-                        "outbox relay of %s failed; retrying in %.1fs", self.store.service, backoff, exc_info=True
-                    )
+                except Exception as exc:
+                    self._health.failed(exc, traceback=True)
                     await self._step_down()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF_S)
                     continue
+                self._health.succeeded()
                 backoff = self.poll_seconds
                 if published < self.batch_size:
                     await self.store.wait_for_outbox(self.poll_seconds)

@@ -89,10 +89,11 @@ class TrackedConsumer:
         """Join the group and apply batches forever, rejoining after a lost connection."""
         await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
 
-    async def _consume(self) -> None:
+    async def _consume(self, joined: Callable[[], None]) -> None:
         self._sought.clear()
         self._reached.clear()
         subscription = await self.bus.subscribe(self.spec.name, self.spec.topics, start_at=self.stored_positions)
+        joined()
         try:
             while True:
                 await self.step(subscription)

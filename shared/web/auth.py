@@ -1,7 +1,8 @@
 """Who may call a route: the bearer token as a FastAPI dependency, and the roles a route admits.
 
 Routes declare the roles they admit with ``require(...)``; everything else is a 401 (no or bad
-token) or a 403 (wrong role).
+token) or a 403 (wrong role). The answers say no more than that: which check a token failed (its
+signature, its expiry, its account) or which roles a route admits would help a forger, not a user.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from shared.core.auth import InvalidToken, Principal, Role, TokenIssuer
 _bearer = HTTPBearer(auto_error=False)
 # Where the request guard (``shared.web.guard``) leaves the caller it verified, in the ASGI scope.
 VERIFIED_CALLER = "citycase.caller"
+# The one 401 for a missing, malformed, forged, expired or revoked token, and the one 403.
+UNAUTHORIZED = "a valid bearer token is required"
+FORBIDDEN = "this account may not do this"
 
 
 # The dependencies are coroutines although they never wait: FastAPI runs plain functions in a
@@ -31,16 +35,13 @@ async def current_principal(
     verified = request.scope.get("state", {}).get(VERIFIED_CALLER)
     if isinstance(verified, Principal):
         return verified
-    if credentials is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
     issuer: TokenIssuer = request.app.state.token_issuer
     try:
+        if credentials is None:
+            raise InvalidToken("no bearer token")
         return issuer.verify(credentials.credentials)
     except InvalidToken as exc:
-        # Why a token failed (its signature, its expiry...) would help a forger, not a user.
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid or expired token", {"WWW-Authenticate": "Bearer"}
-        ) from exc
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"}) from exc
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
@@ -49,10 +50,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in admitted:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"role {principal.role.value} may not do this; allowed: {', '.join(sorted(admitted))}",
-            )
+            raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
         return principal
 
     return dependency

@@ -51,6 +51,16 @@ class ErrorBody(BaseModel):
     details: Any = None
 
 
+# Every answer but a route's own success is an ``ErrorBody`` in JSON, whatever its status and
+# whatever the route streams when it succeeds (NDJSON, events): documented once for every route.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "default": {
+        "description": "An error (4xx, 5xx): a code, a message and details",
+        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+    }
+}
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     """A JSON error response in the project's shape."""
     # ``mode="json"``: details may hold dates, UUIDs or decimals, which must not turn an error into a 500.
@@ -68,7 +78,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+        response = error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+        response.headers.update(exc.headers or {})  # e.g. a 401's ``WWW-Authenticate``
+        return response
 
     async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)

@@ -18,7 +18,7 @@ from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.core.auth import InvalidToken, TokenIssuer
-from shared.web.auth import VERIFIED_CALLER
+from shared.web.auth import UNAUTHORIZED, VERIFIED_CALLER
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -67,9 +67,9 @@ class RequestGuard:
             return
         if self._needs_caller(scope):
             try:
-                scope.setdefault("state", {})[VERIFIED_CALLER] = self.tokens.verify(_bearer(headers))
+                scope.setdefault("state", {})[VERIFIED_CALLER] = self.tokens.verify(bearer_token(headers))
             except InvalidToken:
-                await _refuse(send, 401, "http_401", "a valid bearer token is required", bearer=True)
+                await _refuse(send, 401, "http_401", UNAUTHORIZED, bearer=True)
                 return
         body = _CountedBody(receive, send, limit)
         await self.app(scope, body.receive, body.send)
@@ -105,7 +105,9 @@ class _CountedBody:
             await self._send(message)
 
 
-def _bearer(headers: dict[str, str]) -> str:
+def bearer_token(headers: dict[str, str]) -> str:
+    """The token of an ``Authorization: Bearer`` header (names lower-cased); ``InvalidToken``
+    without one."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise InvalidToken("no bearer token")

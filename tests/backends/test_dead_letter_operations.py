@@ -24,7 +24,7 @@ NOT_AN_EVENT = (("ce_specversion", b"1.0"), ("ce_type", b"case.filed"))
 
 
 def bearer(tokens: TokenIssuer, role: Role) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens.issue(Principal(f'{role.value}-1', role, 'Test'))}"}
+    return {"Authorization": f"Bearer {tokens.issue_machine(Principal(f'{role.value}-1', role, 'Test'))}"}
 
 
 async def test_a_shift_lead_lists_inspects_and_redrives_the_dead_letters_of_a_running_city(tmp_path: Path) -> None:

@@ -196,10 +196,8 @@ async def _empty_production_schemas(settings: Settings) -> None:
         await admin.dispose()
 
 
-@asynccontextmanager
-async def running_city(mode: str, tmp_path: Path, **settings_overrides: Any) -> AsyncIterator[Harness]:
-    """Every service in one app over the chosen backend, on a simulated clock."""
-    clock = SimulatedClock(START)
+def city_settings(mode: str, tmp_path: Path, **settings_overrides: Any) -> Settings:
+    """A scenario's settings over the chosen backend: its own topics, fast relays and timers."""
     suffix = new_id().hex[-10:]
     overrides: dict[str, Any] = {
         "photo_dir": tmp_path / "photos",
@@ -215,9 +213,16 @@ async def running_city(mode: str, tmp_path: Path, **settings_overrides: Any) -> 
         **settings_overrides,
     }
     if mode == "embedded":
-        settings = Settings(mode=Mode.EMBEDDED, data_dir=tmp_path, **overrides)
-    else:
-        settings = production_settings().model_copy(update=overrides)
+        return Settings(mode=Mode.EMBEDDED, data_dir=tmp_path, **overrides)
+    return production_settings().model_copy(update=overrides)
+
+
+@asynccontextmanager
+async def running_city(mode: str, tmp_path: Path, **settings_overrides: Any) -> AsyncIterator[Harness]:
+    """Every service in one app over the chosen backend, on a simulated clock."""
+    clock = SimulatedClock(START)
+    settings = city_settings(mode, tmp_path, **settings_overrides)
+    if mode != "embedded":
         await _empty_production_schemas(settings)
     app = create_app(["all"], settings, clock)
     try:

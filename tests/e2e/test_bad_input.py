@@ -78,6 +78,15 @@ async def test_control_characters_in_text_are_refused_and_nothing_is_stored(city
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("path", ["/assessment/indicators", "/assessment/live"])
+async def test_control_characters_in_a_scope_id_are_refused(city: Harness, path: str) -> None:
+    # The id goes into the counters' query: PostgreSQL cannot hold a NUL in text (an error there).
+    query = {"scope_kind": "street", "scope_id": "990102001\x00", "count": "1"}
+    body = await city.get("shiftlead", path, expect=422, params=query)
+    assert body["details"][0]["loc"] == ["query", "scope_id"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_an_extension_to_a_year_the_calendar_cannot_serve_is_refused(city: Harness) -> None:
     case = await city.report("02-05-01")
     department = "dept-street"

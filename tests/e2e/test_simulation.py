@@ -22,9 +22,9 @@ from sqlalchemy import text
 from services.runtime.app import create_app
 from services.tools.reconcile import CityFacts, Endpoints, reconcile
 from services.tools.simulator.profile import load_profile
-from services.tools.simulator.run import CLOCK_FILE, Options, Summary, simulate
+from services.tools.simulator.run import Options, Summary, simulate
 from shared.core.auth import Principal, Role
-from shared.core.clock import FileClock
+from shared.core.clock import SIMULATION_CLOCK_FILE, FileClock
 from shared.core.ids import new_id
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
 from shared.db.engine import create_engine
@@ -191,7 +191,7 @@ async def reconcile_in_process(settings: Settings, timeout_s: float = 60) -> str
     """
     app = create_app(["all"], settings)
     city = CityFacts.of(app.state.runtime.shared.city)
-    token = app.state.token_issuer.issue(Principal(username="reconcile", role=Role.SHIFT_LEAD, name="recount"))
+    token = app.state.token_issuer.issue_machine(Principal(username="reconcile", role=Role.SHIFT_LEAD, name="recount"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {token}"}
@@ -220,7 +220,9 @@ async def test_two_simulated_days_in_the_embedded_city(tmp_path: Path) -> None:
     # The data stays for the reconciliation, with the time the simulation ended at; and the same
     # seed simulates the same city.
     assert (tmp_path / "city" / "events.db").exists()
-    assert FileClock(tmp_path / "city" / CLOCK_FILE).now() == summary.end
+    assert FileClock(tmp_path / "city" / SIMULATION_CLOCK_FILE).now() == summary.end
+    # Served again, the folder runs on that time, not today's.
+    assert create_app(["all"], settings).state.runtime.shared.clock.now() == summary.end
     again = await simulate(settings.model_copy(update={"data_dir": tmp_path / "again"}), OPTIONS, out=io.StringIO())
     assert again.counts == summary.counts
 
@@ -243,7 +245,7 @@ async def test_two_simulated_days_with_each_service_in_its_own_process(tmp_path:
         assert_every_kind_of_step_happened(summary)
         assert_the_city_agrees(summary, await production_rows(settings, consumer_groups(settings)))
         assert " 0 differences" in await reconcile_in_process(settings)
-        assert FileClock(tmp_path / "city" / CLOCK_FILE).now() == summary.end
+        assert FileClock(tmp_path / "city" / SIMULATION_CLOCK_FILE).now() == summary.end
         # Every service ran as a process of its own, and each has stopped.
         logs = sorted(p.name for p in (tmp_path / "city" / "logs").iterdir())
         assert logs == sorted(f"{s}.log" for s in SERVICE_NAMES)

@@ -108,6 +108,7 @@ class Actors:
             "intake",
             "/photos",
             retry_on=(),
+            resendable=True,  # stored by its content: a second upload is the same photo
             files=[("files", ("scene.png", PHOTO, "image/png"))],
         )
         self.photo = stored[0]["digest"]
@@ -229,7 +230,10 @@ class Actors:
             user, path = self._roles[Role.VIDEO], "/video/detections"
         else:
             user, path = None, "/public/reports"
-        report: dict[str, Any] = await self.client.call(user, "POST", "intake", path, retry_on=(), json=body)
+        # The client_ref (external_ref) makes a report sent twice one report.
+        report: dict[str, Any] = await self.client.call(
+            user, "POST", "intake", path, retry_on=(), resendable=True, json=body
+        )
         return report
 
     async def _decide(self, report: dict[str, Any], fate: Fate) -> bool:

@@ -3,14 +3,18 @@
 Two kinds of answers are expected in an event-driven city and are not errors: a 404 or a 409
 while the event that makes the call legal is still on its way between services (the department's
 inbox learns of a dispatch a moment after dispatch made it), and a 401 once a token has expired
-in simulated time. The first is retried shortly, the second after logging in again.
+in simulated time. The first is retried shortly, the second with a fresh token: the session's
+refresh token buys one, and when the session has ended too, the user logs in again.
+
+A service process may be restarted under the simulation (fault tests do it): a call whose
+connection is refused is sent again until the process is back, and a log-in goes to any process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,10 +24,15 @@ import httpx
 from shared.core.clock import Clock
 from shared.core.settings import SERVICE_NAMES
 
-# Log in again this long (simulated) before a token expires, rather than wait for the 401.
+# Renew a token this long (simulated) before it expires, at most a third of its life, rather than
+# wait for the 401.
 _TOKEN_MARGIN = timedelta(minutes=10)
 _FIRST_RETRY_S = 0.02
 _MAX_RETRY_S = 0.5
+# Failures before the request left: a process restarting refuses connections. Always safe to resend.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Methods the server takes twice as once (HTTP's idempotent methods).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class SimulationError(Exception):
@@ -38,6 +47,8 @@ class Stuck(SimulationError):
 class _Token:
     value: str
     renew_at: datetime
+    refresh: str
+    session_ends: datetime
 
 
 class CityClient:
@@ -98,103 +109,167 @@ class CityClient:
         path: str,
         *,
         retry_on: Collection[int] = (404, 409),
+        resendable: bool = False,
         **kwargs: Any,
     ) -> Any:
         """One call as ``user`` (None: anonymous) to ``/<service><path>``; the JSON answer.
 
         Answers in ``retry_on`` (and 503, a dependency briefly down) are retried until they stop or
         the patience runs out (:class:`Stuck`); any other failure is a :class:`SimulationError`.
+        A call whose connection broke is sent again when it never left, when its method is
+        idempotent, or when it is ``resendable``: a write the city recognises when it comes again
+        (a report with its ``client_ref``, a photo, which is stored by its content). Any other
+        write might have been made before the line broke.
         """
-        base = self.urls[service]
-        url = f"{base}/{service}{path}"
-        delay = _FIRST_RETRY_S
-        waited = 0.0
+        target = f"/{service}{path}"
+        resendable = resendable or method in _IDEMPOTENT
+        patience = _Patience(self.patience_s)
         logins = 0
         while True:
-            headers = {"Authorization": f"Bearer {await self._token(user)}"} if user else {}
+            token = await self._token(user) if user else None
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
             try:
-                async with self._slots[base]:
-                    self.calls += 1
-                    response = await self._pools[base].request(method, url, headers=headers, **kwargs)
+                response = await self._send(
+                    [self.urls[service]], method, target, patience, resendable=resendable, headers=headers, **kwargs
+                )
             except httpx.TransportError as exc:
-                # A read can be asked again; a change might have been made before the line broke.
-                if method != "GET" or waited >= self.patience_s:
-                    raise SimulationError(f"{method} {path} as {user}: {type(exc).__name__}: {exc}") from exc
-                self.retries += 1
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, _MAX_RETRY_S)
-                continue
+                raise SimulationError(f"{method} {path} as {user}: {type(exc).__name__}: {exc}") from exc
             status = response.status_code
             if status < 300:
                 return response.json()
             if status == 401 and user is not None and logins < 2:
-                self._tokens.pop(user, None)
+                self._renew_soon(user, token)
                 logins += 1
                 continue
             if status not in retry_on and status != 503:
                 raise SimulationError(f"{method} {path} as {user}: {status} {response.text[:500]}")
-            if waited >= self.patience_s:
-                raise Stuck(f"{method} {path} as {user}: still {status} after {waited:.0f}s: {response.text[:300]}")
+            if patience.spent:
+                raise Stuck(
+                    f"{method} {path} as {user}: still {status} after {patience.waited:.0f}s: {response.text[:300]}"
+                )
             self.retries += 1
-            await asyncio.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, _MAX_RETRY_S)
+            await patience.pause()
+
+    async def _send(
+        self,
+        bases: Sequence[str],
+        method: str,
+        target: str,
+        patience: _Patience,
+        *,
+        resendable: bool,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send ``method target`` to the first of the processes at ``bases`` able to take it.
+
+        A process that is restarting refuses the connection, and one whose database or bus is
+        briefly down answers 503: the next one is asked, and after each round all of them again,
+        with a growing pause, until ``patience`` is spent (then the last 503 is answered, or the
+        connection error raised). A connection that broke after the request left is tried again
+        only when the request is ``resendable``.
+        """
+        while True:
+            last: httpx.Response | httpx.TransportError | None = None
+            for base in bases:
+                try:
+                    async with self._slots[base]:
+                        self.calls += 1
+                        last = await self._pools[base].request(method, f"{base}{target}", **kwargs)
+                except httpx.TransportError as exc:
+                    if not (resendable or isinstance(exc, _NEVER_SENT)):
+                        raise
+                    last = exc
+                    continue
+                if last.status_code != 503:
+                    return last
+            if patience.spent:
+                if isinstance(last, httpx.TransportError):
+                    raise last
+                assert last is not None
+                return last
+            self.retries += 1
+            await patience.pause()
 
     async def poll(self, user: str, service: str, path: str, ready: Callable[[Any], bool]) -> Any:
         """GET ``path`` until ``ready(answer)`` holds (another service's event has arrived); the
         answer that satisfied it. :class:`Stuck` when the patience runs out first.
         """
-        delay = _FIRST_RETRY_S
-        waited = 0.0
+        patience = _Patience(self.patience_s)
         while True:
             answer = await self.call(user, "GET", service, path)
             if ready(answer):
                 return answer
-            if waited >= self.patience_s:
-                raise Stuck(f"GET {path} as {user}: not there after {waited:.0f}s: {str(answer)[:300]}")
+            if patience.spent:
+                raise Stuck(f"GET {path} as {user}: not there after {patience.waited:.0f}s: {str(answer)[:300]}")
             self.retries += 1
-            await asyncio.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, _MAX_RETRY_S)
+            await patience.pause()
 
     async def _token(self, user: str) -> str:
         token = self._tokens.get(user)
         if token is not None and self.clock.now() < token.renew_at:
             return token.value
+        # One renewal per user at a time: a refresh token is good once, so two calls refreshing
+        # with the same one would end the session.
         lock = self._logins.setdefault(user, asyncio.Lock())
         async with lock:
             token = self._tokens.get(user)
             if token is None or self.clock.now() >= token.renew_at:
-                token = await self._login(user)
+                token = await self._renewed(user, token)
                 self._tokens[user] = token
             return token.value
 
-    async def _login(self, user: str) -> _Token:
+    def _renew_soon(self, user: str, refused: str | None) -> None:
+        """The city refused ``refused``: renew it at the next call (unless it was renewed already)."""
+        token = self._tokens.get(user)
+        if token is not None and token.value == refused:
+            token.renew_at = self.clock.now()
+
+    async def _renewed(self, user: str, token: _Token | None) -> _Token:
+        """A fresh token for ``user``: from the session's refresh token while it lasts, else (or
+        when the refresh got no answer, its connection broken after it left) by logging in."""
+        if token is not None and self.clock.now() < token.session_ends:
+            form = {"grant_type": "refresh_token", "refresh_token": token.refresh}
+            with contextlib.suppress(SimulationError):
+                refreshed = await self._grant(user, "/auth/refresh", form)
+                if refreshed is not None:
+                    return refreshed
         if user not in self.passwords:
             raise SimulationError(f"the city has no log-in {user!r}")
-        base = self.urls["intake"]
+        logged_in = await self._grant(user, "/auth/token", {"username": user, "password": self.passwords[user]})
+        if logged_in is None:
+            raise SimulationError(f"log-in of {user} refused")
+        return logged_in
+
+    async def _grant(self, user: str, path: str, form: dict[str, str]) -> _Token | None:
+        """The token ``path`` grants for ``form``; None when it answers 401."""
+        # Every process serves the log-in, intake's first. A log-in can be sent twice; a refresh
+        # token is good once, so a refresh whose connection broke after it left is not.
+        bases = sorted(self._pools, key=lambda base: base != self.urls["intake"])
         try:
-            async with self._slots[base]:
-                self.calls += 1
-                response = await self._pools[base].post(
-                    f"{base}/auth/token", data={"username": user, "password": self.passwords[user]}
-                )
+            response = await self._send(
+                bases, "POST", path, _Patience(self.patience_s), resendable=path == "/auth/token", data=form
+            )
         except httpx.TransportError as exc:
-            raise SimulationError(f"log-in of {user}: {type(exc).__name__}: {exc}") from exc
+            raise SimulationError(f"{path} for {user}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 401:
+            return None
         if response.status_code != 200:
-            raise SimulationError(f"log-in of {user} refused: {response.status_code} {response.text[:300]}")
+            raise SimulationError(f"{path} for {user} refused: {response.status_code} {response.text[:300]}")
         body = response.json()
-        renew_at = self.clock.now() + timedelta(seconds=body["expires_in"]) - _TOKEN_MARGIN
-        return _Token(body["access_token"], renew_at)
+        now = self.clock.now()
+        lifetime = timedelta(seconds=body["expires_in"])
+        renew_at = now + lifetime - min(_TOKEN_MARGIN, lifetime / 3)
+        return _Token(
+            body["access_token"], renew_at, body["refresh_token"], now + timedelta(seconds=body["refresh_expires_in"])
+        )
 
     async def event_flow(self) -> float:
         """How many events the city's processes have published and consumed so far: the sum of the
         backbone's counters over every process. It stops changing when the city is quiet.
         """
         total = 0.0
-        for base, pool in sorted(self._pools.items()):
-            response = await pool.get(f"{base}/metrics")
+        for base in sorted(self._pools):
+            response = await self._send([base], "GET", "/metrics", _Patience(self.patience_s), resendable=True)
             response.raise_for_status()
             for line in response.text.splitlines():
                 if line.startswith(_FLOW_COUNTERS):
@@ -203,3 +278,24 @@ class CityClient:
 
 
 _FLOW_COUNTERS = ("citycase_outbox_published_total{", "citycase_events_consumed_total{")
+
+
+class _Patience:
+    """The pauses between tries of one thing, growing from 20 ms to half a second, until the
+    patience (seconds of pauses) is spent."""
+
+    def __init__(self, patience_s: float) -> None:
+        self.patience_s = patience_s
+        self.waited = 0.0
+        self._delay = _FIRST_RETRY_S
+
+    @property
+    def spent(self) -> bool:
+        """Whether the pauses so far add up to the patience."""
+        return self.waited >= self.patience_s
+
+    async def pause(self) -> None:
+        """Wait before the next try."""
+        await asyncio.sleep(self._delay)
+        self.waited += self._delay
+        self._delay = min(self._delay * 2, _MAX_RETRY_S)

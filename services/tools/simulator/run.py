@@ -28,7 +28,7 @@ from shared.city.calendar import WorkingCalendar, load_calendar
 from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.auth import Role
-from shared.core.clock import FileClock
+from shared.core.clock import SIMULATION_CLOCK_FILE, FileClock
 from shared.core.ids import new_id
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
 
@@ -42,7 +42,6 @@ SIMULATION_TUNING: dict[str, Any] = {
     "rate_public_reports_per_address": "1000000/minute",
     "rate_login_attempts_per_address": "1000000/minute",
 }
-CLOCK_FILE = "simulation.clock"
 
 
 class Finish(StrEnum):
@@ -160,13 +159,14 @@ async def simulate(
         raise SimulationError(
             f"{settings.data_dir} holds a city already: simulate into an empty data directory (--data-dir)"
         )
-    # The clock file stays with the data: it tells when the simulation ended, and a city started
-    # on it later (CITYCASE_CLOCK_FILE) sees the same time the simulation left it at.
-    clock_path = (settings.data_dir / CLOCK_FILE).resolve()
+    # The clock file stays with the data: it tells when the simulation ended, and the city's
+    # processes, started on it, make the folder remember it, so that the city served from this
+    # folder later runs on the time the simulation left it at (shared.core.clock.clock_of_folder).
+    clock_path = (settings.data_dir / SIMULATION_CLOCK_FILE).resolve()
     file_clock = FileClock.create(clock_path, start)
     tuned = settings.model_copy(update={**SIMULATION_TUNING, "clock_file": clock_path})
     if settings.mode is Mode.EMBEDDED:
-        async with serve(tuned, file_clock) as url:
+        async with serve(tuned) as url:
             return await _drive(dict.fromkeys(SERVICE_NAMES, url), file_clock, city, calendar, options, out)
     print(f"starting {len(SERVICE_NAMES)} service processes (logs in {settings.data_dir / 'logs'})", file=out)
     async with launch(tuned, SERVICE_NAMES, _ports(base_port), log_dir=settings.data_dir / "logs") as processes:

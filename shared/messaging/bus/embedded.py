@@ -316,9 +316,13 @@ class EmbeddedLog:
 
     async def wait_for_append(self, seen: int, timeout_s: float) -> None:
         """Return once anything was appended after the ``seen`` count of appends, or after ``timeout_s``."""
+        # ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 the latter waits in a task
+        # of its own, and a cancellation arriving as its timeout fires can be lost, leaving a
+        # consumer that was told to stop waiting for appends forever (a hung shutdown).
         async with self._appended:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._appended.wait_for(lambda: self.appends != seen), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._appended.wait_for(lambda: self.appends != seen)
 
     async def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         """Durably store a group's next offsets."""

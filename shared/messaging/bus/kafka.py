@@ -189,8 +189,8 @@ class KafkaBus:
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
         """Create missing topics with the configured replication factor."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
-        await admin.start()
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t.name not in existing]
             if missing:
@@ -315,8 +315,9 @@ class KafkaBus:
         """The next offset of each partition of ``topic``, asked of the broker."""
         partitions = await (await self._ready_producer()).partitions_for(topic)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
-        await consumer.start()
         try:
+            # Started inside: a start that fails (the broker gone) must close what it opened too.
+            await consumer.start()
             ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
             return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
         finally:

@@ -1,0 +1,184 @@
+"""One address for a city run as a process per service (``python -m services launch``): the
+browser console at ``/``, and every API path passed to the process that serves it — ``/intake/...``
+to intake's, ``/dispatch/...`` to dispatch's, and what every process serves for the whole city
+(log-in, the city's data, the calendar, operations, health, documentation) to the first one.
+
+What an ingress does in a real deployment, for a city on one machine: the console calls its APIs
+on its own origin (its Content Security Policy allows no other), so something must put them
+behind one address. Requests and answers stream through as they come, a live feed (SSE) event by
+event and an export line by line. The caller's address travels as ``X-Forwarded-For``, which
+uvicorn on the services believes from the loopback address the gateway calls from, so rate limits
+still count per caller. The metrics are each process's own: scrape the processes, not the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import anyio
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.runtime.console import PROCESS_PREFIXES, console_app
+from shared.web.errors import error_response
+from shared.web.headers import SecurityHeaders
+
+log = logging.getLogger(__name__)
+
+# Headers about one connection, not the message (RFC 9110 7.6.1), and those the gateway sets.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+    }
+)
+_RETRY_AFTER_S = 5
+# No read timeout: a live feed may be quiet for as long as the city is.
+_TIMEOUT = httpx.Timeout(10.0, read=None)
+
+
+def gateway_app(upstreams: Mapping[str, str], console_dir: Path) -> ASGIApp:
+    """The gateway in front of the processes at ``upstreams`` (service name → base URL), serving
+    the console's build from ``console_dir``, with the headers every answer of the city carries."""
+    return SecurityHeaders(Gateway(upstreams, console_app(console_dir, ())))
+
+
+class Gateway:
+    """ASGI app: a request under a service's prefix, or under a process-wide one, goes to a
+    process; anything else to ``console``."""
+
+    def __init__(
+        self, upstreams: Mapping[str, str], console: ASGIApp, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        if not upstreams:
+            raise ValueError("a gateway needs at least one service to pass requests to")
+        self.upstreams = {service: url.rstrip("/") for service, url in upstreams.items()}
+        self.console = console
+        # The process-wide routes are the same in every process: the first answers them.
+        self.whole_city = next(iter(self.upstreams.values()))
+        # No pool limit: every open live feed holds a connection for as long as it is watched.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        self.client = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, transport=transport)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        upstream = self.upstream_of(scope["path"]) if scope["type"] == "http" else None
+        if upstream is None:
+            await self.console(scope, receive, send)
+            return
+        await self._pass(upstream, scope, receive, send)
+
+    def upstream_of(self, path: str) -> str | None:
+        """The base URL of the process that serves ``path``, or None for the console's."""
+        first = path.lstrip("/").partition("/")[0]
+        if first in self.upstreams:
+            return self.upstreams[first]
+        return self.whole_city if first in PROCESS_PREFIXES and first != "metrics" else None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _pass(self, upstream: str, scope: Scope, receive: Receive, send: Send) -> None:
+        request = self.client.build_request(
+            scope["method"],
+            _target(upstream, scope),
+            headers=_forwarded_headers(scope),
+            content=_body(receive) if _has_body(scope) else None,
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            log.warning("gateway: %s %s: %s unavailable: %s", scope["method"], scope["path"], upstream, exc)
+            refusal = error_response(503, "dependency_unavailable", "the service of this path is unavailable; retry")
+            refusal.headers["Retry-After"] = str(_RETRY_AFTER_S)
+            await refusal(scope, receive, send)
+            return
+        try:
+            headers = [(name.lower(), value) for name, value in response.headers.raw]
+            start = [(name, value) for name, value in headers if name not in _HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": start})
+            await _relay(response, receive, send)
+        finally:
+            await response.aclose()
+
+
+def _target(upstream: str, scope: Scope) -> str:
+    path: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    return upstream + path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+
+
+def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The request's headers for the process, and who asked: a caller's own ``X-Forwarded-*``
+    are dropped, since the gateway is where the city's network begins."""
+    headers: list[tuple[bytes, bytes]] = [(n, v) for n, v in scope["headers"] if n.lower() not in _HOP_BY_HOP]
+    client = scope.get("client")
+    if client:
+        headers.append((b"x-forwarded-for", str(client[0]).encode("latin-1")))
+    headers.append((b"x-forwarded-proto", str(scope.get("scheme", "http")).encode("latin-1")))
+    host = next((value for name, value in scope["headers"] if name.lower() == b"host"), None)
+    if host is not None:
+        headers.append((b"x-forwarded-host", host))
+    return headers
+
+
+def _has_body(scope: Scope) -> bool:
+    names = {name.lower() for name, _ in scope["headers"]}
+    return b"content-length" in names or b"transfer-encoding" in names
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    """The request's body as it arrives, for the process to read as it arrives."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def _relay(response: httpx.Response, receive: Receive, send: Send) -> None:
+    """The process's answer to the caller, each piece as it comes, until it ends or the caller
+    leaves (then the process's stream is closed too, and a live feed there stops)."""
+    async with anyio.create_task_group() as group:
+
+        async def pass_on() -> None:
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.TransportError as exc:
+                # The status is sent: the caller sees the answer end short.
+                log.warning("gateway: an answer was cut off: %s", exc)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            message: Message = {"type": ""}
+            while message["type"] != "http.disconnect":
+                message = await receive()
+            group.cancel_scope.cancel()
+
+        group.start_soon(pass_on)
+        group.start_soon(watch)

@@ -1,0 +1,141 @@
+"""The simulator survives a restarted service: a call whose connection is refused is sent again
+until the process is back, a log-in goes to any process, and a write whose connection broke after
+it left is sent again only when the city takes it twice as once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.tools.simulator.client import CityClient, SimulationError
+from shared.core.clock import SIMULATION_CLOCK_FILE, FileClock, SimulatedClock
+from shared.core.settings import SERVICE_NAMES
+from tests.conftest import REPO
+from tests.e2e.harness import PASSWORDS
+
+START = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
+REPORT = {
+    "category_code": "02-05-01",
+    "description": "street vendor at the corner",
+    "location": {"lon": 113.683853, "lat": 34.777301, "datum": "gcj02"},
+    "client_ref": "restart-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def start_city(folder: Path, port: int, **env: str) -> asyncio.subprocess.Process:
+    """Every service in one process on ``folder`` (embedded), as ``python -m services run all``."""
+    log = (folder.parent / "city.log").open("ab")
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "services", "run", "all", "--port", str(port), "--stop-with-parent"),
+        env={**os.environ, "CITYCASE_DATA_DIR": str(folder), **env},
+        cwd=REPO,
+        stdout=log,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(60):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_call_sent_while_a_service_restarts_lands_once_it_is_back(tmp_path: Path) -> None:
+    folder = tmp_path / "city"
+    FileClock.create(folder / SIMULATION_CLOCK_FILE, START)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    city = await start_city(folder, port, CITYCASE_CLOCK_FILE=str(folder / SIMULATION_CLOCK_FILE))
+    client = CityClient(dict.fromkeys(SERVICE_NAMES, base), FileClock(folder / SIMULATION_CLOCK_FILE), PASSWORDS)
+    try:
+        await client.wait_ready()
+        assert await client.call("operator", "GET", "intake", "/reports", params={"status": "filed"}) == []
+        await client.call("inspector1", "GET", "closure", "/checks")  # logged in: the report goes out at once
+        city.kill()  # kill -9: nothing graceful
+        await city.wait()
+        retries = client.retries
+        sent = asyncio.create_task(
+            # Not marked resendable: a refused connection never reached the city, so it is sent again.
+            client.call("inspector1", "POST", "intake", "/reports", retry_on=(), json=REPORT)
+        )
+        await until(lambda: client.retries > retries + 3)  # refused, and sent again, while it is down
+        assert not sent.done()
+        # Started again without naming its clock: the folder remembers it.
+        city = await start_city(folder, port)
+        report = await sent
+        assert datetime.fromisoformat(report["received_at"]) == START
+        filed = await client.call("operator", "GET", "intake", "/reports", params={"status": "filed"})
+        assert [r["id"] for r in filed] == [report["id"]]  # once, however often it was sent
+
+        # A log-in goes to any process: here intake's is gone, another one answers.
+        dead = f"http://127.0.0.1:{free_port()}"
+        elsewhere = CityClient({**dict.fromkeys(SERVICE_NAMES, base), "intake": dead}, client.clock, PASSWORDS)
+        try:
+            case = await elsewhere.call("shiftlead", "GET", "dispatch", f"/cases/{report['id']}")
+            assert case["status"] == "dispatched"
+        finally:
+            await elsewhere.aclose()
+    finally:
+        await client.aclose()
+        if city.returncode is None:
+            city.terminate()
+            await city.wait()
+
+
+@asynccontextmanager
+async def hanging_up(answer_after: int) -> AsyncIterator[tuple[str, Counter[str]]]:
+    """A server on 127.0.0.1 that reads each request and hangs up without an answer, the first
+    ``answer_after`` times per request line; then it answers ``{}``. Yields its URL and the
+    requests it read, by request line."""
+    seen: Counter[str] = Counter()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = next(
+            (int(line.split(":")[1]) for line in head.splitlines() if line.lower().startswith("content-length")), 0
+        )
+        await reader.readexactly(length)
+        line = head.splitlines()[0]
+        seen[line] += 1
+        if seen[line] > answer_after:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+
+
+async def test_a_write_whose_connection_broke_after_it_left_is_resent_only_when_safe() -> None:
+    async with hanging_up(answer_after=2) as (base, seen):
+        client = CityClient(dict.fromkeys(SERVICE_NAMES, base), SimulatedClock(START), {})
+        try:
+            assert await client.call(None, "GET", "intake", "/reports/1") == {}
+            assert await client.call(None, "POST", "intake", "/public/reports", resendable=True, json=REPORT) == {}
+            with pytest.raises(SimulationError, match="RemoteProtocolError"):
+                await client.call(None, "POST", "intake", "/reports/1/file")
+        finally:
+            await client.aclose()
+    assert seen == {
+        "GET /intake/reports/1 HTTP/1.1": 3,
+        "POST /intake/public/reports HTTP/1.1": 3,
+        "POST /intake/reports/1/file HTTP/1.1": 1,  # it might have been filed: not sent again
+    }
