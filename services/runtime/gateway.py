@@ -27,7 +27,8 @@ from shared.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
-# Headers about one connection, not the message (RFC 9110 7.6.1), and those the gateway sets.
+# Headers about one connection, not the message (RFC 9110 7.6.1): never passed on, nor those a
+# request's own Connection header names.
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -38,15 +39,18 @@ _HOP_BY_HOP = frozenset(
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
-        b"host",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
     }
 )
+# Headers the gateway sets itself: a caller's own would be believed by the services behind it.
+_SET_BY_GATEWAY = frozenset({b"host", b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 _RETRY_AFTER_S = 5
-# No read timeout: a live feed may be quiet for as long as the city is.
-_TIMEOUT = httpx.Timeout(10.0, read=None)
+# A read waits at most a minute between two pieces of an answer: a live feed says something
+# every 15 s even when the city is quiet (its keep-alive comment), and a process that says
+# nothing for longer is stuck; its caller gets the answer cut short rather than a hung request.
+_TIMEOUT = httpx.Timeout(10.0, read=60.0)
+# Every open live feed holds a connection for as long as it is watched: room for a command
+# center's screens, and a 503 (the pool's wait, then a transport error) beyond it.
+_CONNECTIONS = 1000
 
 
 def gateway_app(upstreams: Mapping[str, str], console_dir: Path) -> ASGIApp:
@@ -68,8 +72,7 @@ class Gateway:
         self.console = console
         # The process-wide routes are the same in every process: the first answers them.
         self.whole_city = next(iter(self.upstreams.values()))
-        # No pool limit: every open live feed holds a connection for as long as it is watched.
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        limits = httpx.Limits(max_connections=_CONNECTIONS, max_keepalive_connections=100)
         self.client = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, transport=transport)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,8 +118,7 @@ class Gateway:
             await refusal(scope, receive, send)
             return
         try:
-            headers = [(name.lower(), value) for name, value in response.headers.raw]
-            start = [(name, value) for name, value in headers if name not in _HOP_BY_HOP]
+            start = _answer_headers(response, upstream)
             await send({"type": "http.response.start", "status": response.status_code, "headers": start})
             await _relay(response, receive, send)
         finally:
@@ -129,10 +131,37 @@ def _target(upstream: str, scope: Scope) -> str:
     return upstream + path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
 
 
+def _connection_scoped(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The hop-by-hop headers, and those the message's ``Connection`` header names as such."""
+    named = {
+        token.strip().lower() for name, value in headers if name.lower() == b"connection" for token in value.split(b",")
+    }
+    return _HOP_BY_HOP | named
+
+
+def _answer_headers(response: httpx.Response, upstream: str) -> list[tuple[bytes, bytes]]:
+    """The process's answer headers for the caller. A redirect to the process's own address
+    (Starlette's trailing-slash redirect is absolute, built on the Host the gateway sent)
+    becomes a path on the gateway's: the caller cannot reach, and need not learn, the
+    process's address."""
+    headers = [(name.lower(), value) for name, value in response.headers.raw]
+    dropped = _connection_scoped(headers)
+    base = upstream.encode("latin-1")
+    passed = []
+    for name, value in headers:
+        if name in dropped:
+            continue
+        if name == b"location" and value.startswith(base) and value[len(base) : len(base) + 1] in (b"/", b"?", b""):
+            value = value[len(base) :] or b"/"
+        passed.append((name, value))
+    return passed
+
+
 def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    """The request's headers for the process, and who asked: a caller's own ``X-Forwarded-*``
-    are dropped, since the gateway is where the city's network begins."""
-    headers: list[tuple[bytes, bytes]] = [(n, v) for n, v in scope["headers"] if n.lower() not in _HOP_BY_HOP]
+    """The request's headers for the process, and who asked: a caller's own ``Forwarded`` and
+    ``X-Forwarded-*`` are dropped, since the gateway is where the city's network begins."""
+    dropped = _connection_scoped(scope["headers"]) | _SET_BY_GATEWAY
+    headers: list[tuple[bytes, bytes]] = [(n, v) for n, v in scope["headers"] if n.lower() not in dropped]
     client = scope.get("client")
     if client:
         headers.append((b"x-forwarded-for", str(client[0]).encode("latin-1")))

@@ -150,7 +150,13 @@ async def test_the_callers_address_is_passed_on_and_a_forged_one_dropped(tmp_pat
         answer = await client.post(
             "/intake/reports/a%2Fb?x=1&y=%E5%9F%8E",
             content=b"payload",
-            headers={"X-Forwarded-For": "10.0.0.1", "Connection": "keep-alive", "Authorization": "Bearer t"},
+            headers={
+                "X-Forwarded-For": "10.0.0.1",
+                "Forwarded": "for=10.0.0.1",
+                "Connection": "keep-alive, X-Hop",
+                "X-Hop": "for the gateway only",
+                "Authorization": "Bearer t",
+            },
         )
     assert answer.json() == {"body": "payload"}
     (request,) = seen
@@ -158,7 +164,31 @@ async def test_the_callers_address_is_passed_on_and_a_forged_one_dropped(tmp_pat
     assert request["headers"]["x-forwarded-host"] == "city.example"
     assert request["headers"]["authorization"] == "Bearer t"
     assert request["headers"]["host"] == "intake:8000"
+    assert not {"forwarded", "x-hop"} & request["headers"].keys()
     assert (request["path"], request["query"]) == (b"/intake/reports/a%2Fb", b"x=1&y=%E5%9F%8E")
+
+
+@pytest.mark.parametrize(
+    ("location", "passed_on"),
+    [
+        ("http://intake:8000/intake/cases?x=1", "/intake/cases?x=1"),
+        ("http://intake:8000", "/"),
+        ("http://intake:80001/elsewhere", "http://intake:80001/elsewhere"),
+        ("https://example.org/intake/cases", "https://example.org/intake/cases"),
+        ("/intake/cases", "/intake/cases"),
+    ],
+)
+async def test_a_redirect_to_the_process_becomes_one_to_the_gateway(
+    tmp_path: Path, location: str, passed_on: str
+) -> None:
+    async def upstream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 307, "headers": [(b"location", location.encode())]})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = Gateway({"intake": "http://intake:8000"}, console_app(tmp_path, ()), httpx.ASGITransport(app=upstream))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://city.example") as client:
+        answer = await client.get("/intake/cases/")
+    assert (answer.status_code, answer.headers["location"]) == (307, passed_on)
 
 
 async def test_launch_starts_the_gateway_as_a_process_of_its_own(tmp_path: Path) -> None:
