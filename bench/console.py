@@ -26,18 +26,10 @@ from typing import Any
 import httpx
 from playwright.async_api import async_playwright
 
+from services.tools.browser import CHROMIUM, CHROMIUM_ARGS
+
 REPO = Path(__file__).resolve().parents[1]
 DIST = REPO / "web" / "dist"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOADS = 6
 _READY_S = 60.0
 
@@ -82,7 +74,8 @@ async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
 async def first_render_ms(url: str, loads: int = LOADS) -> list[float]:
     """Milliseconds from navigation to the dashboard's mark, for ``loads`` reloads."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium
+        browser = await chromium.launch(executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS))
         try:
             context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
             page = await context.new_page()

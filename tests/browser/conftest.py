@@ -28,22 +28,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, ViewportSize, sync_playwright
 
+from services.tools.browser import CHROMIUM, CHROMIUM_ARGS
 from shared.core.clock import SIMULATION_CLOCK_FILE, FileClock
 
 REPO = Path(__file__).resolve().parents[2]
 CONSOLE = REPO / "web" / "dist"
-CHROMIUM = Path("/usr/bin/chromium")
-# No sandbox (the tests run as root), no GPU, and none of the browser's own calls home: every
-# request the page makes must go to the city under test.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WALL_SCREEN: ViewportSize = {"width": 1920, "height": 1080}
 SCREENSHOTS = REPO / "docs" / "screenshots"
 
@@ -210,7 +199,7 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run deploy/local/chromium.sh (make test does)")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS))
         try:
             yield chromium
         finally:
