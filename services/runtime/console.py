@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.core.settings import SERVICE_NAMES
 from shared.web.errors import error_response
 from shared.web.headers import CONSOLE_CSP
+from shared.web.negotiation import weights
 
 PROCESS_PREFIXES: tuple[str, ...] = (
     "auth",
@@ -136,16 +137,7 @@ def console_app(directory: Path, routes: Iterable[BaseRoute]) -> ASGIApp:
 def _wants_html(scope: Scope) -> bool:
     """Whether the request's ``Accept`` admits an HTML page (no header admits anything)."""
     accept = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"accept"), "*/*")
-    for item in accept.split(","):
-        media_type, _, parameter = item.partition(";")
-        name, value = parameter.partition("=")[::2]
-        try:
-            weight = float(value) if name.strip().lower() == "q" else 1.0
-        except ValueError:
-            weight = 0.0
-        if media_type.strip().lower() in ("text/html", "text/*", "*/*") and weight > 0:
-            return True
-    return False
+    return any(weights(accept).get(media_type, 0.0) > 0 for media_type in ("text/html", "text/*", "*/*"))
 
 
 def _not_found() -> Response:

@@ -17,6 +17,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.web.negotiation import weights
+
 # Behind a log-in, so for the caller's own browser only ("private"); kept, but revalidated on
 # every use ("no-cache"), which costs a 304 when nothing changed.
 CACHE_CONTROL = "private, no-cache"
@@ -59,13 +61,5 @@ def _names(if_none_match: str, etag: str) -> bool:
 def accepts_gzip(accept_encoding: str) -> bool:
     """Whether an ``Accept-Encoding`` header admits gzip: named, else through ``*``, with a
     weight above 0 (RFC 9110 12.5.3)."""
-    weights: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        coding, _, parameter = item.partition(";")
-        name, value = parameter.partition("=")[::2]
-        try:
-            weight = float(value) if name.strip().lower() == "q" else 1.0
-        except ValueError:
-            weight = 0.0
-        weights[coding.strip().lower()] = weight
-    return weights.get("gzip", weights.get("*", 0.0)) > 0
+    listed = weights(accept_encoding)
+    return listed.get("gzip", listed.get("*", 0.0)) > 0
