@@ -3,10 +3,13 @@ import { fileURLToPath, URL } from 'node:url'
 import vue from '@vitejs/plugin-vue'
 import { defineConfig } from 'vite'
 
-// The API prefixes the console calls, same origin in production (the runtime serves web/dist at
-// `/`); in development Vite's server passes them to a running city (`make run`, or CITYCASE_URL).
+// The API prefixes, same origin in production (the runtime serves web/dist at `/`); in
+// development Vite's server passes them to a running city (`make run`, or CITYCASE_URL). The
+// same list as API_PREFIXES in services/runtime/console.py: a path there is never a console page.
 const API_PREFIXES = [
-  '/auth', '/city', '/calendar', '/ops', '/intake', '/dispatch', '/handling', '/closure', '/assessment', '/healthz', '/readyz',
+  '/intake', '/dispatch', '/handling', '/closure', '/assessment',
+  '/auth', '/city', '/calendar', '/ops', '/healthz', '/readyz', '/metrics',
+  '/openapi.json', '/docs', '/redoc', '/docs-assets', '/photos',
 ]
 const target = process.env.CITYCASE_URL ?? 'http://127.0.0.1:8000'
 

@@ -44,7 +44,9 @@ PROCESS_PREFIXES: tuple[str, ...] = (
 runs (log-in, the city's data, the calendar, operations, health, documentation)."""
 API_PREFIXES: frozenset[str] = frozenset({*SERVICE_NAMES, *PROCESS_PREFIXES, "photos"})
 """The first path segments that are API, never a page of the console (photos are each service's,
-``/intake/photos``; the bare prefix is kept from the console all the same)."""
+``/intake/photos``; the bare prefix is kept from the console all the same). The console's
+development server passes the same list to a running city (web/vite.config.ts; a test holds
+the two equal)."""
 
 ASSETS = "assets"
 # The build's assets are named by their content: a changed file is a new name.
