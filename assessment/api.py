@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -51,6 +52,34 @@ PeriodName = Literal["day", "week", "month", "range"]
 ScopeId = Annotated[Text, Query(max_length=64)]
 
 
+@dataclass(frozen=True)
+class PeriodQuery:
+    """The period a request names, as its query gave it: read by the routes that take a period,
+    turned into one by ``period`` inside the route (after its own checks of who may read)."""
+
+    name: str
+    day: date | None
+    start: date | None
+    end: date | None
+
+    def period(self, ctx: ServiceContext) -> Period:
+        return queries.period_asked(ctx, self.name, self.day, self.start, self.end)
+
+
+def _period_query(
+    period: PeriodName = "month",
+    day: Annotated[
+        ServedDate | None, Query(alias="date", description="any day inside the period (default today)")
+    ] = None,
+    start: Annotated[ServedDate | None, Query(alias="from")] = None,
+    end: Annotated[ServedDate | None, Query(alias="to")] = None,
+) -> PeriodQuery:
+    return PeriodQuery(period, day, start, end)
+
+
+Asked = Annotated[PeriodQuery, Depends(_period_query)]
+
+
 async def _answer(ctx: ServiceContext, scope_kind: str, scope_id: str, period: Period) -> dict[str, Any]:
     counters, indicators = domain.figures(scope_kind, await queries.indicators(ctx, scope_kind, scope_id, period))
     return {
@@ -65,17 +94,12 @@ async def _answer(ctx: ServiceContext, scope_kind: str, scope_id: str, period: P
 async def get_indicators(
     ctx: Context,
     reader: Reader,
+    asked: Asked,
     scope_kind: ScopeKind = "city",
     scope_id: ScopeId = CITY,
-    period: PeriodName = "month",
-    day: Annotated[
-        ServedDate | None, Query(alias="date", description="any day inside the period (default today)")
-    ] = None,
-    start: Annotated[ServedDate | None, Query(alias="from")] = None,
-    end: Annotated[ServedDate | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     queries.ensure_may_read(reader, scope_kind, scope_id)
-    return await _answer(ctx, scope_kind, scope_id, queries.period_asked(ctx, period, day, start, end))
+    return await _answer(ctx, scope_kind, scope_id, asked.period(ctx))
 
 
 @router.get(
@@ -86,16 +110,13 @@ async def get_indicators(
 async def get_ranking(
     ctx: Context,
     _reader: Reader,
+    asked: Asked,
     scope_kind: RankedKind = "department",
     indicator: Indicator = "on_time_closure_rate",
     order: Literal["desc", "asc"] = "desc",
-    period: PeriodName = "month",
-    day: Annotated[ServedDate | None, Query(alias="date")] = None,
-    start: Annotated[ServedDate | None, Query(alias="from")] = None,
-    end: Annotated[ServedDate | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> dict[str, Any]:
-    chosen = queries.period_asked(ctx, period, day, start, end)
+    chosen = asked.period(ctx)
     by_scope = await queries.scopes_of_kind(ctx, scope_kind, chosen)
     rows = bulletin.ranked(ctx.city, scope_kind, by_scope, indicator, descending=order == "desc")
     return {"scope_kind": scope_kind, "indicator": indicator, "period": chosen.to_json(), "ranking": rows[:limit]}
@@ -128,16 +149,11 @@ class IndicatorMapOut(BaseModel):
 async def get_map(
     ctx: Context,
     _reader: Reader,
+    asked: Asked,
     scope_kind: MappedKind = "district",
     indicator: Indicator = "on_time_closure_rate",
-    period: PeriodName = "month",
-    day: Annotated[
-        ServedDate | None, Query(alias="date", description="any day inside the period (default today)")
-    ] = None,
-    start: Annotated[ServedDate | None, Query(alias="from")] = None,
-    end: Annotated[ServedDate | None, Query(alias="to")] = None,
 ) -> IndicatorMapOut:
-    chosen = queries.period_asked(ctx, period, day, start, end)
+    chosen = asked.period(ctx)
     values = bulletin.mapped(ctx.city, scope_kind, await queries.scopes_of_kind(ctx, scope_kind, chosen), indicator)
     return IndicatorMapOut(
         scope_kind=scope_kind,
