@@ -177,7 +177,16 @@ def workbook(bulletin: Mapping[str, Any]) -> bytes:
     """The bulletin as an Excel workbook (.xlsx), one sheet per table, rates as percentages."""
     book = Workbook()
     _summary(book, bulletin)
-    columns = ["reports", "filed", "effective_filing_rate", "due", "closed", "closed_on_time", "on_time_closure_rate"]
+    columns = [
+        "reports",
+        "filed",
+        "effective_filing_rate",
+        "due",
+        "closed",
+        "closed_on_time",
+        "on_time_closure_rate",
+        "satisfaction_rate",
+    ]
     for title, rows in (("来源 Sources", bulletin["by_source"]), ("部件事件 Families", bulletin["by_family"])):
         sheet = book.create_sheet(title)
         _header(sheet, ["id", "name", *columns])
@@ -190,7 +199,15 @@ def workbook(bulletin: Mapping[str, Any]) -> bytes:
     for row in bulletin["top_categories"]:
         sheet.append([row["code"], row["name"], row["reports"], row["filed"]])
 
-    ranking_columns = ["due", "closed", "closed_on_time", "closure_rate", "on_time_closure_rate", "return_rate"]
+    ranking_columns = [
+        "due",
+        "closed",
+        "closed_on_time",
+        "closure_rate",
+        "on_time_closure_rate",
+        "return_rate",
+        "satisfaction_rate",
+    ]
     for title, rows in (
         ("部门排名 Departments", bulletin["department_ranking"]),
         ("区排名 Districts", bulletin["district_ranking"]),

@@ -23,12 +23,15 @@ from shared.city.indicators import COUNTERS as COUNTERS
 from shared.city.indicators import NOT_FOR_DEPARTMENTS, indicators_of
 from shared.core.errors import InvalidInput
 from shared.events.catalogue import (
+    CallbackRecorded,
+    CallbackVerdict,
     CaseCancelled,
     CaseClosed,
     CaseDispatched,
     CaseFiled,
     CaseHandled,
     CaseQueuedForCoordination,
+    CaseReopened,
     CaseResumed,
     CaseReturned,
     CaseSuspended,
@@ -47,6 +50,9 @@ from shared.events.envelope import Event
 
 INDEX: Mapping[str, int] = {name: i for i, name in enumerate(COUNTERS)}
 WIDTH = len(COUNTERS)
+
+# The verdicts the satisfaction rate (满意率) counts as satisfied: basically satisfied is satisfied.
+SATISFIED_VERDICTS = frozenset({CallbackVerdict.SATISFIED, CallbackVerdict.BASICALLY_SATISFIED})
 
 
 class PeriodKind(StrEnum):
@@ -129,6 +135,9 @@ class CaseState:
     closed: bool = False
     closed_on_time: bool = False
     cancelled: bool = False
+    # The hotline called the citizen back (回访) at least once, and what the latest verdict said.
+    called_back: bool = False
+    satisfied: bool = False
     # Ids of the events applied: a copy delivered twice (or published twice) changes nothing.
     event_ids: list[str] = field(default_factory=list)
 
@@ -297,6 +306,21 @@ def _on_closed(state: CaseState, data: CaseClosed, at: datetime, attribution: At
     state.flow = Flow.CLOSED
 
 
+def _on_reopened(state: CaseState, data: CaseReopened, at: datetime, attribution: Attribution) -> None:
+    # Back with the department for rework (返工): not closed until it closes again, and the next
+    # closure decides on time afresh.
+    state.closed = False
+    state.closed_on_time = False
+    state.reworked = True
+    if state.flow is Flow.CLOSED:
+        state.flow = Flow.DISPATCHED
+
+
+def _on_callback_recorded(state: CaseState, data: CallbackRecorded, at: datetime, attribution: Attribution) -> None:
+    state.called_back = True
+    state.satisfied = data.verdict in SATISFIED_VERDICTS
+
+
 def _on_cancelled(state: CaseState, data: CaseCancelled, at: datetime, attribution: Attribution) -> None:
     state.cancelled = True
 
@@ -321,6 +345,8 @@ _APPLY: Mapping[type[EventPayload], Applier] = {
     DeadlineMissed: _on_deadline_missed,
     DeadlineRecomputed: _on_deadline_recomputed,
     CaseClosed: _on_closed,
+    CaseReopened: _on_reopened,
+    CallbackRecorded: _on_callback_recorded,
     CaseCancelled: _on_cancelled,
 }
 
@@ -412,6 +438,8 @@ def _case_counters(state: CaseState, case: list[int]) -> None:
     case[INDEX["closed"]] = int(state.closed)
     case[INDEX["closed_on_time"]] = int(state.closed and state.closed_on_time)
     case[INDEX["overdue_open"]] = int(state.overdue and not state.closed)
+    case[INDEX["callbacks"]] = int(state.called_back)
+    case[INDEX["satisfied"]] = int(state.called_back and state.satisfied)
 
 
 def _place_scopes(state: CaseState) -> list[tuple[str, str]]:
@@ -512,6 +540,7 @@ def derived(values: Mapping[str, int]) -> dict[str, float | int | None]:
         "accurate_dispatch_rate": None if return_rate is None else 1 - return_rate,
         "on_time_filing_rate": rate(values["filed_on_time"], values["filed"]),
         "on_time_dispatch_rate": rate(values["dispatched_on_time"], values["cases_dispatched"]),
+        "satisfaction_rate": rate(values["satisfied"], values["callbacks"]),
     }
 
 

@@ -637,7 +637,8 @@ _FILED = "filed_at >= $1 AND filed_at < $2 AND NOT cancelled"
 
 
 def _case_counts(filed: str, dispatches: str, returns: str) -> str:
-    """The counters anchored on filing, for the cases ``filed`` selects."""
+    """The counters anchored on filing, for the cases ``filed`` selects. The bench draws no
+    hotline callbacks (回访): none counts in ``callbacks`` or ``satisfied``."""
     return f"""
     count(*) FILTER (WHERE {filed} AND first_dispatched_at IS NOT NULL) AS cases_dispatched,
     count(*) FILTER (
@@ -653,7 +654,9 @@ def _case_counts(filed: str, dispatches: str, returns: str) -> str:
     coalesce(sum(checks_on_time) FILTER (WHERE {filed}), 0) AS checks_on_time,
     count(*) FILTER (WHERE {filed} AND closed_at IS NOT NULL) AS closed,
     count(*) FILTER (WHERE {filed} AND closed_at IS NOT NULL AND closed_on_time) AS closed_on_time,
-    count(*) FILTER (WHERE {filed} AND overdue AND closed_at IS NULL) AS overdue_open"""
+    count(*) FILTER (WHERE {filed} AND overdue AND closed_at IS NULL) AS overdue_open,
+    0 AS callbacks,
+    0 AS satisfied"""
 
 
 _PLACE_COUNTS = _case_counts(

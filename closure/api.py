@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
 
@@ -17,6 +17,7 @@ from shared.web.auth import require
 from shared.web.bodies import PhotoDigest, ReasonIn, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
+from shared.web.paging import MOST_PER_PAGE, NEXT_PAGE_LINK, PageAfter, paged
 from shared.web.photos import ensure_photos_exist
 
 router = APIRouter(tags=["closure"])
@@ -55,11 +56,13 @@ class ClosureCaseOut(BaseModel):
     checks: int
     closed_at: datetime | None
     on_time: bool | None
+    reopens: int = Field(description="times an unsatisfied callback (回访) reopened the case for rework")
 
 
 class ClosureRecord(ExportRecord):
     """A case as the batch recount of the indicators reads it from closure: its check tasks
-    (核查), closure (结案) and the on-time verdict (按期), or its cancellation (作废).
+    (核查), closure (结案) and the on-time verdict (按期), its reopens after an unsatisfied callback
+    (回访), or its cancellation (作废).
     """
 
     status: ClosureStatus
@@ -72,16 +75,28 @@ class ClosureRecord(ExportRecord):
     checks_failed: int
     closed_at: datetime | None
     on_time: bool | None
+    reopens: int = Field(description="times an unsatisfied callback (回访) reopened the case for rework (返工)")
 
 
 def _out(row: RowMapping) -> ClosureCaseOut:
     return ClosureCaseOut.model_validate(dict(row))
 
 
-@router.get("/checks", summary="The calling inspector's open check tasks")
-async def my_checks(ctx: Context, inspector: Inspector) -> list[ClosureCaseOut]:
-    """Nearest check deadline first."""
-    return [_out(row) for row in await queries.check_tasks(ctx, inspector)]
+@router.get("/checks", summary="The calling inspector's open check tasks", responses=NEXT_PAGE_LINK)
+async def my_checks(
+    request: Request,
+    response: Response,
+    ctx: Context,
+    inspector: Inspector,
+    after: PageAfter,
+    limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = MOST_PER_PAGE,
+) -> list[ClosureCaseOut]:
+    """Nearest check deadline first (ties by id), in pages: a ``Link`` header names the next. A
+    page holds all of an ordinary day's tasks by default, as the phone app reads the list whole;
+    a backlog (a week away, a storm's worth of cases) comes in pages, most urgent first, never as
+    one unbounded answer."""
+    page = await queries.check_tasks(ctx, inspector, limit, after)
+    return [_out(row) for row in paged(request, response, page)]
 
 
 @router.post("/cases/{case_id}/check", summary="Answer a check task: passed closes, failed sends back for rework")

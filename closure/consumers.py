@@ -6,6 +6,7 @@ from typing import Any
 
 from closure import handlers
 from shared.events.catalogue import (
+    CallbackRecorded,
     CaseDispatched,
     CaseFiled,
     CaseHandled,
@@ -23,6 +24,7 @@ REACTIONS: tuple[On[Any], ...] = (
     On(CaseResumed, handlers.on_deadline),
     On(DeadlineRecomputed, handlers.on_deadline_recomputed),
     On(CaseHandled, handlers.on_handled),
+    On(CallbackRecorded, handlers.on_callback_recorded),
 )
 
 

@@ -1,9 +1,12 @@
-"""Closure's rules: check on site (核查), close (结案) or send back for rework (返工), cancel (作废).
+"""Closure's rules: check on site (核查), close (结案) or send back for rework (返工), reopen
+after an unsatisfied callback (回访), cancel (作废).
 
 A case closes on time when it closes no later than its handling deadline, extensions and
 suspensions included. An inspector's self-handled problem closes the moment it is filed. A check
 is on time when it is answered no later than its check deadline; one still open when its deadline
-has passed is reported missed once, as the time passes (closure's check timer), and stays late.
+has passed is reported missed once, as the time passes (closure's check timer), and stays late. A
+closed case the citizen is not satisfied with goes back to its department for rework where the
+city's rules say so, and closes again through a new check.
 
 Each use case has a decide function here: the case as it stands and the command in, the new
 column values of the case row and the events to emit out. The guard and the transition sit
@@ -20,9 +23,12 @@ from typing import Any
 
 from shared.core.errors import IllegalTransition, OutOfScope
 from shared.events.catalogue import (
+    CallbackRecorded,
+    CallbackVerdict,
     CaseCancelled,
     CaseClosed,
     CaseFiled,
+    CaseReopened,
     CheckFailed,
     CheckPassed,
     CheckRequested,
@@ -57,6 +63,9 @@ class CaseState:
     checks_failed: int
     # The check deadline was counted on a provisional calendar year.
     check_deadline_provisional: bool = False
+    # The department of the latest dispatch (None: never dispatched, as a self-handled case).
+    department_id: str | None = None
+    reopens: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,18 @@ def may_request_check(status: ClosureStatus) -> bool:
     """A case reported handled gets a check task only while it is open: not one closed on the
     spot, cancelled, or already being checked."""
     return status is ClosureStatus.OPEN
+
+
+def may_reopen(case: CaseState, verdict: CallbackVerdict, *, reopen_on_unsatisfied: bool) -> bool:
+    """An unsatisfied callback reopens the case where the hotline's rule says so, and only a
+    closed case with a department to rework it: a case reopened already, or cancelled, stays as it
+    is, and so does a self-handled one (nobody was dispatched to do it again)."""
+    return (
+        reopen_on_unsatisfied
+        and verdict is CallbackVerdict.UNSATISFIED
+        and case.status is ClosureStatus.CLOSED
+        and case.department_id is not None
+    )
 
 
 def is_closed_on_time(closed_at: datetime, handling_deadline: datetime | None) -> bool:
@@ -229,6 +250,22 @@ def decide_check_missed(case: CaseState, now: datetime) -> Decision:
         )
     assert case.check_deadline is not None  # a missed check has one
     return Decision({"check_missed_at": now}, (DeadlineMissed(kind=DeadlineKind.CHECK, deadline=case.check_deadline),))
+
+
+# The reason a reopen gives when the citizen's verdict came without a note.
+UNSATISFIED_WITHOUT_NOTE = "the citizen was not satisfied (回访不满意)"
+
+
+def decide_callback(case: CaseState, callback: CallbackRecorded, *, reopen_on_unsatisfied: bool) -> Decision:
+    """The hotline's callback to the citizen (回访): an unsatisfied verdict sends the closed case
+    back to the department that closed it for rework (返工), open again until it is handled,
+    checked and closed anew; any other verdict, or a rule that says not to, changes nothing here
+    (the assessment counts every verdict)."""
+    if not may_reopen(case, callback.verdict, reopen_on_unsatisfied=reopen_on_unsatisfied):
+        return Decision({})
+    reopened = CaseReopened(department_id=case.department_id, reason=callback.note or UNSATISFIED_WITHOUT_NOTE)
+    changes = {"status": ClosureStatus.OPEN, "closed_at": None, "on_time": None, "reopens": case.reopens + 1}
+    return Decision(changes, (reopened,))
 
 
 def decide_cancel(status: ClosureStatus, *, cancelled_by: str, reason: str) -> Decision:

@@ -1,5 +1,6 @@
-"""Closure's use cases: check tasks, closing, rework, cancellation. Writes only: each loads the
-case, lets the domain decide, and saves the changes with their events in one transaction.
+"""Closure's use cases: check tasks, closing, rework, reopening after a callback, cancellation.
+Writes only: each loads the case, lets the domain decide, and saves the changes with their events
+in one transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from closure.domain import CaseState, ClosureStatus, Decision
 from closure.models import CASES, cases
 from shared.core.auth import Principal
 from shared.events.catalogue import (
+    CallbackRecorded,
     CaseDispatched,
     CaseFiled,
     CaseHandled,
@@ -24,6 +26,7 @@ from shared.events.catalogue import (
     ExtensionApproved,
 )
 from shared.events.envelope import Event
+from shared.integration.signing import UnknownHotline
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 from shared.service.deadlines import recompute_rows
@@ -68,6 +71,26 @@ async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event, data: C
         _state(case), result=data.result, check_deadline=due.at, now=now, provisional=due.provisional
     )
     await _save(ctx, tx, case["id"], decision, now)
+
+
+async def on_callback_recorded(ctx: ServiceContext, tx: Transaction, event: Event, data: CallbackRecorded) -> None:
+    """The hotline's callback to the citizen (回访): an unsatisfied verdict reopens the closed case
+    for rework where the hotline's rule (the city's ``integrations.yaml``) says so."""
+    case = await CASES.find(tx, UUID(event.subject), for_update=True)
+    if case is None:
+        return
+    decision = domain.decide_callback(_state(case), data, reopen_on_unsatisfied=_reopens_on_unsatisfied(ctx, data))
+    if decision.events:
+        await _save(ctx, tx, case["id"], decision, ctx.clock.now())
+
+
+def _reopens_on_unsatisfied(ctx: ServiceContext, callback: CallbackRecorded) -> bool:
+    """The rule of the hotline that called back; a hotline no longer in the configuration (removed
+    after intake took its callback) has no rule left to reopen by."""
+    try:
+        return ctx.integrations.hotline(callback.hotline_id).reopen_on_unsatisfied
+    except UnknownHotline:
+        return False
 
 
 # --- time passing ------------------------------------------------------------------------------
@@ -143,6 +166,8 @@ def _state(case: RowMapping) -> CaseState:
         checks_on_time=case["checks_on_time"],
         checks_failed=case["checks_failed"],
         check_deadline_provisional=case["check_deadline_provisional"],
+        department_id=case["department_id"],
+        reopens=case["reopens"],
     )
 
 

@@ -39,6 +39,9 @@ cases = Table(
     Column("checks_failed", Integer, nullable=False, server_default="0"),
     Column("closed_at", UTCDateTime, nullable=True),
     Column("on_time", Boolean, nullable=True),
+    # Times the case was reopened for rework after an unsatisfied callback (回访不满意): the
+    # assessment counts a reopened case reworked (返工).
+    Column("reopens", Integer, nullable=False, server_default="0"),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_closure_checks", cases.c.inspector_id, cases.c.status)

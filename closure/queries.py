@@ -14,19 +14,19 @@ from sqlalchemy.engine import RowMapping
 from closure.domain import ClosureStatus
 from closure.models import CASES, cases
 from shared.core.auth import Principal
+from shared.db.keyset import Keyset, Page, Position
 from shared.service.context import ServiceContext
 
+# Check tasks, nearest check deadline first; one without a deadline comes last.
+NEAREST_CHECK_DEADLINE_FIRST = Keyset(cases.c.check_deadline, cases.c.id)
 
-async def check_tasks(ctx: ServiceContext, inspector: Principal) -> Sequence[RowMapping]:
-    """The inspector's open check tasks (核查), nearest check deadline first."""
-    query = (
-        select(cases)
-        .where(cases.c.inspector_id == inspector.inspector_id, cases.c.status == ClosureStatus.CHECKING)
-        .order_by(cases.c.check_deadline)
+
+async def check_tasks(ctx: ServiceContext, inspector: Principal, limit: int, after: Position | None = None) -> Page:
+    """A page of the inspector's open check tasks (核查), nearest check deadline first."""
+    query = select(cases).where(
+        cases.c.inspector_id == inspector.inspector_id, cases.c.status == ClosureStatus.CHECKING
     )
-    async with ctx.store.engine.connect() as connection:
-        rows: Sequence[RowMapping] = (await connection.execute(query)).mappings().all()
-    return rows
+    return await NEAREST_CHECK_DEADLINE_FIRST.read(ctx.store.engine, query, after, limit)
 
 
 async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
 
@@ -17,6 +17,7 @@ from shared.web.auth import current_principal, require
 from shared.web.bodies import ReasonIn, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
+from shared.web.paging import MOST_PER_PAGE, NEXT_PAGE_LINK, PageAfter, paged
 
 router = APIRouter(tags=["dispatch"])
 
@@ -104,21 +105,39 @@ def _out(row: RowMapping) -> DispatchCaseOut:
     return DispatchCaseOut.model_validate(dict(row))
 
 
-@router.get("/queue", summary="Cases waiting for a dispatcher: unclear ownership (权属不清) or returned")
+@router.get(
+    "/queue",
+    summary="Cases waiting for a dispatcher: unclear ownership (权属不清) or returned",
+    responses=NEXT_PAGE_LINK,
+)
 async def queue(
+    request: Request,
+    response: Response,
     ctx: Context,
     _staff: Staff,
+    after: PageAfter,
     status: Annotated[DispatchStatus, Query()] = DispatchStatus.COORDINATION,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = 100,
 ) -> list[DispatchCaseOut]:
-    """Oldest first."""
-    return [_out(row) for row in await queries.queue(ctx, status, limit)]
+    """Oldest filed first (ties by id), in pages of ``limit``: a ``Link`` header names the next."""
+    page = await queries.queue(ctx, status, limit, after)
+    return [_out(row) for row in paged(request, response, page)]
 
 
-@router.get("/extensions", summary="Extension requests waiting for the shift lead")
-async def pending_extensions(ctx: Context, _lead: ShiftLead) -> list[DispatchCaseOut]:
-    """Oldest deadline first."""
-    return [_out(row) for row in await queries.pending_extensions(ctx)]
+@router.get("/extensions", summary="Extension requests waiting for the shift lead", responses=NEXT_PAGE_LINK)
+async def pending_extensions(
+    request: Request,
+    response: Response,
+    ctx: Context,
+    _lead: ShiftLead,
+    after: PageAfter,
+    limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = MOST_PER_PAGE,
+) -> list[DispatchCaseOut]:
+    """Earliest deadline first (ties by id), in pages: a ``Link`` header names the next. The
+    requests of the whole city wait here for one shift lead, hundreds after a storm in a big
+    city: a page holds all of an ordinary day's by default, never an unbounded answer."""
+    page = await queries.pending_extensions(ctx, limit, after)
+    return [_out(row) for row in paged(request, response, page)]
 
 
 @router.get("/departments", summary="The departments cases can be dispatched to")

@@ -11,6 +11,7 @@ from shared.events.catalogue import (
     CaseClosed,
     CaseFiled,
     CaseHandled,
+    CaseReopened,
     CaseReturned,
     CheckFailed,
     ExtensionRequested,
@@ -25,6 +26,7 @@ REACTIONS: tuple[On[Any], ...] = (
     On(ExtensionRequested, handlers.on_extension_requested),
     On(CaseHandled, handlers.on_handled),
     On(CheckFailed, handlers.on_check_failed),
+    On(CaseReopened, handlers.on_reopened),
     On(CaseClosed, handlers.on_ended),
     On(CaseCancelled, handlers.on_ended),
 )

@@ -436,6 +436,15 @@ def decide_check_failed(case: CaseState) -> Decision | None:
     return Decision({"status": DispatchStatus.DISPATCHED})
 
 
+def decide_reopened(case: CaseState) -> Decision | None:
+    """A closed case reopened after an unsatisfied callback: rework (返工) by the same department
+    against the same deadline, as after a failed check; the deadline timer reports it missed if it
+    has passed and was not reported before the closure. None unless the case was closed."""
+    if case.status is not DispatchStatus.CLOSED:
+        return None
+    return Decision({"status": DispatchStatus.DISPATCHED})
+
+
 def decide_ended(*, cancelled: bool) -> Decision:
     """Closed (结案) or cancelled (作废): nothing more to time."""
     status = DispatchStatus.CANCELLED if cancelled else DispatchStatus.CLOSED

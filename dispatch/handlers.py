@@ -25,6 +25,7 @@ from shared.events.catalogue import (
     CaseFiled,
     CaseHandled,
     CaseQueuedForCoordination,
+    CaseReopened,
     CaseReturned,
     CheckFailed,
     ExtensionRequested,
@@ -95,6 +96,11 @@ async def on_handled(ctx: ServiceContext, tx: Transaction, event: Event, data: C
 async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event, data: CheckFailed) -> None:
     """Rework (返工): back with the same department, against the same deadline."""
     await _react(ctx, tx, event, domain.decide_check_failed)
+
+
+async def on_reopened(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseReopened) -> None:
+    """A closed case reopened: rework by the same department, against the same deadline."""
+    await _react(ctx, tx, event, domain.decide_reopened)
 
 
 async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseClosed | CaseCancelled) -> None:

@@ -50,7 +50,8 @@ cases = Table(
 # The deadline timer scans open cases by deadline; led by the status, the scan skips the closed
 # cases, so it stays cheap however many there are.
 Index("ix_dispatch_cases_timer", cases.c.status, cases.c.deadline_missed_at, cases.c.handling_deadline)
-Index("ix_dispatch_cases_status", cases.c.status)
+# The queues by status, oldest filed first in keyset pages (filed_at, id).
+Index("ix_dispatch_cases_status_filed", cases.c.status, cases.c.filed_at, cases.c.id)
 
 # The cases by id, for the handlers' writes and the queries' reads alike.
 CASES = Rows(cases, "case")

@@ -14,22 +14,27 @@ from sqlalchemy.engine import RowMapping
 
 from dispatch.domain import DispatchStatus
 from dispatch.models import CASES, assignments, cases
+from shared.db.keyset import Keyset, Page, Position
 from shared.service.context import ServiceContext
 
 ASSIGNMENT_FIELDS = ("attempt", "department_id", "dispatched_at", "returned_at")
+# The queues wait oldest filed first; the extension requests by the deadline they would move
+# (a case without one, which no pending request should have, comes last rather than vanish).
+OLDEST_FILED_FIRST = Keyset(cases.c.filed_at, cases.c.id)
+EARLIEST_DEADLINE_FIRST = Keyset(cases.c.handling_deadline, cases.c.id)
 
 
-async def queue(ctx: ServiceContext, status: DispatchStatus, limit: int) -> Sequence[RowMapping]:
-    """Up to ``limit`` cases in ``status`` (the coordination queue, the returned cases...), oldest
+async def queue(ctx: ServiceContext, status: DispatchStatus, limit: int, after: Position | None = None) -> Page:
+    """A page of the cases in ``status`` (the coordination queue, the returned cases...), oldest
     filed first."""
-    return await _read(ctx, select(cases).where(cases.c.status == status).order_by(cases.c.filed_at).limit(limit))
+    return await OLDEST_FILED_FIRST.read(ctx.store.engine, select(cases).where(cases.c.status == status), after, limit)
 
 
-async def pending_extensions(ctx: ServiceContext) -> Sequence[RowMapping]:
-    """The cases with an extension request waiting for the shift lead, earliest deadline first."""
-    return await _read(
-        ctx, select(cases).where(cases.c.extension_deadline.is_not(None)).order_by(cases.c.handling_deadline)
-    )
+async def pending_extensions(ctx: ServiceContext, limit: int, after: Position | None = None) -> Page:
+    """A page of the cases with an extension request waiting for the shift lead, earliest
+    deadline first."""
+    query = select(cases).where(cases.c.extension_deadline.is_not(None))
+    return await EARLIEST_DEADLINE_FIRST.read(ctx.store.engine, query, after, limit)
 
 
 async def get_case(ctx: ServiceContext, case_id: UUID) -> RowMapping:

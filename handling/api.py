@@ -6,18 +6,20 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
 
 from handling import handlers, queries
 from handling.domain import TaskStatus
 from shared.core.auth import Principal, Role
+from shared.core.photos import PhotoTooLarge
 from shared.web.auth import require
-from shared.web.bodies import ReasonIn, ServedInstant, Text
+from shared.web.bodies import PhotoDigest, ReasonIn, ServedInstant, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
-from shared.web.photos import read_photos
+from shared.web.paging import MOST_PER_PAGE, NEXT_PAGE_LINK, PageAfter, paged
+from shared.web.photos import ensure_photos_exist, read_photos
 
 router = APIRouter(tags=["handling"])
 
@@ -75,15 +77,24 @@ def _out(row: RowMapping) -> TaskOut:
     return TaskOut.model_validate(dict(row))
 
 
-@router.get("/inbox", summary="The department's cases still to act on, nearest deadline first")
+@router.get(
+    "/inbox",
+    summary="The department's cases still to act on, nearest deadline first",
+    responses=NEXT_PAGE_LINK,
+)
 async def inbox(
+    request: Request,
+    response: Response,
     ctx: Context,
     user: DepartmentUser,
+    after: PageAfter,
     status: Annotated[list[TaskStatus] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = 100,
 ) -> list[TaskOut]:
-    """Only the caller's department's cases."""
-    return [_out(row) for row in await queries.inbox(ctx, user, status, limit)]
+    """Only the caller's department's cases; nearest deadline first (ties by id), in pages of
+    ``limit``: a ``Link`` header names the next."""
+    page = await queries.inbox(ctx, user, status, limit, after)
+    return [_out(row) for row in paged(request, response, page)]
 
 
 @router.get(
@@ -134,9 +145,22 @@ async def report_handled(
     user: DepartmentUser,
     result: Annotated[Text, Form(min_length=1, max_length=2000)],
     photos: Annotated[list[UploadFile] | None, File(description="JPEG, PNG or WebP")] = None,
+    photo: Annotated[
+        list[PhotoDigest] | None,
+        Form(description="the digest of a photo uploaded before (POST photos), the field once per photo"),
+    ] = None,
 ) -> TaskOut:
-    """Multipart: ``result`` and up to the configured number of photos, each under the size limit."""
-    data = await read_photos(photos or [], max_bytes=ctx.settings.max_photo_bytes, max_count=ctx.settings.max_photos)
+    """Multipart: ``result``, and the photos as files (``photos``), as digests of photos already
+    uploaded (``photo``), or both: the photos named by digest first, then the files. A browser
+    has uploaded each photo to show it before the report is sent; naming it spares sending it
+    again. At most the configured number of photos in all, each file under the size limit; a
+    digest of no photo uploaded is refused, and nothing is stored."""
+    named = photo or []
+    files = photos or []
+    if len(named) + len(files) > ctx.settings.max_photos:
+        raise PhotoTooLarge(f"at most {ctx.settings.max_photos} photos per report, files and digests together")
+    data = await read_photos(files, max_bytes=ctx.settings.max_photo_bytes, max_count=ctx.settings.max_photos)
     await queries.own_case(ctx, user, case_id)  # refuse before storing anything for a stranger
-    digests = [await ctx.photos.put(photo) for photo in data]
+    await ensure_photos_exist(ctx, named)
+    digests = [*named, *[await ctx.photos.put(photo) for photo in data]]
     return _out(await handlers.report_handled(ctx, user, case_id, result, digests))

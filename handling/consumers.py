@@ -10,6 +10,7 @@ from shared.events.catalogue import (
     CaseClosed,
     CaseDispatched,
     CaseFiled,
+    CaseReopened,
     CaseResumed,
     CaseSuspended,
     CheckFailed,
@@ -31,6 +32,7 @@ REACTIONS: tuple[On[Any], ...] = (
     On(ExtensionDenied, handlers.on_extension_denied),
     On(CaseSuspended, handlers.on_suspended),
     On(CheckFailed, handlers.on_check_failed),
+    On(CaseReopened, handlers.on_reopened),
     On(CaseClosed, handlers.on_ended),
     On(CaseCancelled, handlers.on_ended),
 )

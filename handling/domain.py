@@ -219,6 +219,16 @@ def check_failed(reason: str) -> Changes:
     return {"status": TaskStatus.REWORK, "rework_reason": reason}
 
 
+def reopened(status: TaskStatus, reason: str) -> Changes:
+    """A closed case reopened after an unsatisfied callback: back in the inbox of the department
+    that closed it for rework (返工), as after a failed check, with the citizen's reason. A request
+    for more time still pending at the closure lapsed with it (dispatch forgot it then). Only a
+    closed task comes back; any other is left as it is."""
+    if status is not TaskStatus.CLOSED:
+        return {}
+    return {**check_failed(reason), "extension_deadline": None}
+
+
 def ended(data: CaseClosed | CaseCancelled) -> Changes:
     """Closed or cancelled: out of every inbox."""
     return {"status": TaskStatus.CLOSED if isinstance(data, CaseClosed) else TaskStatus.CANCELLED}

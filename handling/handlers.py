@@ -20,6 +20,7 @@ from shared.events.catalogue import (
     CaseClosed,
     CaseDispatched,
     CaseFiled,
+    CaseReopened,
     CaseResumed,
     CaseSuspended,
     CheckFailed,
@@ -163,6 +164,16 @@ async def on_deadline_recomputed(ctx: ServiceContext, tx: Transaction, event: Ev
 async def on_check_failed(ctx: ServiceContext, tx: Transaction, event: Event, data: CheckFailed) -> None:
     """Back in the inbox for rework (返工), with the inspector's reason."""
     await CASES.update(tx, UUID(event.subject), **domain.check_failed(data.reason))
+
+
+async def on_reopened(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseReopened) -> None:
+    """A closed case reopened: back in the department's inbox for rework, with the citizen's reason."""
+    case_id = UUID(event.subject)
+    row = await CASES.find(tx, case_id, for_update=True)
+    if row is not None:
+        changes = domain.reopened(TaskStatus(row["status"]), data.reason)
+        if changes:
+            await CASES.update(tx, case_id, **changes)
 
 
 async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event, data: CaseClosed | CaseCancelled) -> None:

@@ -14,28 +14,31 @@ from handling.domain import IN_INBOX, TaskStatus
 from handling.models import CASES, cases
 from shared.core.auth import Principal
 from shared.core.errors import NotFound
+from shared.db.keyset import Keyset, Page, Position
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 
+# The inbox, nearest deadline first. Every dispatched case has a deadline, but the column allows
+# none: such a case comes last on both backends (alone, SQLite sorts NULL first, PostgreSQL last)
+# and stays reachable from page to page.
+NEAREST_DEADLINE_FIRST = Keyset(cases.c.handling_deadline, cases.c.id)
+
 
 async def inbox(
-    ctx: ServiceContext, user: Principal, statuses: Collection[TaskStatus] | None, limit: int
-) -> Sequence[RowMapping]:
-    """The department's cases in ``statuses`` (by default those it still has to act on),
-    nearest deadline first.
+    ctx: ServiceContext,
+    user: Principal,
+    statuses: Collection[TaskStatus] | None,
+    limit: int,
+    after: Position | None = None,
+) -> Page:
+    """A page of the department's cases in ``statuses`` (by default those it still has to act
+    on), nearest deadline first.
     """
     if user.department_id is None:
-        return []  # an account of no department holds no case (never ``department_id IS NULL``)
+        return Page([], None)  # an account of no department holds no case (never ``department_id IS NULL``)
     wanted = [status.value for status in (statuses or IN_INBOX)]
-    query = (
-        select(cases)
-        .where(cases.c.department_id == user.department_id, cases.c.status.in_(wanted))
-        .order_by(cases.c.handling_deadline)
-        .limit(limit)
-    )
-    async with ctx.store.engine.connect() as connection:
-        rows: Sequence[RowMapping] = (await connection.execute(query)).mappings().all()
-    return rows
+    query = select(cases).where(cases.c.department_id == user.department_id, cases.c.status.in_(wanted))
+    return await NEAREST_DEADLINE_FIRST.read(ctx.store.engine, query, after, limit)
 
 
 async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:

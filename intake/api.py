@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from intake import handlers, queries
+from intake import delivery, handlers, queries
 from intake.domain import CaseStatus, RejectionReason, ReportStatus
 from intake.queries import STAFF
 from shared.city.geo import Datum, to_wgs84
 from shared.core.auth import Principal, Role
-from shared.events.catalogue import ReportSource
+from shared.core.errors import NotFound
+from shared.events.catalogue import CallbackVerdict, ReportSource
 from shared.service.context import ServiceContext
 from shared.web.auth import current_principal, require
 from shared.web.bodies import PhotoDigest, ServedDate, Text
 from shared.web.context import Context
 from shared.web.export import After, ExportRecord, NDJSONResponse, export_responses, ndjson_export
 from shared.web.limits import per_address
+from shared.web.paging import MOST_PER_PAGE, NEXT_PAGE_LINK, PageAfter, paged
 from shared.web.photos import ensure_photos_exist
+from shared.web.signed import SignedBody, SignedByHotline, signed_request_docs
 
 router = APIRouter(tags=["intake"])
 
@@ -61,6 +64,44 @@ class WorkOrderIn(ReportIn):
     """A citizen complaint pushed by the 12345/12319 hotline."""
 
     external_ref: Text = Field(min_length=1, max_length=64, description="the hotline's work order number")
+
+
+class ContactIn(BaseModel):
+    """How to reach the citizen for the hotline's callback: kept apart from the report, and in no
+    answer, event, export or timeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text | None = Field(default=None, min_length=1, max_length=50)
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,30}$")
+
+
+class SignedWorkOrderIn(WorkOrderIn):
+    """A work order the hotline signed: what its account would send, and the citizen's contact."""
+
+    contact: ContactIn | None = None
+
+
+class CallbackIn(BaseModel):
+    """The result of the hotline's callback to the citizen (回访) on a closed case it handed over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    work_order: Text = Field(min_length=1, max_length=64, description="the hotline's work order number")
+    verdict: CallbackVerdict
+    note: Text | None = Field(default=None, max_length=1000)
+
+
+class CallbackOut(BaseModel):
+    """A callback as recorded."""
+
+    id: UUID
+    case_id: UUID
+    hotline_id: str
+    work_order: str
+    verdict: CallbackVerdict
+    note: str | None
+    received_at: datetime
 
 
 class VerificationIn(BaseModel):
@@ -152,6 +193,10 @@ class ReportRecord(ExportRecord):
     filed_at: datetime | None
     filing_deadline: datetime | None
     merged_into: UUID | None
+    # The latest verdict of the hotline's callbacks on the case (回访), and when it came: for the
+    # batch recount of satisfaction.
+    callback_verdict: CallbackVerdict | None
+    callback_at: datetime | None
 
 
 class TimelineEntry(BaseModel):
@@ -170,7 +215,13 @@ def _out(row: Mapping[Any, Any]) -> ReportOut:
 
 
 async def _receive(
-    ctx: ServiceContext, body: ReportIn, source: ReportSource, reporter_id: str | None, response: Response, **extra: Any
+    ctx: ServiceContext,
+    body: ReportIn,
+    source: ReportSource,
+    reporter_id: str | None,
+    response: Response,
+    signed: handlers.SignedNonce | None = None,
+    **extra: Any,
 ) -> ReportOut:
     await ensure_photos_exist(ctx, body.photos)
     lon, lat = to_wgs84(body.location.lon, body.location.lat, body.location.datum)
@@ -187,6 +238,7 @@ async def _receive(
             client_ref=body.client_ref,
             **extra,
         ),
+        signed,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return _out(row)
@@ -224,16 +276,69 @@ async def report_as_inspector(
 async def receive_work_order(
     body: WorkOrderIn, response: Response, ctx: Context, hotline: Annotated[Principal, Depends(require(Role.HOTLINE))]
 ) -> ReportOut:
-    """Goes to the cell's inspector for verification first. The work order number makes resends safe."""
+    """Goes to the cell's inspector for verification first. The work order number makes resends
+    safe. An account the city's integrations.yaml names for a hotline reports as that hotline."""
+    configured = ctx.integrations.hotline_of_account(hotline.username)
     body_ref = body.client_ref or body.external_ref
     return await _receive(
         ctx,
         body.model_copy(update={"client_ref": body_ref}),
         ReportSource.HOTLINE,
-        hotline.username,
+        hotline.username if configured is None else configured.id,
         response,
         external_ref=body.external_ref,
     )
+
+
+def _nonce(signed: SignedBody) -> handlers.SignedNonce:
+    return handlers.SignedNonce(signed.hotline.id, signed.signed.scheme, signed.signed.nonce, signed.body_sha256)
+
+
+@router.post(
+    "/hotline/{hotline_id}/work-orders",
+    status_code=201,
+    responses=_RESENT,
+    summary="The hotline pushes a citizen complaint, signed (no token)",
+    openapi_extra=signed_request_docs(SignedWorkOrderIn),
+)
+async def receive_signed_work_order(signed: SignedByHotline, response: Response, ctx: Context) -> ReportOut:
+    """Signed as the city's integrations.yaml says for this hotline (Standard Webhooks, or app-key
+    with HMAC-SHA256 or HMAC-SM3), checked before the body is read as JSON. Goes to the cell's
+    inspector for verification first; the work order number makes resends safe, and a Standard
+    Webhooks retry (the same webhook-id and body) is answered as the first time. The citizen's
+    ``contact`` is kept apart and never answered back. 401: an unknown hotline, a missing or bad
+    signature, a stale timestamp; 409: a replayed nonce."""
+    body = signed.parsed(SignedWorkOrderIn)
+    contact = None if body.contact is None else handlers.Contact(body.contact.name, body.contact.phone)
+    return await _receive(
+        ctx,
+        body.model_copy(update={"client_ref": body.client_ref or body.external_ref}),
+        ReportSource.HOTLINE,
+        signed.hotline.id,
+        response,
+        _nonce(signed),
+        external_ref=body.external_ref,
+        contact=contact,
+    )
+
+
+@router.post(
+    "/hotline/{hotline_id}/callbacks",
+    status_code=201,
+    responses={200: {"model": CallbackOut, "description": "Received before: the same callback"}},
+    summary="The hotline pushes the citizen's verdict on a closed case (回访), signed (no token)",
+    openapi_extra=signed_request_docs(CallbackIn),
+)
+async def receive_callback(signed: SignedByHotline, response: Response, ctx: Context) -> CallbackOut:
+    """Signed as the work orders are. For a work order of this hotline (404 otherwise) whose case
+    is closed (409 otherwise); the city's rules decide whether an unsatisfied verdict reopens it.
+    The same callback sent again under its nonce (a Standard Webhooks retry) answers 200."""
+    body = signed.parsed(CallbackIn)
+    row, created = await handlers.record_callback(
+        ctx, signed.hotline, handlers.NewCallback(body.work_order, body.verdict, body.note), _nonce(signed)
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return CallbackOut.model_validate(dict(row))
 
 
 @router.post(
@@ -256,12 +361,20 @@ async def receive_detection(
     return await _receive(ctx, body, ReportSource.VIDEO, system.username, response)
 
 
-@router.get("/verifications", summary="The calling inspector's open verification tasks")
+@router.get("/verifications", summary="The calling inspector's open verification tasks", responses=NEXT_PAGE_LINK)
 async def my_verifications(
-    ctx: Context, inspector: Annotated[Principal, Depends(require(Role.INSPECTOR))]
+    request: Request,
+    response: Response,
+    ctx: Context,
+    inspector: Annotated[Principal, Depends(require(Role.INSPECTOR))],
+    after: PageAfter,
+    limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = MOST_PER_PAGE,
 ) -> list[ReportOut]:
-    """Oldest first."""
-    return [_out(row) for row in await queries.verification_tasks(ctx, inspector)]
+    """Oldest first, in pages: a ``Link`` header names the next. A page holds all of an ordinary
+    day's tasks by default, as the phone app reads the list whole; after a flood of hotline work
+    orders, it holds the oldest and says where the rest are, never an unbounded answer."""
+    page = await queries.verification_tasks(ctx, inspector, limit, after)
+    return [_out(row) for row in paged(request, response, page)]
 
 
 @router.post("/reports/{report_id}/verification", summary="The inspector answers a verification task")
@@ -279,15 +392,19 @@ async def verify(
     return _out(row)
 
 
-@router.get("/reports", summary="Reports by status (the operator's work queue)")
+@router.get("/reports", summary="Reports by status (the operator's work queue)", responses=NEXT_PAGE_LINK)
 async def list_reports(
+    request: Request,
+    response: Response,
     ctx: Context,
     _staff: Annotated[Principal, Depends(require(*STAFF))],
+    after: PageAfter,
     status_: Annotated[ReportStatus, Query(alias="status")] = ReportStatus.AWAITING_REVIEW,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = 100,
 ) -> list[ReportOut]:
-    """Oldest first."""
-    return [_out(row) for row in await queries.reports_by_status(ctx, status_, limit)]
+    """Oldest first (ties by id), in pages of ``limit``: a ``Link`` header names the next."""
+    page = await queries.reports_by_status(ctx, status_, limit, after)
+    return [_out(row) for row in paged(request, response, page)]
 
 
 @router.get("/reports/{report_id}", summary="One report")
@@ -351,10 +468,17 @@ class CasePageOut(BaseModel):
 _ID = r"^[0-9A-Za-z_.-]+$"
 
 
-@router.get("/cases", summary="Search the case file: by number, status, category, place, department, source, days")
+@router.get(
+    "/cases",
+    summary="Search the case file: by number, status, category, place, department, source, days",
+    responses=NEXT_PAGE_LINK,
+)
 async def search_cases(
+    request: Request,
+    response: Response,
     ctx: Context,
     caller: Annotated[Principal, Depends(current_principal)],
+    after: PageAfter,
     number: Annotated[
         str | None,
         Query(max_length=32, pattern=r"^[0-9A-Za-z-]+$", description="a case number, or its beginning"),
@@ -370,7 +494,6 @@ async def search_cases(
     source: ReportSource | None = None,
     filed_from: Annotated[ServedDate | None, Query(description="filed on this day (the city's) or later")] = None,
     filed_to: Annotated[ServedDate | None, Query(description="filed on this day (the city's) or before")] = None,
-    after: Annotated[str | None, Query(max_length=200, description="the ``next`` of the page before")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CasePageOut:
     """Newest filed first, in pages of ``limit``. Each caller finds the cases it may see one by
@@ -387,11 +510,10 @@ async def search_cases(
         filed_from=filed_from,
         filed_to=filed_to,
     )
-    position = None if after is None else queries.CasePosition.of_token(after)
-    rows, following = await queries.search_cases(ctx, caller, search, position, limit)
+    page = await queries.search_cases(ctx, caller, search, limit, after)
     return CasePageOut(
-        items=[CaseOut.model_validate(dict(row)) for row in rows],
-        next=None if following is None else following.token(),
+        items=[CaseOut.model_validate(dict(row)) for row in paged(request, response, page)],
+        next=None if page.following is None else page.following.token(),
     )
 
 
@@ -408,3 +530,88 @@ async def get_timeline(
     """In the order the steps happened, from every service. Staff also see the steps of reports
     that never became cases (rejected, merged)."""
     return [TimelineEntry.model_validate(dict(row)) for row in await queries.visible_timeline(ctx, case_id, caller)]
+
+
+# --- deliveries to other systems (intake.delivery): what waits, what was given up on ---------
+
+# An endpoint's name: ``hotline:<id>`` or ``department:<id>``.
+_ENDPOINT_NAME = r"^(hotline|department):[0-9A-Za-z_.-]{1,64}$"
+EndpointName = Annotated[str, Field(max_length=100, pattern=_ENDPOINT_NAME, examples=["hotline:12345"])]
+
+
+class DeliveryOut(BaseModel):
+    """A message for another system (a hotline, a department's system) and how its delivery stands."""
+
+    id: UUID = Field(description="the message id: its Idempotency-Key (and webhook-id) on every attempt")
+    endpoint: str
+    case_id: UUID
+    kind: str
+    state: delivery.DeliveryState
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime = Field(description="when a pending message is due, unless one of its case is ahead")
+    first_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    dead_at: datetime | None
+    dead_reason: str | None
+
+
+class RedriveIn(BaseModel):
+    """Which dead messages to send again: of an endpoint, of a case, or by id (together: each narrows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: EndpointName | None = None
+    case_id: UUID | None = None
+    ids: list[UUID] = Field(default_factory=list, max_length=500)
+
+    @model_validator(mode="after")
+    def _names_something(self) -> RedriveIn:
+        if self.endpoint is None and self.case_id is None and not self.ids:
+            raise ValueError("name the dead messages to send again: endpoint, case_id or ids")
+        return self
+
+    def selection(self) -> delivery.Selection:
+        """The deliveries the body names."""
+        return delivery.Selection(self.endpoint, self.case_id, tuple(self.ids))
+
+
+def _delivery_out(row: Mapping[Any, Any]) -> DeliveryOut:
+    return DeliveryOut.model_validate({**row, "id": row["message_id"]})
+
+
+@router.get(
+    "/deliveries",
+    summary="Messages for other systems still to deliver, or given up on (dead)",
+    responses=NEXT_PAGE_LINK,
+)
+async def list_deliveries(
+    request: Request,
+    response: Response,
+    ctx: Context,
+    _lead: Annotated[Principal, Depends(require(Role.SHIFT_LEAD))],
+    after: PageAfter,
+    state: Literal["pending", "dead"] = "dead",
+    endpoint: Annotated[EndpointName | None, Query()] = None,
+    case_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = 100,
+) -> list[DeliveryOut]:
+    """Oldest first, in pages of ``limit`` (a ``Link`` header names the next). A dead message holds
+    the later messages of its case to the same endpoint back until it is redriven."""
+    selection = delivery.Selection(endpoint, case_id)
+    page = await delivery.listed(ctx.store, delivery.DeliveryState(state), selection, limit, after)
+    return [_delivery_out(row) for row in paged(request, response, page)]
+
+
+@router.post("/deliveries/redrive", summary="Send dead messages again (the later ones of their cases follow)")
+async def redrive_deliveries(
+    body: RedriveIn, ctx: Context, _lead: Annotated[Principal, Depends(require(Role.SHIFT_LEAD))]
+) -> list[DeliveryOut]:
+    """Each dead message named gets a fresh set of attempts, the first at once; the messages
+    redriven (none when nothing named was dead). 404 for an id that names no message."""
+    unknown = await delivery.unknown_ids(ctx.store, body.ids)
+    if unknown:
+        raise NotFound("no message with these ids", {"ids": [str(message_id) for message_id in unknown]})
+    return [_delivery_out(row) for row in await delivery.redrive(ctx.store, ctx.clock, body.selection())]

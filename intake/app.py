@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from intake.api import router
 from intake.consumers import consumers
+from intake.delivery import Sender
 from intake.handlers import recompute_provisional_deadlines
 from intake.models import metadata
 from intake.numbering import CaseNumbers
@@ -22,8 +23,8 @@ def resources(store: ServiceStore, _settings: Settings) -> Sequence[object]:
 
 
 def workers(ctx: ServiceContext) -> list[Worker]:
-    """The recompute of provisional deadlines."""
-    return [lambda: recompute_on_official_years(ctx, recompute_provisional_deadlines)]
+    """The recompute of provisional deadlines, and the sender of what other systems are told."""
+    return [lambda: recompute_on_official_years(ctx, recompute_provisional_deadlines), lambda: Sender.of(ctx).run()]
 
 
 SPEC = ServiceSpec(

@@ -1,10 +1,12 @@
-"""The case file's machinery: every event of every service lands in the case's timeline, and the
-case's row follows the lifecycle (``intake.domain.follow``) so the command center and duplicate
-detection see it.
+"""The case file's machinery: every event of every service lands in the case's timeline, the case's
+row follows the lifecycle (``intake.domain.follow``) so the command center and duplicate detection
+see it, and what the case's hotline and departments are to hear of it (``intake.outbound``) goes
+out on the integration topic in the same transaction.
 
 A batch is applied in three statements or so rather than two or three per event: this consumer
-reads every event of every service. Event by event (a batch that failed), it is the same code on
-a batch of one.
+reads every event of every service. What the messages need of the cases is read once per batch,
+and only in a city with somewhere to send them. Event by event (a batch that failed), it is the
+same code on a batch of one.
 """
 
 from __future__ import annotations
@@ -14,30 +16,91 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
 
 from intake import domain
-from intake.models import cases, timeline
+from intake.models import cases, reports, timeline
+from intake.outbound import INTERESTING, CaseFacts, Handling, Outbound, encoded
 from shared.db.rows import Rows
+from shared.events.catalogue import CaseHandled, ReportMerged, ReportSource
 from shared.events.envelope import Event
 from shared.messaging.store import Transaction
+from shared.service.context import ServiceContext
 
 CASES = Rows(cases, "case")
 
+# What the messages read of a report and its case (none yet until it is filed).
+_FACTS = select(
+    reports.c.id,
+    reports.c.source,
+    reports.c.reporter_id,
+    reports.c.external_ref,
+    reports.c.verifier_id,
+    reports.c.category_code,
+    reports.c.description,
+    reports.c.lon,
+    reports.c.lat,
+    reports.c.cell_id,
+    reports.c.community_id,
+    reports.c.street_id,
+    reports.c.district_id,
+    reports.c.photos,
+    reports.c.received_at,
+    reports.c.case_number,
+    cases.c.filed_at,
+    cases.c.department_id,
+    cases.c.handled_result,
+    cases.c.handled_photos,
+    cases.c.handled_at,
+).select_from(reports.outerjoin(cases, cases.c.id == reports.c.id))
 
-async def apply_batch(tx: Transaction, events: Sequence[Event]) -> None:
-    """Apply ``events`` to the case file: their timeline rows, then their cases' rows."""
-    await tx.session.execute(timeline.insert(), [row for event in events for row in _timeline_rows(event)])
-    touching = [event for event in events if domain.is_case_row_event(event.data)]
-    if not touching:
-        return  # reports and filings only: their rows were written with them
-    states = await _case_states(tx, {UUID(event.subject) for event in touching})
-    for case_id, changes in sorted(_changes(states, touching).items()):
-        await CASES.update(tx, case_id, **changes)
 
+class CaseFile:
+    """The case file's consumer, with the city's endpoints and the topic its messages go out on."""
 
-async def apply_one(tx: Transaction, event: Event) -> None:
-    """Apply one event to the case file (a batch of one)."""
-    await apply_batch(tx, [event])
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.outbound = Outbound(ctx.integrations, ctx.city, ctx.settings.public_url)
+        self.topic = ctx.settings.topic_integration
+        self.source = ctx.source
+
+    async def apply_batch(self, tx: Transaction, events: Sequence[Event]) -> None:
+        """Apply ``events`` to the case file: their timeline rows, their messages (from the cases as
+        they stood before the batch), then their cases' rows."""
+        await tx.session.execute(timeline.insert(), [row for event in events for row in _timeline_rows(event)])
+        await self._send_messages(tx, events)
+        touching = [event for event in events if domain.is_case_row_event(event.data)]
+        if not touching:
+            return  # reports and filings only: their rows were written with them
+        states = await _case_states(tx, {UUID(event.subject) for event in touching})
+        for case_id, changes in sorted(_changes(states, touching).items()):
+            await CASES.update(tx, case_id, **changes)
+
+    async def apply_one(self, tx: Transaction, event: Event) -> None:
+        """Apply one event to the case file (a batch of one)."""
+        await self.apply_batch(tx, [event])
+
+    async def _send_messages(self, tx: Transaction, events: Sequence[Event]) -> None:
+        """Send what the batch's events tell hotlines and departments, event by event, each seeing
+        its case as the events before it in the batch left it."""
+        if not self.outbound.sends_anything:
+            return
+        relevant = [event for event in events if isinstance(event.data, INTERESTING)]
+        if not relevant:
+            return
+        into = {event.data.into_case_id for event in relevant if isinstance(event.data, ReportMerged)}
+        facts = await _facts(tx, {UUID(event.subject) for event in relevant} | into)
+        for event in relevant:
+            case_id = UUID(event.subject)
+            known = facts.get(case_id)
+            if known is None:
+                continue  # an event about a report intake never had (none in a whole city)
+            merged_into = facts.get(event.data.into_case_id) if isinstance(event.data, ReportMerged) else None
+            for message in self.outbound.messages(event, known, merged_into):
+                tx.send(
+                    encoded(message, topic=self.topic, source=self.source, at=event.time),
+                    message_id=message.message_id,
+                )
+            facts[case_id] = known.after(event.data, event.time)
 
 
 def _timeline_rows(event: Event) -> list[dict[str, Any]]:
@@ -79,6 +142,42 @@ def _changes(states: dict[UUID, domain.CaseState], events: Sequence[Event]) -> d
         if state is None:
             continue
         states[case_id], changes = domain.follow(state, event.data, event.time)
+        if isinstance(event.data, CaseHandled):
+            # Kept for the reply a hotline gets at closure (the event itself is long gone by then).
+            changes.update(handled_result=event.data.result, handled_photos=event.data.photos, handled_at=event.time)
         if changes:
             pending.setdefault(case_id, {}).update(changes)
     return pending
+
+
+async def _facts(tx: Transaction, ids: Iterable[UUID]) -> dict[UUID, CaseFacts]:
+    """What the messages need of the reports (and their cases) among ``ids``."""
+    result = await tx.session.execute(_FACTS.where(reports.c.id.in_(list(ids))))
+    return {row["id"]: _case_facts(row) for row in result.mappings()}
+
+
+def _case_facts(row: RowMapping) -> CaseFacts:
+    handling = None
+    if row["handled_at"] is not None:
+        handling = Handling(row["handled_result"] or "", tuple(row["handled_photos"] or ()), row["handled_at"])
+    return CaseFacts(
+        id=row["id"],
+        source=ReportSource(row["source"]),
+        reporter_id=row["reporter_id"],
+        external_ref=row["external_ref"],
+        verifier_id=row["verifier_id"],
+        category_code=row["category_code"],
+        description=row["description"],
+        lon=row["lon"],
+        lat=row["lat"],
+        cell_id=row["cell_id"],
+        community_id=row["community_id"],
+        street_id=row["street_id"],
+        district_id=row["district_id"],
+        photos=tuple(row["photos"]),
+        received_at=row["received_at"],
+        case_number=row["case_number"],
+        filed_at=row["filed_at"],
+        department_id=row["department_id"],
+        handling=handling,
+    )

@@ -1,5 +1,6 @@
-"""Intake's rules: how a report becomes a case (立案), is rejected (不予立案) or merged, and how
-the case file follows the case through every service.
+"""Intake's rules: how a report becomes a case (立案), is rejected (不予立案) or merged, how a
+hotline's signed requests are taken (a nonce used once, the citizen's verdict on a closed case),
+and how the case file follows the case through every service.
 
 A report keeps one id from the moment it arrives; when it is filed that id is the case id.
 Inspectors are trusted on site: their valid reports are filed at once. Hotline and public
@@ -25,6 +26,8 @@ from shared.city.geo import distance_m
 from shared.city.model import Category
 from shared.core.errors import IdempotencyConflict, IllegalTransition, InvalidInput, OutOfScope
 from shared.events.catalogue import (
+    CallbackRecorded,
+    CallbackVerdict,
     CaseAccepted,
     CaseCancelled,
     CaseClosed,
@@ -32,6 +35,7 @@ from shared.events.catalogue import (
     CaseFiled,
     CaseHandled,
     CaseQueuedForCoordination,
+    CaseReopened,
     CaseResumed,
     CaseReturned,
     CaseSuspended,
@@ -48,6 +52,7 @@ from shared.events.catalogue import (
     ReportVerified,
     VerificationRequested,
 )
+from shared.integration.signing import ReplayedNonce, Scheme
 
 
 class ReportStatus(StrEnum):
@@ -398,6 +403,97 @@ def decide_verification(
     return Verification(event, rejection)
 
 
+# --- a hotline's signed requests --------------------------------------------------------------
+
+
+def is_retry(scheme: Scheme, seen_body_sha256: str | None, body_sha256: str) -> bool:
+    """Whether a signed request whose nonce was seen before (with a body of ``seen_body_sha256``;
+    None: never seen) is a retry of that request, to be answered as it was, creating nothing.
+
+    Standard Webhooks makes the ``webhook-id`` a message's idempotency key: the same id with the
+    same body is the sender retrying; with another body it is a replay. An app-key nonce is used
+    once, whatever the body (the sender makes a new one for every attempt). ``ReplayedNonce`` (409)
+    for a replay.
+    """
+    if seen_body_sha256 is None:
+        return False
+    if scheme is Scheme.STANDARD_WEBHOOKS and seen_body_sha256 == body_sha256:
+        return True
+    raise ReplayedNonce(
+        "this webhook-id came before with another body"
+        if scheme is Scheme.STANDARD_WEBHOOKS
+        else "this X-Nonce was used before: every request has a nonce of its own"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrderCase:
+    """A hotline's work order as a callback finds it: its report's status and, when it was filed,
+    its case's."""
+
+    report_id: UUID
+    report_status: ReportStatus
+    case_status: CaseStatus | None
+    merged_into: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """The citizen's verdict as the hotline's callback (回访) gave it: the row to keep, the event."""
+
+    row: dict[str, Any]
+    event: CallbackRecorded
+
+
+def decide_callback(
+    work_order_case: WorkOrderCase,
+    *,
+    hotline_id: str,
+    work_order: str,
+    verdict: CallbackVerdict,
+    note: str | None,
+    nonce: str,
+    at: datetime,
+) -> Callback:
+    """Record the citizen's verdict on the case a hotline's work order became, once it is closed.
+
+    The citizen is called back about what was done: a work order that was never filed (rejected,
+    merged into another case, still being verified) or a case still open has no verdict to give
+    (``IllegalTransition``, a 409).
+    """
+    if work_order_case.report_status is ReportStatus.MERGED:
+        raise IllegalTransition(
+            "record a callback for",
+            ReportStatus.MERGED.value,
+            f"work order {work_order} was merged into case {work_order_case.merged_into}: that case is called"
+            " back about, not this work order",
+        )
+    if work_order_case.case_status is None:
+        raise IllegalTransition(
+            "record a callback for", work_order_case.report_status.value, f"work order {work_order} was never filed"
+        )
+    if work_order_case.case_status is not CaseStatus.CLOSED:
+        raise IllegalTransition("record a callback for", work_order_case.case_status.value)
+    row = {
+        "case_id": work_order_case.report_id,
+        "hotline_id": hotline_id,
+        "work_order": work_order,
+        "nonce": nonce,
+        "verdict": verdict.value,
+        "note": note,
+        "received_at": at,
+    }
+    return Callback(row, CallbackRecorded(hotline_id=hotline_id, work_order=work_order, verdict=verdict, note=note))
+
+
+def ensure_callback_resend_of(
+    existing: Mapping[Any, Any], work_order: str, verdict: CallbackVerdict, note: str | None
+) -> None:
+    """A callback that comes again under a nonce already recorded must be the same callback."""
+    if (existing["work_order"], existing["verdict"], existing["note"]) != (work_order, verdict.value, note):
+        raise ReplayedNonce("this nonce was used before for another callback")
+
+
 def case_number(period: str, sequence: int) -> str:
     """The human-friendly number of a case: the month it was filed and its rank in that month."""
     return f"{period}-{sequence:06d}"
@@ -416,6 +512,8 @@ CASE_STATUS_AFTER: Mapping[type[EventPayload], CaseStatus] = MappingProxyType(
         CaseHandled: CaseStatus.HANDLED,
         CheckRequested: CaseStatus.CHECKING,
         CheckFailed: CaseStatus.REWORK,
+        # A reopen (返工 after an unsatisfied callback) sends the case back as a failed check does.
+        CaseReopened: CaseStatus.REWORK,
         CaseClosed: CaseStatus.CLOSED,
         CaseCancelled: CaseStatus.CANCELLED,
     }
@@ -425,7 +523,8 @@ CASE_STATUS_AFTER: Mapping[type[EventPayload], CaseStatus] = MappingProxyType(
 def may_follow_events(current: CaseStatus) -> bool:
     """Whether lifecycle events still move the case's status: a closed or cancelled case stays
     so, even when a service that had not heard of the ending yet acts on it (a department signs
-    for a case the shift lead has just voided).
+    for a case the shift lead has just voided). A reopen is the one event that moves a closed
+    case (``follow``).
     """
     return current not in ENDED_CASE_STATUSES
 
@@ -452,7 +551,8 @@ def follow(case: CaseState, data: EventPayload, at: datetime) -> tuple[CaseState
     """The case after an event that happened ``at``, and the changes to its row."""
     status = CASE_STATUS_AFTER.get(type(data))
     resumed = isinstance(data, CaseResumed)
-    moves = (status is not None or resumed) and may_follow_events(case.status)
+    reopened = isinstance(data, CaseReopened) and case.status is CaseStatus.CLOSED
+    moves = (status is not None or resumed) and (may_follow_events(case.status) or reopened)
     changes: dict[str, Any] = {}
     if moves and status is CaseStatus.SUSPENDED:
         changes["status_before_suspension"] = case.status
@@ -470,6 +570,9 @@ def follow(case: CaseState, data: EventPayload, at: datetime) -> tuple[CaseState
         changes.update(closed_at=at, on_time=data.on_time)
     if isinstance(data, CaseReturned):
         changes["department_id"] = None
+    if reopened:
+        # No longer closed: closed again (and judged on time or not) when it is handled again.
+        changes.update(closed_at=None, on_time=None)
     after = replace(
         case,
         status=changes.get("status") or case.status,
@@ -495,6 +598,7 @@ ACTOR_FIELDS = (
     "rejected_by",
     "inspector_id",
     "reporter_id",
+    "hotline_id",
 )
 REASON_FIELDS = ("reason", "note", "result")
 

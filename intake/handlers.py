@@ -1,4 +1,5 @@
-"""Intake's use cases: receive a report, verify it, file or reject it, merge duplicates.
+"""Intake's use cases: receive a report, verify it, file or reject it, merge duplicates; record
+the citizen's verdict a hotline's callback gives (回访).
 
 Each one loads what it needs, decides with ``intake.domain``, and saves its rows and events in one
 transaction. Reads for the API are in ``intake.queries``.
@@ -8,30 +9,56 @@ from __future__ import annotations
 
 import math
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from intake import domain
-from intake.models import cases, reports
+from intake.models import callbacks, cases, hotline_nonces, report_contacts, reports
 from intake.numbering import CaseNumber, CaseNumbers, period_of
 from shared.city.model import Category
 from shared.core.auth import Principal
-from shared.core.errors import InvalidInput
+from shared.core.errors import InvalidInput, NotFound
 from shared.core.ids import new_id
 from shared.db.rows import Rows
-from shared.events.catalogue import GeoPoint, GridPlace, ReportReceived, ReportSource
+from shared.events.catalogue import CallbackVerdict, GeoPoint, GridPlace, ReportReceived, ReportSource
+from shared.integration.endpoints import Hotline
+from shared.integration.signing import TOLERANCE, Scheme
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 from shared.service.deadlines import recompute_rows
 
 _METRES_PER_DEGREE = 111_320.0
 REPORTS = Rows(reports, "report")
+CALLBACKS = Rows(callbacks, "callback")
+# How long a signed request's nonce is kept: a request is fresh within TOLERANCE of its timestamp
+# either way, so one taken now could come again, still fresh, until twice that from now.
+NONCE_KEPT = 2 * TOLERANCE
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The citizen's contact a hotline gives with a work order, kept apart from the report and
+    shown nowhere (not even in a repr that might reach a log)."""
+
+    name: str | None = field(default=None, repr=False)
+    phone: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SignedNonce:
+    """The nonce of a signed request (its ``webhook-id`` or ``X-Nonce``), taken in the transaction
+    of what the request asks, so a refused request leaves no nonce and a replay creates nothing."""
+
+    hotline_id: str
+    scheme: Scheme
+    nonce: str
+    body_sha256: str
 
 
 @dataclass(frozen=True)
@@ -48,17 +75,27 @@ class NewReport:
     client_ref: str | None = None
     external_ref: str | None = None
     self_handled: bool = False
+    contact: Contact | None = None
 
 
-async def receive_report(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, bool]:
-    """Take a report in; the report's row and whether it was new (False: a resend).
+async def receive_report(
+    ctx: ServiceContext, new: NewReport, signed: SignedNonce | None = None
+) -> tuple[RowMapping, bool]:
+    """Take a report in; the report's row and whether it was new (False: a resend, or a signed
+    request's retry).
 
     Inspector reports are filed at once, hotline and public reports go to verification, video
-    detections wait for an operator; a duplicate of an open case is merged into it.
+    detections wait for an operator; a duplicate of an open case is merged into it. A report a
+    hotline signed takes its request's nonce in the same transaction: ``ReplayedNonce`` (409) for
+    a replay, nothing created.
     """
     try:
-        return await _receive(ctx, new)
+        return await _receive(ctx, new, signed)
     except IntegrityError:
+        if signed is not None:
+            # A copy sent at the same time took the nonce (or the work order number) first: decided
+            # again, this one is a retry, a resend or a replay like any other.
+            return await _receive(ctx, new, signed)
         if new.client_ref is None:
             raise
         # Two copies of one resend raced: the first committed, so answer with its report.
@@ -70,12 +107,15 @@ async def receive_report(ctx: ServiceContext, new: NewReport) -> tuple[RowMappin
         return existing, False
 
 
-async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, bool]:
+async def _receive(ctx: ServiceContext, new: NewReport, signed: SignedNonce | None) -> tuple[RowMapping, bool]:
     category = _category(ctx, new.category_code)
     place = _place(ctx, new.lon, new.lat)
     domain.ensure_may_self_handle(new.source, new.self_handled)
     files_at_once = domain.initial_status(new.source) is domain.ReportStatus.FILED
     async with _numbering(ctx, wanted=files_at_once) as number, ctx.store.transaction() as tx:
+        if signed is not None:
+            # A retry repeats the work order number too: the resend below answers it.
+            await _take_nonce(ctx, tx, signed)
         if new.client_ref is not None:
             existing = await _by_client_ref(tx, new.reporter_id, new.client_ref)
             if existing is not None:
@@ -88,7 +128,11 @@ async def _receive(ctx: ServiceContext, new: NewReport) -> tuple[RowMapping, boo
             new.source, self_handled=new.self_handled, duplicate=duplicate, at=row["received_at"]
         )
         row.update(arrival.changes)
-        return await _save_arrival(ctx, tx, row, arrival, category, number), True
+        saved = await _save_arrival(ctx, tx, row, arrival, category, number)
+        if new.contact is not None:
+            contact = {"name": new.contact.name, "phone": new.contact.phone}
+            await tx.session.execute(report_contacts.insert().values(report_id=row["id"], **contact))
+        return saved, True
 
 
 async def _save_arrival(
@@ -164,6 +208,113 @@ async def reject_report(
             report, reason_code, reason, rejected_by=operator.username, at=ctx.clock.now()
         )
         return await _save_rejection(ctx, tx, report_id, rejection)
+
+
+@dataclass(frozen=True)
+class NewCallback:
+    """A hotline's callback (回访) as it arrives: which work order, the citizen's verdict, a note."""
+
+    work_order: str
+    verdict: CallbackVerdict
+    note: str | None = None
+
+
+async def record_callback(
+    ctx: ServiceContext, hotline: Hotline, callback: NewCallback, signed: SignedNonce
+) -> tuple[RowMapping, bool]:
+    """Record the citizen's verdict on the closed case a hotline's work order became, and emit
+    ``case.callback_recorded``; the callback's row and whether it was new (False: the same
+    callback again, under its nonce).
+
+    ``NotFound`` (404) for a work order this hotline never sent; ``IllegalTransition`` (409) for a
+    work order that never became a case or a case not closed; ``ReplayedNonce`` (409) for a replay.
+    """
+    try:
+        return await _record_callback(ctx, hotline, callback, signed)
+    except IntegrityError:
+        # A copy sent at the same time took the nonce first: decided again, it is a retry or a replay.
+        return await _record_callback(ctx, hotline, callback, signed)
+
+
+async def _record_callback(
+    ctx: ServiceContext, hotline: Hotline, callback: NewCallback, signed: SignedNonce
+) -> tuple[RowMapping, bool]:
+    async with ctx.store.transaction() as tx:
+        await _take_nonce(ctx, tx, signed)
+        # The same callback sent again: recognised by its nonce, also after the nonce was pruned
+        # (a Standard Webhooks sender retries with one webhook-id for hours).
+        query = select(callbacks).where(callbacks.c.hotline_id == hotline.id, callbacks.c.nonce == signed.nonce)
+        existing = (await tx.session.execute(query)).mappings().first()
+        if existing is not None:
+            domain.ensure_callback_resend_of(existing, callback.work_order, callback.verdict, callback.note)
+            return existing, False
+        work_order_case = await _work_order_case(tx, hotline, callback.work_order)
+        now = ctx.clock.now()
+        decision = domain.decide_callback(
+            work_order_case,
+            hotline_id=hotline.id,
+            work_order=callback.work_order,
+            verdict=callback.verdict,
+            note=callback.note,
+            nonce=signed.nonce,
+            at=now,
+        )
+        row = {"id": new_id(), **decision.row}
+        await tx.session.execute(callbacks.insert().values(row))
+        tx.emit(ctx.event(decision.event, work_order_case.report_id, at=now))
+        return await CALLBACKS.get(tx, row["id"]), True
+
+
+async def _work_order_case(tx: Transaction, hotline: Hotline, work_order: str) -> domain.WorkOrderCase:
+    """The hotline's work order numbered ``work_order`` (the latest, were it sent under two keys)
+    and its case; ``NotFound`` when the hotline sent none."""
+    # Sent signed, or through the bearer route by the hotline's account (before or after the
+    # city's integrations.yaml named the account: the reporter is the hotline's id since).
+    senders = [hotline.id] if hotline.account is None else [hotline.id, hotline.account]
+    query = (
+        select(reports.c.id, reports.c.status, reports.c.merged_into, cases.c.status.label("case_status"))
+        .select_from(reports.outerjoin(cases, cases.c.id == reports.c.id))
+        .where(
+            reports.c.reporter_id.in_(senders),
+            reports.c.external_ref == work_order,
+            reports.c.source == ReportSource.HOTLINE,
+        )
+        .order_by(reports.c.received_at.desc(), reports.c.id.desc())
+        .limit(1)
+    )
+    row = (await tx.session.execute(query)).mappings().first()
+    if row is None:
+        raise NotFound(f"hotline {hotline.id} sent no work order {work_order}", {"work_order": work_order})
+    return domain.WorkOrderCase(
+        report_id=row["id"],
+        report_status=domain.ReportStatus(row["status"]),
+        case_status=None if row["case_status"] is None else domain.CaseStatus(row["case_status"]),
+        merged_into=row["merged_into"],
+    )
+
+
+async def _take_nonce(ctx: ServiceContext, tx: Transaction, signed: SignedNonce) -> None:
+    """Take a signed request's nonce in ``tx``, unless the request is a retry of the one that took
+    it (then the caller answers as it did then); ``ReplayedNonce`` for a replay. The hotline's
+    nonces too old to come again are dropped on the way."""
+    now = ctx.clock.now()
+    await tx.session.execute(
+        delete(hotline_nonces).where(
+            hotline_nonces.c.hotline_id == signed.hotline_id, hotline_nonces.c.seen_at < now - NONCE_KEPT
+        )
+    )
+    seen = await tx.session.execute(
+        select(hotline_nonces.c.body_sha256).where(
+            hotline_nonces.c.hotline_id == signed.hotline_id, hotline_nonces.c.nonce == signed.nonce
+        )
+    )
+    if domain.is_retry(signed.scheme, seen.scalar(), signed.body_sha256):
+        return
+    await tx.session.execute(
+        hotline_nonces.insert().values(
+            hotline_id=signed.hotline_id, nonce=signed.nonce, body_sha256=signed.body_sha256, seen_at=now
+        )
+    )
 
 
 def _filing_terms(

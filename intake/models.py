@@ -47,7 +47,8 @@ reports = Table(
     Column("rejection_reason", Text, nullable=True),
     UniqueConstraint("reporter_id", "client_ref", name="uq_reports_client_ref"),
 )
-Index("ix_reports_status", reports.c.status)
+# The work queues by status, oldest received first in keyset pages (received_at, id).
+Index("ix_reports_status_received", reports.c.status, reports.c.received_at, reports.c.id)
 Index("ix_reports_verifier", reports.c.verifier_id, reports.c.status)
 
 # The case file as the command center sees it, kept current from every service's events.
@@ -74,6 +75,10 @@ cases = Table(
     Column("on_time", Boolean, nullable=True),
     Column("external_ref", String(64), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The department's latest report back (处置反馈), for the reply a hotline gets at closure.
+    Column("handled_result", Text, nullable=True),
+    Column("handled_photos", JSON, nullable=True),
+    Column("handled_at", UTCDateTime, nullable=True),
 )
 # Duplicate detection looks for open cases of one category near a point.
 Index("ix_cases_open_category", cases.c.category_code, cases.c.status, cases.c.lat)
@@ -109,3 +114,90 @@ case_number_counters = Table(
     Column("period", String(7), primary_key=True),  # YYYY-MM in the city's time zone
     Column("last", Integer, nullable=False),
 )
+
+# What intake sends to the hotlines' and departments' systems (intake.delivery): one row per
+# message, sent in ``seq`` order per endpoint and case. ``state``: pending (due at
+# ``next_attempt_at``), delivered, or dead (given up, with the reason, until redriven). A sender
+# holds a row it is sending until ``claimed_until``, under its own ``claim``.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("seq", BigIntPK, primary_key=True, autoincrement=True),
+    Column("message_id", Uuid, nullable=False, unique=True),
+    Column("endpoint", String(100), nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Column("kind", String(16), nullable=False),
+    # The JSON the endpoint receives, as sent on every attempt (the signature covers these bytes).
+    Column("body", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("first_attempt_at", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("claim", Uuid, nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("dead_at", UTCDateTime, nullable=True),
+    Column("dead_reason", Text, nullable=True),
+)
+# The sender's look for due rows, and the operators' lists, read the undelivered rows only.
+Index(
+    "ix_deliveries_undelivered",
+    deliveries.c.state,
+    deliveries.c.next_attempt_at,
+    postgresql_where=deliveries.c.state != "delivered",
+    sqlite_where=deliveries.c.state != "delivered",
+)
+# A row waits while an earlier row of its endpoint and case is undelivered (per-case order).
+Index("ix_deliveries_order", deliveries.c.endpoint, deliveries.c.case_id, deliveries.c.seq)
+Index("ix_deliveries_delivered_at", deliveries.c.delivered_at)
+
+# --- what the hotlines send us, signed (intake.api's /hotline/{hotline_id}/... routes) ----------
+
+# The citizen's contact a hotline gives with a work order (the phone number to call back), kept
+# apart from the report: it goes into no event, export, timeline, response or log, and a
+# report's row can be read, exported and shown without it.
+report_contacts = Table(
+    "report_contacts",
+    metadata,
+    Column("report_id", Uuid, primary_key=True),
+    Column("name", String(50), nullable=True),
+    Column("phone", String(32), nullable=True),
+)
+
+# The nonces of signed requests taken (the ``webhook-id`` or ``X-Nonce``), written in the request's
+# own transaction: a replay within the signature's window is refused, a Standard Webhooks retry
+# (same id, same body) answered as the first time. Kept as long as a request signed with them could
+# still be fresh; ``body_sha256`` tells a retry from a replay.
+hotline_nonces = Table(
+    "hotline_nonces",
+    metadata,
+    Column("hotline_id", String(32), primary_key=True),
+    Column("nonce", String(128), primary_key=True),
+    Column("body_sha256", String(64), nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+Index("ix_hotline_nonces_seen", hotline_nonces.c.hotline_id, hotline_nonces.c.seen_at)
+
+# The citizen's verdicts on closed cases, as the hotlines' callbacks (回访) gave them; the latest of
+# a case is its verdict (the reports export carries it for the batch recount of satisfaction).
+# ``nonce``: the request's, so the same callback sent again is recognised after its nonce is pruned.
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_id", Uuid, nullable=False),
+    Column("hotline_id", String(32), nullable=False),
+    Column("work_order", String(64), nullable=False),
+    Column("nonce", String(128), nullable=False),
+    Column("verdict", String(24), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("hotline_id", "nonce", name="uq_callbacks_nonce"),
+)
+Index("ix_callbacks_case", callbacks.c.case_id, callbacks.c.received_at)
+# A callback names the hotline's work order: found by the hotline and its number.
+Index("ix_reports_work_order", reports.c.reporter_id, reports.c.external_ref)

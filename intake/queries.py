@@ -1,13 +1,12 @@
 """What intake's API reads, and who may see what: staff see every report and case; an inspector
 the reports it sent or must verify and the cases in its cells; a department its department's cases;
-a system account (hotline, video) only the reports and cases it sent. Nobody but staff reads a
+a system account (hotline, video) only the reports and cases it sent (a hotline's account, those
+sent as its hotline too). Nobody but staff reads a
 citizen's public report.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -15,23 +14,28 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, Uuid, false, literal, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, false, select, true
 from sqlalchemy.engine import RowMapping
 
 from intake.domain import CaseStatus, ReportStatus
-from intake.models import cases, reports, timeline
+from intake.models import callbacks, cases, reports, timeline
 from shared.city.model import City
 from shared.core.auth import Principal, Role
 from shared.core.errors import InvalidInput, NotFound, OutOfScope
-from shared.db.engine import UTCDateTime
+from shared.db.keyset import Keyset, Page, Position
 from shared.db.rows import Rows
 from shared.events.catalogue import ReportSource
+from shared.integration.endpoints import Integrations
 from shared.service.context import ServiceContext
 
 STAFF = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD)
-# Accounts of other systems: their reports carry the account's username as the reporter.
+# Accounts of other systems: their reports carry the account's username as the reporter (or the
+# id of the hotline the city's integrations.yaml says the account pushes as).
 SYSTEMS = (Role.HOTLINE, Role.VIDEO)
 REPORTS = Rows(reports, "report")
+# The work lists of reports, oldest received first; the case file, newest filed first.
+OLDEST_RECEIVED_FIRST = Keyset(reports.c.received_at, reports.c.id)
+NEWEST_FILED_FIRST = Keyset(cases.c.filed_at, cases.c.id, descending=True)
 
 
 def is_staff(caller: Principal) -> bool:
@@ -39,28 +43,31 @@ def is_staff(caller: Principal) -> bool:
     return caller.role in STAFF
 
 
-def reporter_of(caller: Principal) -> str | None:
-    """The reporter id the caller's own reports carry: an inspector's id, a system's username;
-    None for everyone else (staff and departments send no reports, citizens have no account)."""
+def reporters_of(caller: Principal, integrations: Integrations) -> frozenset[str]:
+    """The reporter ids the caller's own reports carry: an inspector's id; a system's username,
+    and for the account of a configured hotline also the hotline's id (what it sends through the
+    bearer route and what the hotline signs itself are one hotline's); none for everyone else
+    (staff and departments send no reports, citizens have no account)."""
     if caller.role is Role.INSPECTOR:
-        return caller.inspector_id
-    if caller.role in SYSTEMS:
-        return caller.username
-    return None
+        return frozenset() if caller.inspector_id is None else frozenset({caller.inspector_id})
+    if caller.role not in SYSTEMS:
+        return frozenset()
+    hotline = integrations.hotline_of_account(caller.username) if caller.role is Role.HOTLINE else None
+    return frozenset({caller.username} if hotline is None else {caller.username, hotline.id})
 
 
-def may_see_report(caller: Principal, report: Mapping[Any, Any]) -> bool:
+def may_see_report(caller: Principal, report: Mapping[Any, Any], integrations: Integrations) -> bool:
     """Staff see every report; an inspector the reports it sent or must verify; a system account
     the reports it sent. A public report has no reporter, so only staff see it."""
     if is_staff(caller):
         return True
-    own = reporter_of(caller)
-    if own is not None and report["reporter_id"] == own:
+    own = reporters_of(caller, integrations)
+    if report["reporter_id"] in own:
         return True
-    return caller.role is Role.INSPECTOR and own is not None and report.get("verifier_id") == own
+    return caller.role is Role.INSPECTOR and report.get("verifier_id") in own
 
 
-def ensure_may_see_case(city: City, caller: Principal, case: Mapping[Any, Any]) -> None:
+def ensure_may_see_case(city: City, caller: Principal, case: Mapping[Any, Any], integrations: Integrations) -> None:
     """Staff see every case; a department its own; an inspector those in its cells; a system
     account those it reported (``case["reporter_id"]``); nobody else any (``OutOfScope``)."""
     if is_staff(caller):
@@ -73,26 +80,27 @@ def ensure_may_see_case(city: City, caller: Principal, case: Mapping[Any, Any]) 
         if city.inspector_for(case["cell_id"]).id != caller.inspector_id:
             raise OutOfScope("this case is not in your cells")
         return
-    if caller.role in SYSTEMS and case["reporter_id"] == caller.username:
+    if caller.role in SYSTEMS and case["reporter_id"] in reporters_of(caller, integrations):
         return
     raise OutOfScope("this case is not one you reported")
 
 
-async def verification_tasks(ctx: ServiceContext, inspector: Principal) -> Sequence[RowMapping]:
-    """The inspector's open verification tasks, oldest first."""
-    return await _all(
-        ctx,
-        select(reports)
-        .where(reports.c.verifier_id == inspector.inspector_id, reports.c.status == ReportStatus.VERIFYING)
-        .order_by(reports.c.received_at),
+async def verification_tasks(
+    ctx: ServiceContext, inspector: Principal, limit: int, after: Position | None = None
+) -> Page:
+    """A page of the inspector's open verification tasks, oldest first."""
+    query = select(reports).where(
+        reports.c.verifier_id == inspector.inspector_id, reports.c.status == ReportStatus.VERIFYING
     )
+    return await OLDEST_RECEIVED_FIRST.read(ctx.store.engine, query, after, limit)
 
 
-async def reports_by_status(ctx: ServiceContext, status: ReportStatus, limit: int) -> Sequence[RowMapping]:
-    """Up to ``limit`` reports in ``status``, oldest first (the operator's work queue)."""
-    return await _all(
-        ctx, select(reports).where(reports.c.status == status).order_by(reports.c.received_at).limit(limit)
-    )
+async def reports_by_status(
+    ctx: ServiceContext, status: ReportStatus, limit: int, after: Position | None = None
+) -> Page:
+    """A page of the reports in ``status``, oldest first (the operator's work queue)."""
+    query = select(reports).where(reports.c.status == status)
+    return await OLDEST_RECEIVED_FIRST.read(ctx.store.engine, query, after, limit)
 
 
 async def report(ctx: ServiceContext, report_id: UUID) -> RowMapping:
@@ -106,14 +114,30 @@ async def report(ctx: ServiceContext, report_id: UUID) -> RowMapping:
 async def visible_report(ctx: ServiceContext, report_id: UUID, caller: Principal) -> RowMapping:
     """One report the caller may see; another's is ``NotFound``, as if there were none."""
     row = await report(ctx, report_id)
-    if not may_see_report(caller, row):
+    if not may_see_report(caller, row, ctx.integrations):
         raise NotFound(f"no report {report_id}")
     return row
 
 
-async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
-    """Up to ``limit`` reports with ids after ``after``, in id order (a page of the export)."""
-    return await REPORTS.page(ctx.store.engine, after, limit)
+async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` reports with ids after ``after``, in id order (a page of the export), each
+    with the latest verdict of the hotline's callbacks on its case and when it came (``None``
+    without one): ``callback_verdict``, ``callback_at``."""
+    rows = await REPORTS.page(ctx.store.engine, after, limit)
+    latest: dict[UUID, dict[str, Any]] = {}
+    if rows:
+        query = (
+            select(callbacks.c.case_id, callbacks.c.verdict, callbacks.c.received_at)
+            .where(callbacks.c.case_id.in_([row["id"] for row in rows]))
+            .order_by(callbacks.c.received_at, callbacks.c.id)
+        )
+        for callback in await _all(ctx, query):
+            latest[callback["case_id"]] = {
+                "callback_verdict": callback["verdict"],
+                "callback_at": callback["received_at"],
+            }
+    none = {"callback_verdict": None, "callback_at": None}
+    return [{**row, **latest.get(row["id"], none)} for row in rows]
 
 
 async def visible_case(ctx: ServiceContext, case_id: UUID, caller: Principal) -> RowMapping:
@@ -123,7 +147,7 @@ async def visible_case(ctx: ServiceContext, case_id: UUID, caller: Principal) ->
     row = await _first(ctx, query)
     if row is None:
         raise NotFound(f"no case {case_id}")
-    ensure_may_see_case(ctx.city, caller, row)
+    ensure_may_see_case(ctx.city, caller, row, ctx.integrations)
     return row
 
 
@@ -223,33 +247,7 @@ def _category_codes(city: City, category: str | None) -> frozenset[str]:
     return codes
 
 
-@dataclass(frozen=True)
-class CasePosition:
-    """Where a page of a search ended, newest first: the last case's filing time and id. Given
-    back, the next page starts after it, however many cases were filed meanwhile."""
-
-    filed_at: datetime
-    case_id: UUID
-
-    def token(self) -> str:
-        """The position as an opaque token for a URL."""
-        return base64.urlsafe_b64encode(f"{self.filed_at.isoformat()}|{self.case_id}".encode()).decode().rstrip("=")
-
-    @classmethod
-    def of_token(cls, token: str) -> CasePosition:
-        """The position a ``token`` gives; ``InvalidInput`` for one this service did not make."""
-        try:
-            text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            filed_at, case_id = text.split("|")
-            position = cls(datetime.fromisoformat(filed_at), UUID(case_id))
-        except (ValueError, binascii.Error):
-            raise InvalidInput("not a position a page of cases ended at", {"after": token}) from None
-        if position.filed_at.tzinfo is None:
-            raise InvalidInput("not a position a page of cases ended at", {"after": token})
-        return position
-
-
-def _visible_to(city: City, caller: Principal) -> ColumnElement[bool]:
+def _visible_to(city: City, caller: Principal, integrations: Integrations) -> ColumnElement[bool]:
     """The cases ``caller`` may see, as ``ensure_may_see_case`` decides for one case."""
     if is_staff(caller):
         return true()
@@ -262,25 +260,18 @@ def _visible_to(city: City, caller: Principal) -> ColumnElement[bool]:
             return false()
         return cases.c.cell_id.in_(cells)
     if caller.role in SYSTEMS:
-        return cases.c.id.in_(select(reports.c.id).where(reports.c.reporter_id == caller.username))
+        own = sorted(reporters_of(caller, integrations))
+        return cases.c.id.in_(select(reports.c.id).where(reports.c.reporter_id.in_(own)))
     return false()
 
 
 async def search_cases(
-    ctx: ServiceContext, caller: Principal, search: CaseSearch, after: CasePosition | None, limit: int
-) -> tuple[Sequence[RowMapping], CasePosition | None]:
-    """Up to ``limit`` case-file rows the caller may see that match ``search``, newest filed
-    first (ties by id), after ``after``; and the position to ask for the next page from, None
-    on the last page."""
-    query = select(cases).where(_visible_to(ctx.city, caller), *search.conditions())
-    if after is not None:
-        keyset = tuple_(literal(after.filed_at, UTCDateTime()), literal(after.case_id, Uuid()))
-        query = query.where(tuple_(cases.c.filed_at, cases.c.id) < keyset)
-    rows = await _all(ctx, query.order_by(cases.c.filed_at.desc(), cases.c.id.desc()).limit(limit + 1))
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], CasePosition(last["filed_at"], last["id"])
+    ctx: ServiceContext, caller: Principal, search: CaseSearch, limit: int, after: Position | None = None
+) -> Page:
+    """A page of the case-file rows the caller may see that match ``search``, newest filed
+    first (ties by id)."""
+    query = select(cases).where(_visible_to(ctx.city, caller, ctx.integrations), *search.conditions())
+    return await NEWEST_FILED_FIRST.read(ctx.store.engine, query, after, limit)
 
 
 async def visible_timeline(ctx: ServiceContext, case_id: UUID, caller: Principal) -> Sequence[RowMapping]:

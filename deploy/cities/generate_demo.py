@@ -791,6 +791,56 @@ overrides: {}
 covered_years: {}
 """
 
+INTEGRATIONS_YAML = """\
+# The systems the demo city talks to (shared/integration/endpoints.py reads this file; the
+# format is in deploy/cities/README.md). Optional: a city without it has no hotline webhooks and
+# pushes nothing to department systems.
+#
+# A real city never writes a secret here: it names the environment variable that holds it,
+#   secrets: [{id: "2026a", env: CITYCASE_HOTLINE_12345_SECRET}]
+# and adds a second one while it rotates them.
+
+retry:
+  max_attempts: 12
+  max_age_hours: 48
+  first_delay_seconds: 5
+  max_delay_seconds: 1800
+  timeout_seconds: 10
+
+hotlines:
+  - id: "12345"
+    name: 演示市12345政务服务便民热线
+    # The demo's bearer-token account pushes work orders as this hotline too
+    # (POST /intake/hotline/work-orders with its token).
+    account: hotline
+    reopen_on_unsatisfied: true
+    inbound:
+      scheme: standard-webhooks
+      secrets:
+        # DEMO ONLY: public in this repository, so anyone can sign a work order with it.
+        - {id: demo, value: "whsec_KM+nZtM+LX6rB/stn10DrDW8rM0rWq20w4QM+oQHgh0="}
+    outbound:
+      # No url: `make run` sends the hotline nothing, as no hotline listens on a newcomer's
+      # machine (messages would only pile up in the dead letters). To watch receipts, status and
+      # replies arrive, start something that answers 2xx there and uncomment:
+      # url: http://127.0.0.1:9999/citycase
+      scheme: standard-webhooks
+      secrets:
+        # DEMO ONLY, as above.
+        - {id: demo-out, value: "whsec_6x0sY7KLyqOlV+1nZ5kq0k9CEBhL3o2qzH0mTg9bXy4="}
+
+departments: []
+# A department with a system of its own receives each dispatched case and every change to it:
+#  - department_id: co-water
+#    outbound:
+#      url: https://water.example.cn/citycase/cases
+#      scheme: app-key
+#      algorithm: hmac-sm3
+#      app_key: citycase-demo
+#      secrets: [{id: "2026", env: CITYCASE_CO_WATER_SECRET}]
+#      retry: {max_attempts: 20}
+"""
+
 
 def generate(out: Path) -> dict[str, int]:
     """Write every file of the demo city into ``out``; returns the counts."""
@@ -813,6 +863,7 @@ def generate(out: Path) -> dict[str, int]:
         "inspectors.csv": csv_text(("id", "name", "cell_ids"), ((i, n, ";".join(c)) for i, n, c in patrols)),
         "users.yaml": users_yaml(districts, patrols, departments_rows),
         "calendar.yaml": CALENDAR_YAML,
+        "integrations.yaml": INTEGRATIONS_YAML,
     }
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")

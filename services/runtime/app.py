@@ -79,7 +79,7 @@ def create_app(
     )
     app.include_router(auth_router(sessions))
     app.include_router(operations_router(dead_letters, runtime.bus_connected))
-    app.include_router(calendar_router(shared.calendar, OfficialYears(settings.official_years_path)))
+    app.include_router(calendar_router(shared.calendar, OfficialYears(settings.official_years_path), shared.clock))
     app.include_router(city_router(shared.city))
     for service in runtime.services:
         app.mount(f"/{service.name}", _service_app(service, runtime))

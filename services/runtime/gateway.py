@@ -118,7 +118,7 @@ class Gateway:
             await refusal(scope, receive, send)
             return
         try:
-            start = _answer_headers(response, upstream)
+            start = _answer_headers(response, upstream, _origin(scope))
             await send({"type": "http.response.start", "status": response.status_code, "headers": start})
             await _relay(response, receive, send)
         finally:
@@ -139,11 +139,12 @@ def _connection_scoped(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return _HOP_BY_HOP | named
 
 
-def _answer_headers(response: httpx.Response, upstream: str) -> list[tuple[bytes, bytes]]:
+def _answer_headers(response: httpx.Response, upstream: str, origin: bytes) -> list[tuple[bytes, bytes]]:
     """The process's answer headers for the caller. A redirect to the process's own address
     (Starlette's trailing-slash redirect is absolute, built on the Host the gateway sent)
-    becomes a path on the gateway's: the caller cannot reach, and need not learn, the
-    process's address."""
+    becomes a path on the gateway's; a ``Link`` to it (a list's next page, RFC 8288) the same
+    address on the gateway's ``origin``, as absolute as the process wrote it: the caller cannot
+    reach, and need not learn, the process's address."""
     headers = [(name.lower(), value) for name, value in response.headers.raw]
     dropped = _connection_scoped(headers)
     base = upstream.encode("latin-1")
@@ -153,8 +154,19 @@ def _answer_headers(response: httpx.Response, upstream: str) -> list[tuple[bytes
             continue
         if name == b"location" and value.startswith(base) and value[len(base) : len(base) + 1] in (b"/", b"?", b""):
             value = value[len(base) :] or b"/"
+        if name == b"link":
+            value = value.replace(b"<" + base + b"/", b"<" + origin + b"/").replace(
+                b"<" + base + b"?", b"<" + origin + b"/?"
+            )
         passed.append((name, value))
     return passed
+
+
+def _origin(scope: Scope) -> bytes:
+    """The gateway's address as the caller wrote it (scheme and Host), or nothing when the caller
+    sent no Host: then what was the process's address becomes a path on the gateway's."""
+    host = next((value for name, value in scope["headers"] if name.lower() == b"host"), None)
+    return b"" if host is None else str(scope.get("scheme", "http")).encode("latin-1") + b"://" + host
 
 
 def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:

@@ -27,6 +27,7 @@ from shared.core.photos import FilePhotoStore, PhotoStore
 from shared.core.settings import DEV_JWT_SECRET, Mode, Settings
 from shared.db.engine import create_engine
 from shared.db.migrations import upgrade_to_head
+from shared.integration.endpoints import Integrations, load_integrations
 from shared.messaging.bus import Bus, TopicSpec
 from shared.messaging.bus.embedded import EmbeddedLog
 from shared.messaging.bus.kafka import KafkaBus
@@ -108,6 +109,7 @@ class ServiceRuntime:
             calendar=shared.calendar,
             photos=shared.photos,
             resources=Resources(spec.resources(self.store, settings)),
+            integrations=shared.integrations,
         )
         self.relay = OutboxRelay(
             self.store,
@@ -203,7 +205,8 @@ class ServiceRuntime:
 
 @dataclass(frozen=True)
 class SharedParts:
-    """What every service of a process shares: settings, clock, the city, photos, tokens."""
+    """What every service of a process shares: settings, clock, the city and its integrations,
+    photos, tokens."""
 
     settings: Settings
     clock: Clock
@@ -212,10 +215,11 @@ class SharedParts:
     photos: PhotoStore
     tokens: TokenIssuer
     directory: Directory
+    integrations: Integrations
 
     @classmethod
     def load(cls, settings: Settings, clock: Clock) -> SharedParts:
-        """Read the city's reference data and calendar, and set up photos and tokens."""
+        """Read the city's reference data, calendar and integrations, and set up photos and tokens."""
         if settings.mode is Mode.PRODUCTION and (
             settings.jwt_secret == DEV_JWT_SECRET or len(settings.jwt_secret) < 32
         ):
@@ -232,6 +236,14 @@ class SharedParts:
                 " values (python -m services accounts hash-password), or CITYCASE_ALLOW_PLAIN_PASSWORDS=true"
                 " for a demonstration"
             )
+        integrations = load_integrations(settings.city_dir, city)
+        written = integrations.written_secrets
+        if settings.mode is Mode.PRODUCTION and written and not settings.allow_plain_passwords:
+            raise RuntimeError(
+                f"{settings.city_dir / 'integrations.yaml'} writes secrets in the file ({', '.join(written[:5])}"
+                f"{' ...' if len(written) > 5 else ''}): production reads them from the environment ({{id, env:"
+                " VARIABLE}}), or CITYCASE_ALLOW_PLAIN_PASSWORDS=true for a demonstration"
+            )
         directory = Directory(account_of(user) for user in city.users)
         access_ttl = timedelta(minutes=settings.access_token_ttl_minutes)
         return cls(
@@ -242,6 +254,7 @@ class SharedParts:
             photos=FilePhotoStore(settings.photos_path),
             tokens=TokenIssuer(settings.token_secret(), clock, access_ttl, directory=directory),
             directory=directory,
+            integrations=integrations,
         )
 
 

@@ -1,6 +1,6 @@
 """The command line: ``python -m services run all|intake|... [--mode embedded|production]``, and
 ``launch``, ``gateway``, ``migrate``, ``city``, ``calendar load``, ``assessment rebuild``, ``reconcile``,
-``simulate``, ``outbox``, ``dead-letters``.
+``simulate``, ``outbox``, ``dead-letters``, ``deliveries``.
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ import contextlib
 import getpass
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import uvicorn
 from pwdlib import PasswordHash
 
+from intake.delivery import DeliveryState, Selection
+from intake.delivery import listed as listed_deliveries
+from intake.delivery import redrive as redrive_deliveries
+from intake.delivery import unknown_ids as unknown_delivery_ids
 from services.runtime.app import create_app
 from services.runtime.gateway import gateway_app
 from services.runtime.registry import load_specs
@@ -32,7 +36,7 @@ from services.tools.simulator import cli as simulator_cli
 from services.tools.simulator.run import SIMULATION_TUNING
 from shared.city.calendar import OfficialYears, load_calendar, read_official_year
 from shared.city.loader import CityDataError, load_city
-from shared.core.clock import FileClock, SystemClock
+from shared.core.clock import FileClock, SystemClock, clock_of_folder
 from shared.core.errors import DomainError
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
 from shared.db.engine import create_engine
@@ -62,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _add_reconcile,
         _add_outbox,
         _add_dead_letters,
+        _add_deliveries,
         _add_accounts,
     ):
         add(commands)
@@ -434,6 +439,70 @@ def _dead_letter_line(letter: DeadLetter) -> str:
         f"{letter.id}  {letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}Z  {letter.consumer or '-'}  from {origin}"
         f"  {event}\n    {letter.reason}"
     )
+
+
+def _add_deliveries(commands: Commands) -> None:
+    deliveries = commands.add_parser(
+        "deliveries", help="messages for other systems (hotlines, departments): list and redrive the dead ones"
+    )
+    actions = deliveries.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the messages given up on (dead), or still to deliver, oldest first")
+    listing.add_argument("--pending", action="store_true", help="the messages still to deliver instead")
+    redrive = actions.add_parser(
+        "redrive",
+        help="give dead messages a fresh set of attempts, the first at once (the later ones of their cases follow)",
+        description="Name the messages: --endpoint, --case, --id (repeatable); given together, each narrows.",
+    )
+    for action in (listing, redrive):
+        action.add_argument("--endpoint", help="hotline:<id> or department:<id>")
+        action.add_argument("--case", type=UUID, help="a case id")
+        _add_mode(action)
+    redrive.add_argument("--id", type=UUID, action="append", default=[], help="a message id (repeatable)")
+    listing.set_defaults(run_command=lambda args, settings: asyncio.run(_list_deliveries(args, settings)))
+    redrive.set_defaults(run_command=lambda args, settings: asyncio.run(_redrive_deliveries(args, settings)))
+
+
+async def _list_deliveries(args: argparse.Namespace, settings: Settings) -> int:
+    state = DeliveryState.PENDING if args.pending else DeliveryState.DEAD
+    selection = Selection(args.endpoint, args.case)
+    async with _outbox_store(_intake_spec(), settings) as store:
+        page = await listed_deliveries(store, state, selection, limit=1000)
+    print(f"{len(page.rows)}{'+' if page.following else ''} {state.value} message(s)")
+    for row in page.rows:
+        print(_delivery_line(row))
+    return 0
+
+
+async def _redrive_deliveries(args: argparse.Namespace, settings: Settings) -> int:
+    selection = Selection(args.endpoint, args.case, tuple(args.id))
+    if selection.is_empty:
+        raise _UsageError("deliveries redrive: name the messages with --endpoint, --case or --id")
+    async with _outbox_store(_intake_spec(), settings) as store:
+        unknown = await unknown_delivery_ids(store, selection.ids)
+        if unknown:
+            print(f"no message with id {', '.join(map(str, unknown))}", file=sys.stderr)
+            return 1
+        # The city's clock: a simulated city's redriven messages are due on its own time.
+        clock = clock_of_folder(settings.data_dir, settings.clock_file, real_time=settings.real_time)
+        redriven = await redrive_deliveries(store, clock, selection)
+    print(f"{len(redriven)} dead message(s) sent again")
+    for row in redriven:
+        print(_delivery_line(row))
+    return 0
+
+
+def _intake_spec() -> ServiceSpec:
+    (spec,) = load_specs(["intake"])
+    return spec
+
+
+def _delivery_line(row: Mapping[Any, Any]) -> str:
+    line = (
+        f"{row['message_id']}  {row['endpoint']}  case {row['case_id']}  {row['kind']}  {row['attempts']} attempt(s)"
+        f"  made {row['created_at']:%Y-%m-%d %H:%M:%S}Z"
+    )
+    reason = row["dead_reason"] or row["last_error"]
+    return line + (f"\n    {reason}" if reason else "")
 
 
 def _add_mode(parser: argparse.ArgumentParser) -> None:

@@ -38,6 +38,7 @@ from shared.city.model import City
 from shared.core.auth import Principal, Role, TokenIssuer
 from shared.core.clock import SystemClock
 from shared.core.settings import Settings
+from shared.events.catalogue import CallbackVerdict
 
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
 EXPORTS = {
@@ -69,7 +70,8 @@ class _Line(BaseModel):
 
 
 class ReportLine(_Line):
-    """A report from intake's export; ``filed_at`` is set when it became a case (立案)."""
+    """A report from intake's export; ``filed_at`` is set when it became a case (立案),
+    ``callback_verdict`` once the hotline called the citizen back (回访): the latest verdict."""
 
     source: str
     category_code: str
@@ -80,6 +82,7 @@ class ReportLine(_Line):
     received_at: datetime
     filed_at: datetime | None = None
     filing_deadline: datetime | None = None
+    callback_verdict: CallbackVerdict | None = None
 
 
 class AssignmentLine(BaseModel):
@@ -109,7 +112,8 @@ class HandlingLine(_Line):
 
 class ClosureLine(_Line):
     """A case from closure's export; ``checks`` are the check tasks answered, ``check_missed_at``
-    is set while the open one is past its deadline unanswered."""
+    is set while the open one is past its deadline unanswered; ``reopens`` counts the reopens after
+    an unsatisfied callback."""
 
     status: str
     on_time: bool | None = None
@@ -118,6 +122,7 @@ class ClosureLine(_Line):
     check_missed_at: datetime | None = None
     checks_on_time: int = 0
     checks_failed: int = 0
+    reopens: int = 0
 
 
 class CounterRow(BaseModel):
@@ -281,22 +286,30 @@ def _dispatch_counters(case: CaseRecords, attempts: Sequence[AssignmentLine]) ->
     }
 
 
+# The verdicts counted satisfied (满意率 counts basically satisfied as satisfied).
+_SATISFIED = frozenset({CallbackVerdict.SATISFIED, CallbackVerdict.BASICALLY_SATISFIED})
+
+
 def _case_counters(case: CaseRecords) -> dict[str, int]:
     """The counters of a filed, not cancelled case that go to its current department too."""
     closure = case.closure
     closed = closure is not None and closure.status == "closed"
+    verdict = case.report.callback_verdict
     counters = {
         "handled": int(case.handling is not None and case.handling.first_handled_at is not None),
         "closed": int(closed),
         "closed_on_time": int(closed and closure is not None and closure.on_time is True),
         # Closure wins over overdue.
         "overdue_open": int(not closed and case.dispatch is not None and case.dispatch.deadline_missed_at is not None),
+        "callbacks": int(verdict is not None),
+        "satisfied": int(verdict in _SATISFIED),
     }
     if closure is not None:
         # A check is due once answered, or once its deadline passed unanswered while still open.
         open_and_missed = closure.status == "checking" and closure.check_missed_at is not None
         counters.update(
-            reworked=int(closure.checks_failed > 0),
+            # 返工: a failed check, or a reopen after an unsatisfied callback.
+            reworked=int(closure.checks_failed > 0 or closure.reopens > 0),
             checks_requested=closure.checks_requested,
             checks_due=closure.checks + int(open_and_missed),
             checks_on_time=closure.checks_on_time,

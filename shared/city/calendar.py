@@ -211,6 +211,15 @@ class OfficialYear:
         return {"holidays": sorted(self.holidays), "workdays": sorted(self.workdays)}
 
 
+class WorkingPeriods(NamedTuple):
+    """The working periods between two instants, oldest first, as far as the calendar knows the
+    days: ``until`` is the end asked for, or the start (local midnight) of the first day of a year
+    it does not know, where the periods stop."""
+
+    periods: tuple[tuple[datetime, datetime], ...]
+    until: datetime
+
+
 class _Day(NamedTuple):
     """One local day's working periods as UTC instants, and their total length."""
 
@@ -261,6 +270,11 @@ class WorkingCalendar:
     def working_hours(self) -> tuple[tuple[time, time], ...]:
         """The working periods of a working day, local time."""
         return self._hours
+
+    @property
+    def timezone(self) -> str:
+        """The city's IANA time zone, where its days and working hours are local."""
+        return self._zone.key
 
     @property
     def generation(self) -> int:
@@ -336,6 +350,35 @@ class WorkingCalendar:
                 total += overlap
             day += timedelta(days=1)
         return total
+
+    def working_periods(self, start: datetime, end: datetime) -> WorkingPeriods:
+        """The working periods between ``start`` and ``end`` as UTC instants, cut to them: what
+        a client sums to count working time itself (the console's "what is left" of a deadline),
+        the same periods ``add`` and ``elapsed`` count in.
+
+        A day of a year the calendar does not know stops the answer there instead of failing it:
+        the periods before that day are right, and ``until`` says where they stop, so a client
+        counts what it can and says the rest is unknown. (``add`` raises: a deadline is never
+        guessed, and no deadline is counted here.)
+        """
+        start, end = _utc(start), _utc(end)
+        if end < start:
+            raise ValueError("working periods need an end after their start")
+        periods: list[tuple[datetime, datetime]] = []
+        day, last = self._local_date(start), self._local_date(end)
+        while day <= last:
+            cut = ((max(s, start), min(e, end)) for s, e in self._day(day).periods)
+            inside = [(s, e) for s, e in cut if s < e]
+            # As in ``elapsed``: a day is asked about only when its working hours are in the range.
+            if inside:
+                try:
+                    working = self.is_working_day(day)
+                except CalendarDataMissing:
+                    return WorkingPeriods(tuple(periods), max(start, _combine(day, time(0), self._zone)))
+                if working:
+                    periods += inside
+            day += _ONE_DAY
+        return WorkingPeriods(tuple(periods), end)
 
     def shift(self, deadline: datetime, paused_from: datetime, paused_to: datetime, basis: TimeBasis) -> datetime:
         """The deadline after a suspension (挂账/缓办): moved by the time elapsed while paused.

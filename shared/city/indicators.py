@@ -26,6 +26,8 @@ COUNTERS: tuple[str, ...] = (
     "closed_on_time",
     "overdue_open",
     "cancelled",
+    "callbacks",
+    "satisfied",
 )
 """The base counters, integers that add up across periods and scopes, in the order of the contract."""
 
@@ -40,6 +42,7 @@ DERIVED: tuple[str, ...] = (
     "accurate_dispatch_rate",
     "on_time_filing_rate",
     "on_time_dispatch_rate",
+    "satisfaction_rate",
 )
 """The indicators computed from base counters (``due`` and the rates), in the order they are answered."""
 

@@ -120,6 +120,15 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = 50.0
     duplicate_window_hours: float = 72.0
     timer_interval_seconds: float = 5.0
+    # Outbound deliveries to the hotlines and departments (intake.delivery): how often the sender
+    # looks for messages due when it found none, how many requests it has in flight at once, and
+    # how long a delivered message's row is kept (per-case order needs only the undelivered ones).
+    delivery_poll_seconds: float = 1.0
+    delivery_concurrency: int = Field(default=16, ge=1)
+    delivery_retention_hours: float = 168.0
+    # Where the city's API is reached from outside: links in what is sent to other systems (the
+    # photos of a reply) are absolute URLs under it.
+    public_url: str = "http://127.0.0.1:8000"
     # Simulated time shared by processes (shared.core.clock.FileClock). Unset, a data folder whose
     # city ran on a clock file runs on it again (or refuses to start without it), any other on the
     # system clock; ``real_time`` puts a simulated city on the system clock from now on.

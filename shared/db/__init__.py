@@ -1,1 +1,2 @@
-"""Databases: engines for PostgreSQL and SQLite, column types, rows by id, Alembic migrations."""
+"""Databases: engines for PostgreSQL and SQLite, column types, rows by id, keyset pages of a
+list, Alembic migrations."""

@@ -342,6 +342,38 @@ class CaseClosed(EventPayload):
     self_handled: bool = False
 
 
+class CallbackVerdict(StrEnum):
+    """What the citizen said when the hotline called back (回访)."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    UNSATISFIED = "unsatisfied"
+
+
+class CallbackRecorded(EventPayload):
+    """The hotline pushed the result of its callback to the citizen (回访) for a case it handed over.
+
+    The verdict counts in the satisfaction rate (满意率); the citizen's contact never travels.
+    """
+
+    TYPE: ClassVar[str] = "case.callback_recorded"
+
+    hotline_id: str
+    work_order: str
+    verdict: CallbackVerdict
+    note: str | None = None
+
+
+class CaseReopened(EventPayload):
+    """A closed case went back to its department for rework (返工) because the citizen was not
+    satisfied and the city's rules say such a case is handled again."""
+
+    TYPE: ClassVar[str] = "case.reopened"
+
+    department_id: str | None
+    reason: str
+
+
 class CaseCancelled(EventPayload):
     """A shift lead voided the case (作废)."""
 
@@ -412,5 +444,7 @@ CATALOGUE = Catalogue(
     CheckPassed,
     CheckFailed,
     CaseClosed,
+    CallbackRecorded,
+    CaseReopened,
     CaseCancelled,
 )

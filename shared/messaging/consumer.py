@@ -115,6 +115,9 @@ class ConsumerSpec:
     # The same effects as the handlers, for a whole batch at once in a few statements: used
     # while no event fails; the handlers, event by event, apply a batch in which one does.
     apply_batch: BatchHandler | None = None
+    # The types the records are read as: the case event log's, or another topic's own (the
+    # integration topic carries messages for other systems, not case events).
+    catalogue: Catalogue = CATALOGUE
 
 
 class _RetryBatch(Exception):
@@ -140,7 +143,6 @@ class ConsumerRunner:
         batch_size: int = 200,
         max_attempts: int = 3,
         retry_delay_s: float = 0.2,
-        catalogue: Catalogue = CATALOGUE,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -149,7 +151,7 @@ class ConsumerRunner:
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
-        self.catalogue = catalogue
+        self.catalogue = spec.catalogue
         self._failures: Counter[UUID] = Counter()
 
     async def run(self) -> None:

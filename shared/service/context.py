@@ -1,5 +1,5 @@
-"""What a service's handlers are given: its store, the clock, the city and its calendar, photos;
-and how a service declares the events it reacts to.
+"""What a service's handlers are given: its store, the clock, the city and its calendar, photos,
+the city's integrations (hotlines, department systems); and how a service declares the events it reacts to.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from shared.core.photos import PhotoStore
 from shared.core.settings import Settings
 from shared.events.catalogue import CATALOGUE, Catalogue, EventPayload
 from shared.events.envelope import Event
+from shared.integration.endpoints import Integrations
 from shared.messaging.consumer import Handler
 from shared.messaging.store import ServiceStore, Transaction
 
@@ -55,6 +56,8 @@ class ServiceContext:
     calendar: WorkingCalendar
     photos: PhotoStore
     resources: Resources = field(default_factory=Resources)
+    # The city's integrations.yaml, loaded beside the city; a city without one has none.
+    integrations: Integrations = field(default_factory=Integrations.none)
 
     @property
     def source(self) -> str:

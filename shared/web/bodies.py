@@ -8,7 +8,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 # The days the platform reasons about: the calendar serves these years (official data where
 # published, the statutory rules otherwise); a date outside them is a client's mistake (422),
@@ -19,6 +19,7 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # C0 and C1 control characters but tab, line feed and carriage return: NUL cannot be stored by
 # PostgreSQL at all, and the rest hide text from the people who read it.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def _printable(text: str) -> str:
@@ -42,6 +43,13 @@ def _served_day(day: date) -> date:
     return day
 
 
+def _photo_digest(text: str) -> str:
+    # Said in the platform's words: a client that sent a file name or a URL learns what to send.
+    if not _DIGEST.fullmatch(text):
+        raise ValueError("a photo is named by its digest: the 64 lowercase hex digits POST photos answered")
+    return text
+
+
 def _served_instant(instant: datetime) -> datetime:
     _served_day(instant.astimezone(UTC).date())
     return instant
@@ -56,7 +64,11 @@ ServedInstant = Annotated[AwareDatetime, AfterValidator(_served_instant)]
 
 # A photo as the body of a report, a verification or a check names it: the content hash an
 # upload answered with (``POST photos``).
-PhotoDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+PhotoDigest = Annotated[
+    str,
+    AfterValidator(_photo_digest),
+    WithJsonSchema({"type": "string", "pattern": f"^{_DIGEST.pattern}$", "description": "a photo's SHA-256 digest"}),
+]
 
 
 class ReasonIn(BaseModel):

@@ -1,7 +1,9 @@
 """The console driven the way people use it: each role logs in and lands on its home; the
 dashboard shows what the assessment API answers, draws every cell of the grid, and moves within
-two seconds when a case closes elsewhere in the city; nothing is fetched from another host and
-the browser logs no error (the ``page`` fixture checks those two after every test).
+two seconds when a case closes elsewhere in the city; the tabs of one browser share one session,
+which outlives a server that is away; a case search pages through its own results; nothing is
+fetched from another host and the browser logs no error (the ``page`` fixture checks those two
+after every test).
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ import io
 import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Response, Route, expect
 
 from shared.city.loader import load_city
 from shared.core.settings import Settings
@@ -230,6 +232,172 @@ def test_an_expired_token_is_renewed_once_for_every_call_it_failed(page: Page, c
     # once, and a second use would have ended the session.
     assert len(refreshes) == 1
     expect(page).to_have_url(f"{city.url}/dashboard")
+
+
+def test_the_tabs_of_one_browser_refresh_in_turn_and_log_out_together(page: Page, city: City, watch: Watch) -> None:
+    watch.allow_console_error("401")  # the refusals the test makes
+    log_in(page, city, "shiftlead")
+    page.goto(f"{city.url}/cases")
+    other = _another_tab(page, watch)
+    other.goto(f"{city.url}/cases")
+    for tab in (page, other):
+        expect(tab.locator("header.top-bar [data-role=role]")).to_have_text("值班长")
+        expect(tab.locator("table.case-results tbody tr").first).to_be_visible()
+
+    refreshes: list[str] = []
+    page.context.on("request", lambda request: _note_refresh(request, refreshes))
+    # Both tabs find their access token refused at once; the first tab's refresh is held on its
+    # way to the server while the second asks for its own.
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(_path("/auth/refresh"), hold, times=1)
+    for tab in (page, other):
+        tab.route(_path("/intake/cases"), _refuse_token, times=1)
+    page.get_by_role("button", name="查询").click()
+    _wait_until(page, lambda: bool(held))
+    other.get_by_role("button", name="查询").click()
+    other.wait_for_timeout(500)
+    # The second tab waits its turn rather than spend the same single-use token...
+    assert len(refreshes) == 1
+    with page.expect_response(_found_cases), other.expect_response(_found_cases):
+        held[0].continue_()
+    # ...and takes up the pair the first one was given.
+    assert len(refreshes) == 1
+    for tab in (page, other):
+        expect(tab.get_by_role("alert")).to_have_count(0)
+        expect(tab).to_have_url(f"{city.url}/cases")
+
+    # The session is still good on the server: the second tab's own refresh is answered.
+    other.route(_path("/intake/cases"), _refuse_token, times=1)
+    with other.expect_response(_found_cases):
+        other.get_by_role("button", name="查询").click()
+    assert len(refreshes) == 2
+    expect(other.get_by_role("alert")).to_have_count(0)
+    expect(other.locator("header.top-bar [data-role=role]")).to_have_text("值班长")
+
+    # Logging out in one tab logs out the other.
+    page.get_by_role("button", name="退出登录").click()
+    expect(other.get_by_role("status")).to_have_text("会话已结束，请重新登录。")
+    expect(other.locator("header.top-bar")).to_have_count(0)
+    other.goto(f"{city.url}/cases")
+    expect(other).to_have_url(f"{city.url}/login?redirect=/cases")
+
+
+@pytest.mark.parametrize("away", ["unreachable", "503"])
+def test_a_reload_while_the_server_is_away_keeps_the_session(page: Page, city: City, watch: Watch, away: str) -> None:
+    watch.allow_console_error("net::ERR_FAILED")  # the calls the test cuts off
+    watch.allow_console_error("503")
+    log_in(page, city, "dispatcher")
+
+    def server_away(route: Route) -> None:
+        if route.request.resource_type not in ("fetch", "xhr", "eventsource"):
+            route.fallback()  # the console's own files still load: only its API is away
+        elif away == "unreachable":
+            route.abort()
+        else:
+            route.fulfill(status=503, json={"code": "unavailable", "message": "the service is unavailable"})
+
+    page.route("**/*", server_away)
+    page.reload()
+    waiting = page.locator("[data-awaiting-server]")
+    expect(waiting.get_by_role("alert")).to_contain_text("无法连接服务器")
+    expect(waiting).to_contain_text("您仍处于登录状态")
+    expect(page).to_have_url(f"{city.url}/workbench/dispatcher")
+
+    page.unroute("**/*", server_away)
+    waiting.get_by_role("button", name="重试").click()
+    expect(page.locator("header.top-bar [data-role=role]")).to_have_text("派遣员")
+    expect(page.locator(".workbench h1")).to_be_visible()
+    expect(waiting).to_have_count(0)
+    expect(page).to_have_url(f"{city.url}/workbench/dispatcher")
+
+
+def test_a_new_search_starts_from_its_own_first_page(page: Page, city: City, watch: Watch) -> None:
+    watch.allow_console_error("503")  # the failure the test makes
+    log_in(page, city, "shiftlead")
+    # Pages of two, so that a few cases make several pages.
+    searched: list[dict[str, list[str]]] = []
+
+    def pages_of_two(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        query = parse_qs(parts.query) | {"limit": ["2"]}
+        searched.append(query)
+        route.continue_(url=parts._replace(query=urlencode(query, doseq=True)).geturl())
+
+    page.route(_path("/intake/cases"), pages_of_two)
+    page.goto(f"{city.url}/cases")
+    rows = page.locator("table.case-results tbody tr")
+    more = page.get_by_role("button", name="加载更多")
+    expect(rows).to_have_count(2)
+    expect(more).to_be_visible()
+
+    # Another search, whose first page fails: the cursor of the search before is not its cursor.
+    page.route(_path("/intake/cases"), _unavailable, times=1)
+    page.locator("select[name=source]").select_option("inspector")
+    page.get_by_role("button", name="查询").click()
+    expect(page.get_by_role("alert")).to_contain_text("服务器出错")
+    expect(more).to_have_count(0)
+    expect(rows).to_have_count(0)
+
+    wanted = {"source": "inspector", "limit": 2}
+    first = city.call("shiftlead", "GET", "/intake/cases", params=wanted)
+    assert first["next"], "the simulated day should have left more than two cases an inspector reported"
+    second = city.call("shiftlead", "GET", "/intake/cases", params=wanted | {"after": first["next"]})
+    page.get_by_role("alert").get_by_role("button", name="重试").click()
+    expect(rows).to_have_count(2)
+    more.click()
+    expect(rows).to_have_count(2 + len(second["items"]))
+    numbers = [c["case_number"] for c in first["items"] + second["items"]]
+    assert rows.locator("td:first-child").all_inner_texts() == numbers
+    retried, continued = searched[-2:]
+    assert retried["source"] == ["inspector"]
+    assert "after" not in retried
+    assert continued["source"] == ["inspector"]
+    assert continued["after"] == [first["next"]]
+
+
+def _another_tab(page: Page, watch: Watch) -> Page:
+    """A second tab of the page's browser (its context: the same storage), kept to the same rules."""
+    tab = page.context.new_page()
+    tab.on("request", watch.on_request)
+    tab.on("console", watch.on_console)
+    tab.on("pageerror", watch.on_page_error)
+    return tab
+
+
+def _path(path: str) -> Any:
+    """A route's matcher for the API path ``path``, whatever the query."""
+    return lambda url: urlsplit(url).path == path
+
+
+def _note_refresh(request: Request, refreshes: list[str]) -> None:
+    if urlsplit(request.url).path == "/auth/refresh":
+        refreshes.append(request.url)
+
+
+def _found_cases(response: Response) -> bool:
+    return urlsplit(response.url).path == "/intake/cases" and response.ok
+
+
+def _refuse_token(route: Route) -> None:
+    """The answer of the server to an access token that ran out."""
+    route.fulfill(status=401, json={"code": "unauthorized", "message": "the token has expired"})
+
+
+def _unavailable(route: Route) -> None:
+    route.fulfill(status=503, json={"code": "unavailable", "message": "the service is unavailable"})
+
+
+def _wait_until(page: Page, condition: Any, timeout_s: float = 10.0) -> None:
+    """Wait, letting the page's events through, until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the page did not get there in time")
+        page.wait_for_timeout(50)
 
 
 def _report_a_new_case(city: City) -> str:

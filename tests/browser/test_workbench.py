@@ -17,6 +17,7 @@ that the browser logs no error.
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 import uuid
@@ -24,6 +25,7 @@ import zipfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from PIL import Image
@@ -181,6 +183,67 @@ def test_each_role_sees_its_workbench(page: Page, city: City, user: str, title: 
         page.get_by_label("语言").select_option("en")
         expect(page.locator(".workbench h1")).to_have_text("Dispatcher workbench")
         expect(page.get_by_role("tab", name=re.compile("Unclear ownership"))).to_be_visible()
+
+
+def _queued(n: int, street_id: str, district_id: str) -> dict[str, Any]:
+    """A case waiting in the coordination queue, as GET /dispatch/queue answers it."""
+    return {
+        "id": str(uuid.UUID(int=n + 1)),
+        "case_number": f"2026-01-{900000 + n:06d}",
+        "category_code": OTHER_EVENT,
+        "street_id": street_id,
+        "district_id": district_id,
+        "status": "coordination",
+        "department_id": None,
+        "attempt": 0,
+        "rule_id": None,
+        "dispatched_at": None,
+        "accepted": False,
+        "handling_deadline": None,
+        "handling_deadline_provisional": False,
+        "deadline_missed_at": None,
+        "suspended_at": None,
+        "extension_deadline": None,
+        "extension_reason": None,
+        "extension_requested_by": None,
+        "supervision_level": 0,
+        "dispatch_deadline": None,
+        "dispatch_deadline_provisional": False,
+    }
+
+
+def test_a_queue_of_many_pages_shows_whole_in_the_workbench(page: Page, city: City) -> None:
+    """After a storm the coordination queue holds 1,200 cases, three pages of the API: the
+    dispatcher sees them all, counted, and finds one of the last page by its number. The pages
+    are the test's (the shared city keeps its own queue); each names the next as the API does,
+    the first by an address of the process behind a proxy, which the console must not call."""
+    cell = load_city(Settings().city_dir).cells[0]
+    queue = [_queued(n, cell.street_id, cell.district_id) for n in range(1200)]
+    pages = {None: (queue[:500], "p2"), "p2": (queue[500:1000], "p3"), "p3": (queue[1000:], None)}
+    asked: list[str | None] = []
+
+    def answer(route: Any) -> None:
+        after = dict(parse_qsl(urlsplit(route.request.url).query)).get("after")
+        asked.append(after)
+        rows, following = pages[after]
+        headers = {"Content-Type": "application/json"}
+        if following == "p2":
+            headers["Link"] = (
+                f'<http://10.0.0.5:8101/dispatch/queue?status=coordination&limit=500&after={following}>; rel="next"'
+            )
+        elif following:
+            headers["Link"] = f'</dispatch/queue?status=coordination&limit=500&after={following}>; rel="next"'
+        route.fulfill(status=200, headers=headers, body=json.dumps(rows))
+
+    page.route(re.compile(r"/dispatch/queue\?(.*&)?status=coordination"), answer)
+    log_in(page, city, "dispatcher")
+    expect(page.get_by_role("tab", name=re.compile("权属不清"))).to_contain_text("1200")
+    expect(page.locator("table.pick-list tbody tr")).to_have_count(1200)
+    assert asked[:3] == [None, "p2", "p3"]
+
+    page.locator(".queue-filter input[type=search]").fill(queue[-1]["case_number"])
+    expect(page.locator("table.pick-list tbody tr")).to_have_count(1)
+    expect(row(page, queue[-1]["case_number"])).to_be_visible()
 
 
 def test_a_department_finds_no_other_departments_case(page: Page, city: City, watch: Watch) -> None:

@@ -191,6 +191,28 @@ async def test_a_redirect_to_the_process_becomes_one_to_the_gateway(
     assert (answer.status_code, answer.headers["location"]) == (307, passed_on)
 
 
+@pytest.mark.parametrize(
+    ("link", "passed_on"),
+    [
+        (
+            '<http://intake:8000/intake/reports?status=verifying&after=T>; rel="next"',
+            '<http://city.example/intake/reports?status=verifying&after=T>; rel="next"',
+        ),
+        ('<http://intake:80001/elsewhere>; rel="next"', '<http://intake:80001/elsewhere>; rel="next"'),
+        ('</intake/reports?after=T>; rel="next"', '</intake/reports?after=T>; rel="next"'),
+    ],
+)
+async def test_a_link_to_the_process_becomes_one_to_the_gateway(tmp_path: Path, link: str, passed_on: str) -> None:
+    async def upstream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"link", link.encode())]})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    app = Gateway({"intake": "http://intake:8000"}, console_app(tmp_path, ()), httpx.ASGITransport(app=upstream))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://city.example") as client:
+        answer = await client.get("/intake/reports?status=verifying")
+    assert answer.headers["link"] == passed_on
+
+
 async def test_launch_starts_the_gateway_as_a_process_of_its_own(tmp_path: Path) -> None:
     (tmp_path / "dist").mkdir()
     (tmp_path / "dist" / "index.html").write_text(INDEX)

@@ -49,9 +49,14 @@ ENDED = {"closed", "cancelled"}
 
 
 def consumer_groups(settings: Settings) -> list[str]:
-    """The consumer groups the services run (read from their specs, nothing started)."""
+    """The consumer groups of the case event log (read from the services' specs, nothing started)."""
     app = create_app(["all"], settings)
-    return [consumer.spec.name for service in app.state.runtime.services for consumer in service.consumers]
+    return [
+        consumer.spec.name
+        for service in app.state.runtime.services
+        for consumer in service.consumers
+        if settings.topic_case_events in consumer.spec.topics
+    ]
 
 
 def assert_every_kind_of_step_happened(summary: Summary) -> None:

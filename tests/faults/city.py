@@ -264,13 +264,15 @@ def _password(city: City, username: str) -> str:
 
 
 def consumer_groups(settings: Settings) -> list[str]:
-    """Every consumer group the services run, as the broker knows it (with the city's prefix): the
-    inbox consumers and the tracked one (the assessment stream, whose commits are hints)."""
+    """Every consumer group of the case event log, as the broker knows it (with the city's prefix):
+    the inbox consumers and the tracked one (the assessment stream, whose commits are hints). The
+    integration topic's consumer is not among them: it reads another topic."""
     app = create_app(["all"], settings)
     return [
         settings.kafka_group_prefix + consumer.spec.name
         for service in app.state.runtime.services
         for consumer in (*service.consumers, *service.tracked_consumers)
+        if settings.topic_case_events in consumer.spec.topics
     ]
 
 

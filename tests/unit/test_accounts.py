@@ -42,6 +42,7 @@ def test_a_city_with_hashed_passwords_runs_in_production(tmp_path: Path) -> None
     lead["password_hash"] = hasher.hash("a long and private passphrase")
     del lead["password"]
     (city / "users.yaml").write_text(yaml.safe_dump(users, allow_unicode=True))
+    (city / "integrations.yaml").unlink()  # its hotline's account is gone, and its secrets are public
     shared = SharedParts.load(Settings(mode=Mode.PRODUCTION, jwt_secret=SECRET, city_dir=city), CLOCK)
     assert shared.directory.authenticate("shiftlead", "a long and private passphrase") is not None
     assert shared.directory.authenticate("shiftlead", "demo-shift_lead") is None

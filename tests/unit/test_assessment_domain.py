@@ -18,12 +18,15 @@ from shared.city.indicators import COUNTERS, DERIVED, INDICATORS, NOT_FOR_DEPART
 from shared.core.errors import InvalidInput
 from shared.core.ids import new_id
 from shared.events.catalogue import (
+    CallbackRecorded,
+    CallbackVerdict,
     CaseCancelled,
     CaseClosed,
     CaseDispatched,
     CaseFiled,
     CaseHandled,
     CaseQueuedForCoordination,
+    CaseReopened,
     CaseResumed,
     CaseReturned,
     CaseSuspended,
@@ -128,6 +131,19 @@ def check_requested(deadline: datetime = T0 + timedelta(hours=2)) -> Event:
 def check_missed(at: datetime = T0 + timedelta(hours=3)) -> Event:
     """Closure's check timer: the open check passed its deadline unanswered."""
     return event(DeadlineMissed(kind=DeadlineKind.CHECK, deadline=T0 + timedelta(hours=2)), at)
+
+
+def closed(on_time: bool = True, at: datetime = T0) -> Event:
+    return event(CaseClosed(closed_by="insp-1", on_time=on_time), at)
+
+
+def called_back(verdict: CallbackVerdict, at: datetime = T0 + timedelta(days=1)) -> Event:
+    """The hotline's callback to the citizen (回访)."""
+    return event(CallbackRecorded(hotline_id="12345", work_order="WO-1", verdict=verdict, note="a note"), at)
+
+
+def reopened(at: datetime = T0 + timedelta(days=1)) -> Event:
+    return event(CaseReopened(department_id="dept-a", reason="still broken"), at)
 
 
 def state_after(*events: Event) -> CaseState:
@@ -340,6 +356,49 @@ def test_closing_and_cancelling() -> None:
     assert state.flow is Flow.COORDINATION
 
 
+@pytest.mark.parametrize(
+    ("verdicts", "satisfied"),
+    [
+        ([CallbackVerdict.SATISFIED], True),
+        ([CallbackVerdict.BASICALLY_SATISFIED], True),
+        ([CallbackVerdict.UNSATISFIED], False),
+        ([CallbackVerdict.UNSATISFIED, CallbackVerdict.BASICALLY_SATISFIED], True),
+        ([CallbackVerdict.SATISFIED, CallbackVerdict.UNSATISFIED], False),
+    ],
+)
+def test_a_callback_is_counted_once_and_its_latest_verdict_decides_satisfied(
+    verdicts: list[CallbackVerdict], satisfied: bool
+) -> None:
+    state = state_after(received(), filed(), dispatched(), handled(), closed(), *map(called_back, verdicts))
+    assert (state.called_back, state.satisfied) == (True, satisfied)
+    assert (state.closed, state.flow) == (True, Flow.CLOSED)  # a verdict alone changes nothing else
+    counted = values(domain.contribution(state, ZONE), ("department", "dept-a", date(2026, 11, 30)))
+    assert (counted["callbacks"], counted.get("satisfied", 0)) == (1, int(satisfied))
+
+
+def test_a_reopened_case_is_reworked_and_not_closed_until_it_closes_again() -> None:
+    state = state_after(received(), filed(), dispatched(), handled(), closed(on_time=True))
+    domain.apply(state, called_back(CallbackVerdict.UNSATISFIED), ATTRIBUTION)
+    domain.apply(state, reopened(), ATTRIBUTION)
+    assert (state.closed, state.closed_on_time, state.reworked, state.flow) == (False, False, True, Flow.DISPATCHED)
+    assert state.current_department == "dept-a"
+    # Handled again, checked, closed again: late this time.
+    for again in (handled(), closed(on_time=False, at=T0 + timedelta(days=3))):
+        domain.apply(state, again, ATTRIBUTION)
+    assert (state.closed, state.closed_on_time, state.reworked, state.flow) == (True, False, True, Flow.CLOSED)
+
+
+def test_a_reopened_case_past_its_handling_deadline_is_overdue_open_again() -> None:
+    # Reported missed before the closure: closure won over it, the reopen shows it again.
+    state = state_after(received(), filed(), dispatched(), missed(), closed(on_time=False), reopened())
+    counted = values(domain.contribution(state, ZONE), ("department", "dept-a", date(2026, 11, 30)))
+    assert counted["overdue_open"] == 1
+    assert "closed" not in counted
+    # Or missed after the reopen: dispatch's timer reports it to the holder.
+    state = state_after(received(), filed(), dispatched(), closed(), reopened(), missed())
+    assert (state.overdue, state.closed) == (True, False)
+
+
 def test_an_event_that_counts_nothing_is_still_remembered() -> None:
     notice = event(SupervisionIssued(department_id="dept-a", level=1, note="hurry"))
     before = state_after(filed(), dispatched())
@@ -365,6 +424,8 @@ def test_every_kind_the_stream_counts_has_its_applier() -> None:
         DeadlineMissed,
         DeadlineRecomputed,
         CaseClosed,
+        CaseReopened,
+        CallbackRecorded,
         CaseCancelled,
     }
     assert set(domain._APPLY) == counted
@@ -431,6 +492,35 @@ def test_decide_gives_the_change_of_the_contribution_and_nothing_for_duplicates(
     assert rows[("city", "city", "month", date(2026, 11, 1))] == expected
     assert rows[("department", "dept-a", "week", date(2026, 11, 30))] == expected
     assert not any(start >= date(2026, 12, 1) for _, _, _, start in rows)
+
+
+def test_a_reopen_retracts_the_closure_and_counts_the_rework_in_the_filing_period() -> None:
+    state = CaseState()
+    history = [received(), filed(), dispatched(), handled(), closed(on_time=True)]
+    assert domain.decide(state, history, ATTRIBUTION, ZONE) is not None
+    # Called back and reopened in December: the November case's counters change.
+    change = domain.decide(state, [called_back(CallbackVerdict.UNSATISFIED), reopened()], ATTRIBUTION, ZONE)
+    assert change is not None
+    rows = domain.to_periods(change)
+    expected = dict.fromkeys(COUNTERS, 0) | {"closed": -1, "closed_on_time": -1, "reworked": 1, "callbacks": 1}
+    for key in (("city", "city", "month", date(2026, 11, 1)), ("department", "dept-a", "month", date(2026, 11, 1))):
+        assert rows[key] == list(expected.values())
+    assert not any(start >= date(2026, 12, 1) for _, _, _, start in rows)
+
+
+def test_callbacks_of_a_cancelled_case_are_retracted_with_the_rest() -> None:
+    state = state_after(
+        received(),
+        filed(),
+        dispatched(),
+        closed(),
+        called_back(CallbackVerdict.SATISFIED),
+        reopened(),
+        event(CaseCancelled(cancelled_by="lead", reason="void")),
+    )
+    result = domain.contribution(state, ZONE)
+    assert values(result, ("city", "city", date(2026, 11, 30))) == {"reports": 1, "cancelled": 1}
+    assert not any(kind == "department" for kind, _, _ in result)
 
 
 def test_to_periods_folds_days_into_their_weeks_and_months() -> None:
@@ -515,3 +605,4 @@ def test_derived_answers_every_derived_indicator_and_none_over_zero() -> None:
     answer = domain.derived(some)
     assert (answer["due"], answer["closure_rate"], answer["on_time_closure_rate"]) == (4, 0.75, 0.5)
     assert (answer["return_rate"], answer["accurate_dispatch_rate"]) == (0.25, 0.75)
+    assert domain.derived({**zero, "callbacks": 4, "satisfied": 3})["satisfaction_rate"] == 0.75

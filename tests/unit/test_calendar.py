@@ -153,6 +153,56 @@ def test_elapsed_counts_working_time_only() -> None:
     assert CITY.elapsed(at(2026, 3, 10, 15, 0), at(2026, 3, 10, 11, 0), TimeBasis.WORKING) == timedelta(0)
 
 
+def test_working_periods_skip_a_holiday_and_keep_a_make_up_saturday() -> None:
+    # Friday 13 February 2026, the make-up Saturday 14th, then the Spring Festival (15-23 off),
+    # and the make-up Saturday 28th; cut to the instants asked for.
+    known = CITY.working_periods(at(2026, 2, 13, 10, 0), at(2026, 2, 28, 9, 0))
+    assert known.periods == (
+        (at(2026, 2, 13, 10, 0), at(2026, 2, 13, 12, 0)),
+        (at(2026, 2, 13, 14, 30), at(2026, 2, 13, 18, 0)),
+        (at(2026, 2, 14, 8, 30), at(2026, 2, 14, 12, 0)),
+        (at(2026, 2, 14, 14, 30), at(2026, 2, 14, 18, 0)),
+        *(
+            (at(2026, 2, day, start_hour, start_minute), at(2026, 2, day, end_hour))
+            for day in (24, 25, 26, 27)
+            for start_hour, start_minute, end_hour in ((8, 30, 12), (14, 30, 18))
+        ),
+        (at(2026, 2, 28, 8, 30), at(2026, 2, 28, 9, 0)),
+    )
+    assert all(start.tzinfo is UTC and end.tzinfo is UTC for start, end in known.periods)
+    assert known.until == at(2026, 2, 28, 9, 0)
+    assert CITY.working_periods(at(2026, 10, 1), at(2026, 10, 8)).periods == ()
+    assert CITY.working_periods(at(2026, 3, 10, 9), at(2026, 3, 10, 9)).periods == ()
+    with pytest.raises(ValueError, match="end after their start"):
+        CITY.working_periods(at(2026, 3, 10, 9), at(2026, 3, 10, 8))
+
+
+def test_working_periods_stop_where_the_calendar_stops_knowing_the_days() -> None:
+    # 2100 is the last provisional year: Thursday 30 and Friday 31 December work, 2101 is unknown.
+    known = CITY.working_periods(at(2100, 12, 30, 12, 0), at(2101, 1, 10))
+    assert known.periods == (
+        (at(2100, 12, 30, 14, 30), at(2100, 12, 30, 18, 0)),
+        (at(2100, 12, 31, 8, 30), at(2100, 12, 31, 12, 0)),
+        (at(2100, 12, 31, 14, 30), at(2100, 12, 31, 18, 0)),
+    )
+    assert known.until == at(2101, 1, 1)
+    # Up to the first hour of 2101 nothing of it is needed; from inside it, nothing is known.
+    assert CITY.working_periods(at(2100, 12, 31, 17), at(2101, 1, 1, 1)).until == at(2101, 1, 1, 1)
+    assert CITY.working_periods(at(2101, 1, 1, 10), at(2101, 1, 5)) == ((), at(2101, 1, 1, 10))
+    # Loaded, the year is known like any other (say Saturday 1 January worked, Monday 3rd off).
+    notice = OfficialYear(2101, frozenset({date(2101, 1, 3)}), frozenset({date(2101, 1, 1)}))
+    calendar = WorkingCalendar(official_years=[notice])
+    assert calendar.working_periods(at(2101, 1, 1), at(2101, 1, 4)) == (
+        ((at(2101, 1, 1, 8, 30), at(2101, 1, 1, 12, 0)), (at(2101, 1, 1, 14, 30), at(2101, 1, 1, 18, 0))),
+        at(2101, 1, 4),
+    )
+
+
+def test_the_calendar_names_its_time_zone(tmp_path: Path) -> None:
+    assert CITY.timezone == "Asia/Shanghai"
+    assert load_calendar(write(tmp_path, "timezone: Asia/Urumqi\n")).timezone == "Asia/Urumqi"
+
+
 def test_a_suspension_over_a_weekend_moves_the_deadline_by_working_time_only() -> None:
     deadline = at(2026, 3, 16, 10, 0)
     paused_from, paused_to = at(2026, 3, 13, 17, 0), at(2026, 3, 16, 9, 0)
@@ -461,6 +511,15 @@ def test_elapsed_up_to_the_deadline_is_the_limit(start: datetime, limit: TimeLim
 @given(instants, limits)
 def test_elapsed_up_to_the_deadline_is_the_limit_from_any_instant(start: datetime, limit: TimeLimit) -> None:
     assert CITY.elapsed(start, CITY.add(start, limit), limit.basis) == timedelta(minutes=limit.minutes)
+
+
+@given(instants, st.timedeltas(timedelta(0), timedelta(days=20)))
+def test_the_working_periods_add_up_to_the_working_time_elapsed(start: datetime, span: timedelta) -> None:
+    known = CITY.working_periods(start, start + span)
+    assert known.until == start + span
+    assert sum((end - begin for begin, end in known.periods), timedelta(0)) == CITY.elapsed(
+        start, start + span, TimeBasis.WORKING
+    )
 
 
 @given(instants, limits, st.floats(0, 1), st.timedeltas(timedelta(0), timedelta(days=10)))

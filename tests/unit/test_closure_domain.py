@@ -10,9 +10,12 @@ import pytest
 from closure import domain as closure
 from shared.core.errors import IllegalTransition, OutOfScope
 from shared.events.catalogue import (
+    CallbackRecorded,
+    CallbackVerdict,
     CaseCancelled,
     CaseClosed,
     CaseFiled,
+    CaseReopened,
     CategoryFamily,
     CheckFailed,
     CheckPassed,
@@ -278,3 +281,54 @@ def test_cancelling_voids_a_case_not_yet_ended(status: closure.ClosureStatus) ->
 def test_an_ended_case_cannot_be_cancelled(status: closure.ClosureStatus) -> None:
     with pytest.raises(IllegalTransition):
         closure.decide_cancel(status, cancelled_by="lead-1", reason="duplicate")
+
+
+CLOSED = replace(CHECKING, status=C.CLOSED, check_deadline=None, department_id="dept-water", reopens=0)
+
+
+def callback(verdict: CallbackVerdict, note: str | None = "the pipe still leaks") -> CallbackRecorded:
+    return CallbackRecorded(hotline_id="12345", work_order="WO-1", verdict=verdict, note=note)
+
+
+def test_an_unsatisfied_callback_reopens_a_closed_case_for_its_department_where_the_rule_says_so() -> None:
+    decision = closure.decide_callback(CLOSED, callback(CallbackVerdict.UNSATISFIED), reopen_on_unsatisfied=True)
+
+    assert decision.changes == {"status": C.OPEN, "closed_at": None, "on_time": None, "reopens": 1}
+    assert decision.events == (CaseReopened(department_id="dept-water", reason="the pipe still leaks"),)
+    # Reopened again after the next closure: the count goes on.
+    again = closure.decide_callback(
+        replace(CLOSED, reopens=1), callback(CallbackVerdict.UNSATISFIED, note=None), reopen_on_unsatisfied=True
+    )
+    assert again.changes["reopens"] == 2
+    assert again.events == (CaseReopened(department_id="dept-water", reason=closure.UNSATISFIED_WITHOUT_NOTE),)
+
+
+@pytest.mark.parametrize(
+    ("state", "verdict", "rule"),
+    [
+        (CLOSED, CallbackVerdict.UNSATISFIED, False),
+        (CLOSED, CallbackVerdict.SATISFIED, True),
+        (CLOSED, CallbackVerdict.BASICALLY_SATISFIED, True),
+        (replace(CLOSED, status=C.OPEN), CallbackVerdict.UNSATISFIED, True),
+        (replace(CLOSED, status=C.CHECKING), CallbackVerdict.UNSATISFIED, True),
+        (replace(CLOSED, status=C.CANCELLED), CallbackVerdict.UNSATISFIED, True),
+        (replace(CLOSED, department_id=None), CallbackVerdict.UNSATISFIED, True),
+    ],
+    ids=["rule says no", "satisfied", "basically satisfied", "reopened", "checking", "cancelled", "self-handled"],
+)
+def test_a_callback_changes_nothing_unless_unsatisfied_with_a_closed_dispatched_case_and_the_rule(
+    state: closure.CaseState, verdict: CallbackVerdict, rule: bool
+) -> None:
+    assert not closure.may_reopen(state, verdict, reopen_on_unsatisfied=rule)
+    assert closure.decide_callback(state, callback(verdict), reopen_on_unsatisfied=rule) == closure.Decision({})
+
+
+def test_a_reopened_case_gets_a_check_task_again_when_handled() -> None:
+    reopened = closure.decide_callback(CLOSED, callback(CallbackVerdict.UNSATISFIED), reopen_on_unsatisfied=True)
+    state = replace(CLOSED, status=reopened.changes["status"], reopens=reopened.changes["reopens"])
+    assert closure.may_request_check(state.status)
+    decision = closure.decide_check_request(
+        state, result="fixed properly", check_deadline=T0 + timedelta(hours=9), now=T0 + timedelta(hours=8)
+    )
+    assert decision.changes["status"] is C.CHECKING
+    assert decision.changes["checks_requested"] == CLOSED.checks_requested + 1

@@ -503,6 +503,18 @@ def test_a_failed_check_sends_a_handled_case_back_for_rework() -> None:
     assert dispatch.decide_check_failed(case(D.CLOSED)) is None
 
 
+@pytest.mark.parametrize("status", list(D))
+def test_a_reopened_closed_case_is_back_with_its_department_against_the_same_deadline(
+    status: dispatch.DispatchStatus,
+) -> None:
+    decision = dispatch.decide_reopened(case(status))
+    if status is D.CLOSED:
+        assert decision == dispatch.Decision({"status": D.DISPATCHED})
+        assert dispatch.is_clock_running(D.DISPATCHED)
+    else:
+        assert decision is None
+
+
 def test_a_closed_or_cancelled_case_is_no_longer_timed() -> None:
     assert dispatch.decide_ended(cancelled=False) == dispatch.Decision({"status": D.CLOSED, **dispatch.NO_EXTENSION})
     assert dispatch.decide_ended(cancelled=True) == dispatch.Decision({"status": D.CANCELLED, **dispatch.NO_EXTENSION})

@@ -126,5 +126,6 @@ def test_the_catalogue_covers_the_whole_lifecycle_in_past_tense() -> None:
         "case.extension_denied", "case.suspended", "case.resumed", "case.handled",
         "case.check_requested", "case.check_passed", "case.check_failed", "case.closed",
         "case.cancelled", "case.deadline_missed", "case.deadline_recomputed", "case.supervision_issued",
+        "case.callback_recorded", "case.reopened",
     }  # fmt: skip
     assert CATALOGUE.types == lifecycle

@@ -196,6 +196,16 @@ def test_a_failed_check_sends_the_task_back_for_rework() -> None:
     assert handling.check_failed("still there") == {"status": H.REWORK, "rework_reason": "still there"}
 
 
+@pytest.mark.parametrize("status", list(H))
+def test_a_reopened_closed_case_is_back_in_the_inbox_for_rework(status: handling.TaskStatus) -> None:
+    changes = handling.reopened(status, "the pipe still leaks")
+    if status is H.CLOSED:
+        assert changes == {"status": H.REWORK, "rework_reason": "the pipe still leaks", "extension_deadline": None}
+        assert H.REWORK in handling.IN_INBOX
+    else:
+        assert changes == {}
+
+
 def test_closed_or_cancelled_ends_the_task() -> None:
     closed = CaseClosed(closed_by="lead", on_time=True)
     cancelled = CaseCancelled(cancelled_by="lead", reason="duplicate")

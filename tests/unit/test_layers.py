@@ -22,7 +22,7 @@ SERVICES = ("intake", "dispatch", "handling", "closure", "assessment")
 TOP_LEVEL = ("shared", *SERVICES, "services", "bench")
 # Floors of the top-level packages, and of the subpackages inside shared/ and services/.
 FLOORS = {"shared": 1, **dict.fromkeys(SERVICES, 2), "services": 3, "bench": 4}
-SHARED_FLOORS = {"core": 1, "db": 2, "events": 2, "city": 3, "messaging": 3, "service": 4, "web": 5}
+SHARED_FLOORS = {"core": 1, "db": 2, "events": 2, "city": 3, "integration": 3, "messaging": 3, "service": 4, "web": 5}
 SERVICES_FLOORS = {"runtime": 1, "tools": 2, "__main__": 3}
 WEB_FRAMEWORKS = ("fastapi", "starlette")
 

@@ -8,7 +8,8 @@ import io
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -17,6 +18,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from assessment import domain as assessment
+from assessment.domain import Attribution, CaseState
 from services.tools.cli import main
 from services.tools.reconcile import (
     COUNTERS,
@@ -36,6 +39,27 @@ from services.tools.reconcile import (
     recount,
 )
 from shared.core.ids import new_id
+from shared.events.catalogue import (
+    CallbackRecorded,
+    CallbackVerdict,
+    CaseCancelled,
+    CaseClosed,
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseReopened,
+    CategoryFamily,
+    CheckPassed,
+    CheckRequested,
+    DeadlineKind,
+    DeadlineMissed,
+    EventPayload,
+    GeoPoint,
+    GridPlace,
+    ReportReceived,
+    ReportSource,
+)
+from shared.events.envelope import Event
 
 CITY = CityFacts(
     timezone=ZoneInfo("Asia/Shanghai"),
@@ -566,3 +590,210 @@ def test_every_base_counter_of_the_contract_is_recounted() -> None:
     section = contract.split("## Base counters", 1)[1].split("\n## ", 1)[0]
     names = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
     assert tuple(names) == COUNTERS
+
+
+# --- callbacks (回访) and reopens ----------------------------------------------------------------
+
+
+def hotline_report(verdict: CallbackVerdict | None, **overrides: Any) -> ReportLine:
+    """A hotline's report in cell c1, and the latest verdict of its callback."""
+    return report(source="hotline", callback_verdict=verdict, **overrides)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "satisfied"),
+    [
+        (CallbackVerdict.SATISFIED, 1),
+        (CallbackVerdict.BASICALLY_SATISFIED, 1),
+        (CallbackVerdict.UNSATISFIED, 0),
+    ],
+)
+def test_a_callback_counts_for_every_scope_and_the_department_that_closed_the_case(
+    verdict: CallbackVerdict, satisfied: int
+) -> None:
+    case = hotline_report(verdict)
+    records = CaseRecords(
+        case, dispatched(case.id, "office-1"), handled(case.id), closure(case.id, "closed", on_time=True)
+    )
+    counters = recount([records], CITY)
+    for scope in [("city", "city"), ("source", "hotline"), ("department", "office-1")]:
+        for period in PERIODS:
+            values = counters.values((*scope, *period))
+            assert (values["callbacks"], values.get("satisfied", 0), values["closed"]) == (1, satisfied, 1)
+
+
+def test_a_callback_of_a_report_never_filed_or_of_a_cancelled_case_is_not_counted() -> None:
+    merged = hotline_report(CallbackVerdict.SATISFIED, filed_at=None, filing_deadline=None)
+    cancelled = hotline_report(CallbackVerdict.UNSATISFIED)
+    counters = recount(
+        [
+            CaseRecords(merged),
+            CaseRecords(cancelled, dispatched(cancelled.id, "office-1"), None, closure(cancelled.id, "cancelled")),
+        ],
+        CITY,
+    )
+    assert counters.values(("city", "city", *MONTH)) == {"reports": 2, "cancelled": 1}
+
+
+def test_a_reopened_case_is_reworked_and_not_closed_and_overdue_once_missed() -> None:
+    case = hotline_report(CallbackVerdict.UNSATISFIED)
+    records = CaseRecords(
+        case,
+        dispatched(case.id, "office-1", deadline_missed_at=T + timedelta(days=2)),
+        handled(case.id),
+        closure(case.id, "open", checks_requested=1, checks=1, checks_on_time=1, reopens=1),
+    )
+    values = recount([records], CITY).values(("department", "office-1", *MONTH))
+    assert values == {
+        "dispatches": 1,
+        "handled": 1,
+        "reworked": 1,
+        "checks_requested": 1,
+        "checks_due": 1,
+        "checks_on_time": 1,
+        "overdue_open": 1,
+        "callbacks": 1,
+    }
+
+
+# The stream and the recount are two implementations of INDICATORS.md: on one history of callbacks
+# and reopens, the stream's rules (assessment.domain) applied to its events and the recount's
+# applied to the records the services keep of it must give the same counters, value by value.
+
+PLACE = GridPlace(cell_id="c1", community_id="m1", street_id="s1", district_id="d1")
+ATTRIBUTION = Attribution(family_of=CITY.families.__getitem__, inspector_of=CITY.inspectors.get)
+
+
+@dataclass
+class Story:
+    """One hotline case as events (what the stream reads) and as records (what the recount reads)."""
+
+    case_id: UUID = field(default_factory=new_id)
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, payload: EventPayload, at: datetime) -> None:
+        self.events.append(
+            Event(id=new_id(), source="/citycase/test", subject=str(self.case_id), time=at, data=payload)
+        )
+
+    def filed_and_dispatched(self, department: str) -> None:
+        self.add(
+            ReportReceived(
+                source=ReportSource.HOTLINE,
+                category_code="02-05-01",
+                description="a vendor",
+                point=GeoPoint(lon=113.0, lat=30.0),
+                place=PLACE,
+            ),
+            T,
+        )
+        self.add(
+            CaseFiled(
+                case_number="2026-11-000001",
+                category_code="02-05-01",
+                family=CategoryFamily.EVENT,
+                source=ReportSource.HOTLINE,
+                place=PLACE,
+                filed_by="operator-1",
+                reported_at=T,
+                filing_deadline=T + timedelta(minutes=30),
+                dispatch_deadline=T + timedelta(minutes=31),
+            ),
+            T + timedelta(minutes=1),
+        )
+        dispatched = CaseDispatched(
+            department_id=department, dispatched_by="routing", handling_deadline=T + timedelta(days=1), attempt=1
+        )
+        self.add(dispatched, T + timedelta(minutes=2))
+
+    def handled_and_checked(self, department: str, at: datetime, *, closed_on_time: bool) -> None:
+        self.add(CaseHandled(department_id=department, handled_by="clerk", result="done"), at)
+        self.add(CheckRequested(inspector_id="insp-1", check_deadline=at + timedelta(hours=1)), at)
+        self.add(CheckPassed(inspector_id="insp-1"), at + timedelta(minutes=30))
+        self.add(CaseClosed(closed_by="insp-1", on_time=closed_on_time), at + timedelta(minutes=30))
+
+    def called_back(self, verdict: CallbackVerdict, at: datetime) -> None:
+        self.add(CallbackRecorded(hotline_id="12345", work_order="WO-1", verdict=verdict), at)
+
+    def reopened(self, department: str, at: datetime) -> None:
+        self.add(CaseReopened(department_id=department, reason="not satisfied"), at)
+
+
+def stream_rows(stories: list[Story]) -> list[CounterRow]:
+    """The counter rows the assessment stream makes of the stories' events."""
+    rows: dict[tuple[str, str, str, date], list[int]] = {}
+    for story in stories:
+        changes = assessment.decide(CaseState(), story.events, ATTRIBUTION, CITY.timezone)
+        assert changes is not None
+        for key, vector in assessment.to_periods(changes).items():
+            rows[key] = [a + b for a, b in zip(rows.get(key, [0] * len(COUNTERS)), vector, strict=True)]
+    return [
+        CounterRow(
+            scope_kind=kind,
+            scope_id=scope_id,
+            period_kind=period,
+            period_start=start,
+            values={name: n for name, n in zip(COUNTERS, vector, strict=True) if n},
+        )
+        for (kind, scope_id, period, start), vector in sorted(rows.items())
+    ]
+
+
+def test_the_stream_and_the_recount_agree_on_callbacks_and_reopens() -> None:
+    day = timedelta(days=1)
+    satisfied, open_again, closed_again, not_reopened, cancelled = stories = [Story() for _ in range(5)]
+    for story in stories:
+        story.filed_and_dispatched("office-1")
+        story.handled_and_checked("office-1", T + timedelta(hours=2), closed_on_time=True)
+    satisfied.called_back(CallbackVerdict.SATISFIED, T + day)
+    # Reopened, then past its handling deadline: overdue open.
+    open_again.called_back(CallbackVerdict.UNSATISFIED, T + day)
+    open_again.reopened("office-1", T + day)
+    open_again.add(
+        DeadlineMissed(kind=DeadlineKind.HANDLING, deadline=T + day, department_id="office-1"),
+        T + day + timedelta(hours=1),
+    )
+    # Reopened, reworked, closed again late, and basically satisfied the second time.
+    closed_again.called_back(CallbackVerdict.UNSATISFIED, T + day)
+    closed_again.reopened("office-1", T + day)
+    closed_again.handled_and_checked("office-1", T + 2 * day, closed_on_time=False)
+    closed_again.called_back(CallbackVerdict.BASICALLY_SATISFIED, T + 3 * day)
+    # The hotline's rule did not reopen it.
+    not_reopened.called_back(CallbackVerdict.UNSATISFIED, T + day)
+    # Reopened, then voided.
+    cancelled.called_back(CallbackVerdict.UNSATISFIED, T + day)
+    cancelled.reopened("office-1", T + day)
+    cancelled.add(CaseCancelled(cancelled_by="lead", reason="void"), T + 2 * day)
+
+    def records(story: Story, verdict: CallbackVerdict, checks: int = 1, **closure_fields: Any) -> CaseRecords:
+        case = hotline_report(verdict, id=story.case_id)
+        missed = T + day + timedelta(hours=1) if story is open_again else None
+        return CaseRecords(
+            case,
+            dispatched(case.id, "office-1", deadline_missed_at=missed),
+            handled(case.id),
+            closure(case.id, checks_requested=checks, checks=checks, checks_on_time=checks, **closure_fields),
+        )
+
+    batch = [
+        records(satisfied, CallbackVerdict.SATISFIED, status="closed", on_time=True),
+        records(open_again, CallbackVerdict.UNSATISFIED, status="open", reopens=1),
+        records(closed_again, CallbackVerdict.BASICALLY_SATISFIED, 2, status="closed", on_time=False, reopens=1),
+        records(not_reopened, CallbackVerdict.UNSATISFIED, status="closed", on_time=True),
+        records(cancelled, CallbackVerdict.UNSATISFIED, status="cancelled", reopens=1),
+    ]
+
+    stream = stream_rows(stories)
+    comparison = compare(recount(sorted(batch, key=lambda c: c.report.id), CITY), stream)
+
+    assert comparison.report() == [f"compared {comparison.compared} values, 0 differences"]
+    city_month = next(row.values for row in stream if row.key == ("city", "city", *MONTH))
+    assert {
+        name: city_month.get(name, 0) for name in ("callbacks", "satisfied", "reworked", "closed", "overdue_open")
+    } == {
+        "callbacks": 4,
+        "satisfied": 2,
+        "reworked": 2,
+        "closed": 3,
+        "overdue_open": 1,
+    }

@@ -1,6 +1,7 @@
 // How figures are written on screen. A rate is a fraction from the server (0.9372) and a
 // percentage with two decimals here (93.72%), as the bulletins print it; no value is a dash.
 
+import { shallowRef } from 'vue'
 import { useI18n } from 'vue-i18n'
 
 export const isRate = (indicator: string): boolean => indicator.endsWith('_rate')
@@ -24,33 +25,57 @@ export function useIndicatorName(): (indicator: string) => string {
   return (indicator) => (te(`indicators.${indicator}`) ? t(`indicators.${indicator}`) : indicator)
 }
 
-/** China keeps one time zone, and every city of it writes its times in it. The API answers
- * instants in UTC and does not say the city's zone. */
-export const CITY_TIME_ZONE = 'Asia/Shanghai'
-const CITY_OFFSET = '+08:00'
+/** The city's time zone: the city says which (GET /calendar/clock, read by clock.ts); until it
+ * has, China's one zone, in which every city of it writes its times. Reactive, so times already on
+ * screen follow the city's answer. */
+export const cityTimeZone = shallowRef('Asia/Shanghai')
 
-const timeFormat = new Intl.DateTimeFormat('sv-SE', {
-  timeZone: CITY_TIME_ZONE,
-  year: 'numeric',
-  month: '2-digit',
-  day: '2-digit',
-  hour: '2-digit',
-  minute: '2-digit',
-  hourCycle: 'h23',
-})
+let zoneFormat: { zone: string; format: Intl.DateTimeFormat } | null = null
+
+function timeFormat(): Intl.DateTimeFormat {
+  const zone = cityTimeZone.value
+  if (zoneFormat?.zone !== zone) {
+    const format = new Intl.DateTimeFormat('sv-SE', {
+      timeZone: zone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    })
+    zoneFormat = { zone, format }
+  }
+  return zoneFormat.format
+}
 
 /** An instant as the city's clock on the wall says it: 2026-01-05 17:30. */
 export function formatTime(instant: string | number | null | undefined): string {
   if (instant === null || instant === undefined) return '—'
-  return timeFormat.format(new Date(instant))
+  return timeFormat().format(new Date(instant))
 }
 
 /** The city's day of an instant: 2026-01-05. */
 export const cityDay = (instant: number): string => formatTime(instant).slice(0, 10)
 
+/** How far the city's wall clock is ahead of UTC at an instant, in minutes (480 in Shanghai). */
+function cityOffsetMinutes(instant: number): number {
+  const minute = Math.floor(instant / 60_000) * 60_000
+  return Math.round((Date.parse(`${formatTime(minute).replace(' ', 'T')}:00Z`) - minute) / 60_000)
+}
+
 /** The value of an <input type="datetime-local"> (the city's wall clock) as an instant with its
- * offset, as the API takes it. */
-export const cityInstant = (local: string): string => `${local.length === 16 ? `${local}:00` : local}${CITY_OFFSET}`
+ * offset, as the API takes it: 2026-01-05T17:30:00+08:00. */
+export function cityInstant(local: string): string {
+  const wall = local.length === 16 ? `${local}:00` : local
+  const asIfUtc = Date.parse(`${wall}Z`)
+  // The offset at the wall reading taken as UTC is the city's except near a daylight-saving
+  // change; taken again at the instant that offset gives, it is right there too.
+  const offset = cityOffsetMinutes(asIfUtc - cityOffsetMinutes(asIfUtc) * 60_000)
+  const hours = String(Math.floor(Math.abs(offset) / 60)).padStart(2, '0')
+  const minutes = String(Math.abs(offset) % 60).padStart(2, '0')
+  return `${wall}${offset < 0 ? '-' : '+'}${hours}:${minutes}`
+}
 
 /** The same wall-clock minute for an <input type="datetime-local">: 2026-01-05T17:30. */
 export const toCityLocal = (instant: number): string => formatTime(instant).replace(' ', 'T')

@@ -1,5 +1,6 @@
 // Narrowing a work list on the page: a few characters of a number, category, place, department
-// or description, and a district. The lists are a shift's work (hundreds at most), already here.
+// or description, and a district. The lists are read to their end (api/pages.ts), so the filter
+// finds a row wherever it stands in a long queue, without asking the server again.
 
 import { ref } from 'vue'
 
@@ -10,7 +11,7 @@ export interface QueueFilterValue {
   district: string
 }
 
-interface Filterable {
+export interface Filterable {
   case_number?: string | null
   category_code?: string
   street_id?: string

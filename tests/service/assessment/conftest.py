@@ -19,11 +19,14 @@ from assessment.models import case_states, counters
 from shared.city.model import GridCell
 from shared.core.ids import new_id
 from shared.events.catalogue import (
+    CallbackRecorded,
+    CallbackVerdict,
     CaseCancelled,
     CaseClosed,
     CaseDispatched,
     CaseFiled,
     CaseHandled,
+    CaseReopened,
     CaseReturned,
     CategoryFamily,
     CheckFailed,
@@ -170,6 +173,15 @@ class History:
     def closed(self, at: datetime, *, on_time: bool = True) -> Event:
         """Closed (结案)."""
         return self._add(CaseClosed(closed_by="insp-001", on_time=on_time), at)
+
+    def called_back(self, at: datetime, verdict: CallbackVerdict) -> Event:
+        """The hotline called the citizen back (回访) and pushed the verdict."""
+        payload = CallbackRecorded(hotline_id="12345", work_order="WO-1", verdict=verdict, note="a note")
+        return self._add(payload, at)
+
+    def reopened(self, department: str, at: datetime) -> Event:
+        """Reopened for rework (返工) after an unsatisfied callback."""
+        return self._add(CaseReopened(department_id=department, reason="not satisfied"), at)
 
     def cancelled(self, at: datetime) -> Event:
         """Voided (作废)."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
+from closure.handlers import check
+from services.runtime.registry import load_specs
 from shared.city.model import City
 from shared.core.auth import Principal, Role
 from shared.core.ids import new_id
 from shared.events.catalogue import CaseDispatched, CaseFiled, CaseHandled, ReportSource
+from shared.integration.endpoints import INTEGRATIONS_FILE, load_integrations
 from tests.service.conftest import MONDAY_0900, ServiceUnderTest, hours, principal
 
 # A category whose limits count in working time: check 120 working minutes.
@@ -78,5 +83,38 @@ async def checking_case(closure: ServiceUnderTest, cell_id: str | None = None) -
     case_id = await open_case(closure, cell_id)
     await dispatched(closure, case_id, MONDAY_0900 + hours(4))
     await handled(closure, case_id)
+    await closure.emitted()
+    return case_id
+
+
+# Two hotlines of one city: an unsatisfied callback from 12345 reopens the case, from 12319 not.
+INTEGRATIONS_YAML = """
+hotlines:
+  - id: "12345"
+    name: 12345政务服务便民热线
+    reopen_on_unsatisfied: true
+    inbound: {scheme: standard-webhooks, secrets: [{id: a, value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}
+  - id: "12319"
+    name: 12319城建热线
+    inbound: {scheme: standard-webhooks, secrets: [{id: a, value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}
+"""
+
+
+def with_hotlines(closure: ServiceUnderTest, folder: Path) -> ServiceUnderTest:
+    """``closure`` in a city whose ``integrations.yaml`` (written in ``folder``) names the two
+    hotlines of ``INTEGRATIONS_YAML``."""
+    (folder / INTEGRATIONS_FILE).write_text(INTEGRATIONS_YAML, encoding="utf-8")
+    ctx = replace(closure.ctx, integrations=load_integrations(folder, closure.ctx.city))
+    (spec,) = load_specs(["closure"])
+    return ServiceUnderTest(ctx, closure.clock, spec.consumers(ctx))
+
+
+async def closed_case(closure: ServiceUnderTest) -> UUID:
+    """A case dispatched to dept-1 (due in four hours), handled, checked and closed on time; what
+    it emitted is read."""
+    case_id = await checking_case(closure)
+    inspector = inspector_of(closure.ctx.city, first_cell(closure.ctx.city))
+    closure.clock.advance(hours(1))
+    await check(closure.ctx, inspector, case_id, passed=True, note=None, photos=[])
     await closure.emitted()
     return case_id

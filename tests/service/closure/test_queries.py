@@ -28,14 +28,16 @@ async def test_an_inspector_sees_its_open_check_tasks_nearest_deadline_first(
     closure.clock.advance(hours(1))
     await handled(closure, earlier_filed)  # handled later: its check is due later
 
-    tasks = await queries.check_tasks(closure.ctx, inspector_of(city, cell_id))
+    tasks = (await queries.check_tasks(closure.ctx, inspector_of(city, cell_id), 100)).rows
 
     assert [row["id"] for row in tasks] == [later_filed, earlier_filed]
     assert tasks[0]["check_deadline"] < tasks[1]["check_deadline"]
     assert all(row["status"] == "checking" for row in tasks)
     assert still_open not in [row["id"] for row in tasks]
-    assert [row["id"] for row in await queries.check_tasks(closure.ctx, inspector_of(city, other_cell))] == [elsewhere]
-    assert await queries.check_tasks(closure.ctx, principal(Role.INSPECTOR, inspector_id="insp-none")) == []
+    assert [
+        row["id"] for row in (await queries.check_tasks(closure.ctx, inspector_of(city, other_cell), 100)).rows
+    ] == [elsewhere]
+    assert (await queries.check_tasks(closure.ctx, principal(Role.INSPECTOR, inspector_id="insp-none"), 100)).rows == []
 
 
 async def test_staff_read_one_case_and_an_unknown_one_is_not_found(service_under_test: ServiceFactory) -> None:

@@ -24,10 +24,14 @@ async def test_the_queues_list_waiting_cases_oldest_first(dispatch_service: Serv
         CaseReturned(department_id=ROUTED_TO, returned_by="officer-1", reason="not ours"), routed
     )
 
-    coordination = await queries.queue(dispatch_service.ctx, DispatchStatus.COORDINATION, 100)
+    coordination = (await queries.queue(dispatch_service.ctx, DispatchStatus.COORDINATION, 100)).rows
     assert [row["id"] for row in coordination] == [first, second]
-    assert [row["id"] for row in await queries.queue(dispatch_service.ctx, DispatchStatus.COORDINATION, 1)] == [first]
-    assert [row["id"] for row in await queries.queue(dispatch_service.ctx, DispatchStatus.RETURNED, 100)] == [routed]
+    assert [row["id"] for row in (await queries.queue(dispatch_service.ctx, DispatchStatus.COORDINATION, 1)).rows] == [
+        first
+    ]
+    assert [row["id"] for row in (await queries.queue(dispatch_service.ctx, DispatchStatus.RETURNED, 100)).rows] == [
+        routed
+    ]
 
 
 async def test_pending_extensions_list_the_held_requests(dispatch_service: ServiceUnderTest) -> None:
@@ -38,7 +42,7 @@ async def test_pending_extensions_list_the_held_requests(dispatch_service: Servi
     )
     await dispatch_service.deliver(request, waiting)
 
-    assert [row["id"] for row in await queries.pending_extensions(dispatch_service.ctx)] == [waiting]
+    assert [row["id"] for row in (await queries.pending_extensions(dispatch_service.ctx, 100)).rows] == [waiting]
 
 
 async def test_one_case_or_404(dispatch_service: ServiceUnderTest) -> None:

@@ -1,5 +1,6 @@
 """What dispatch does with the other services' facts: a return (回退), a signature (签收), an
-extension request, a handling report, a failed check (返工), a closure or a cancellation."""
+extension request, a handling report, a failed check (返工), a closure, a reopen after an unsatisfied
+callback (回访) or a cancellation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from dispatch import handlers
 from dispatch.models import cases
+from dispatch.timer import report_missed_deadlines
 from shared.core.ids import new_id
 from shared.events.catalogue import (
     CaseAccepted,
@@ -16,8 +18,11 @@ from shared.events.catalogue import (
     CaseClosed,
     CaseDispatched,
     CaseHandled,
+    CaseReopened,
     CaseReturned,
     CheckFailed,
+    DeadlineKind,
+    DeadlineMissed,
     EventPayload,
     ExtensionDenied,
     ExtensionRequested,
@@ -150,6 +155,50 @@ async def test_a_closed_or_cancelled_case_is_no_longer_timed(
     assert await dispatch_service.emitted() == []
 
 
+def reopened(department_id: str = ROUTED_TO) -> CaseReopened:
+    return CaseReopened(department_id=department_id, reason="the citizen says it is still broken")
+
+
+async def test_a_reopened_case_is_back_with_its_department_against_the_same_deadline(
+    dispatch_service: ServiceUnderTest,
+) -> None:
+    case_id = await file_case(dispatch_service)
+    await dispatch_service.deliver(handled(), case_id, source="handling")
+    await dispatch_service.deliver(CaseClosed(closed_by="I-1", on_time=True, handling_deadline=DUE), case_id)
+    assert await report_missed_deadlines(dispatch_service.ctx) == 0
+    dispatch_service.clock.advance(timedelta(days=2))  # the deadline passes while the case is closed
+    assert await report_missed_deadlines(dispatch_service.ctx) == 0
+
+    await dispatch_service.deliver(reopened(), case_id, source="closure")
+
+    row = await case_row(dispatch_service, case_id)
+    assert (row["status"], row["department_id"], row["handling_deadline"], row["attempt"]) == (
+        "dispatched",
+        ROUTED_TO,
+        DUE,
+        1,
+    )
+    assert await dispatch_service.emitted() == []
+    # Its clock runs again: the deadline it passed is reported missed, to the same department.
+    assert await report_missed_deadlines(dispatch_service.ctx) == 1
+    missed, _notice = await dispatch_service.payloads()
+    assert missed == DeadlineMissed(kind=DeadlineKind.HANDLING, deadline=DUE, department_id=ROUTED_TO)
+    await dispatch_service.deliver(handled(), case_id, source="handling")
+    assert (await case_row(dispatch_service, case_id))["status"] == "handled"
+
+
+@pytest.mark.parametrize("ending", [None, CaseCancelled(cancelled_by="lead-1", reason="duplicate")])
+async def test_a_reopen_of_a_case_not_closed_is_ignored(
+    dispatch_service: ServiceUnderTest, ending: EventPayload | None
+) -> None:
+    case_id = await file_case(dispatch_service)
+    if ending is not None:
+        await dispatch_service.deliver(ending, case_id, source="closure")
+    before = await snapshot(dispatch_service)
+    await dispatch_service.deliver(reopened(), case_id, source="closure")
+    await assert_refusal_left_no_trace(dispatch_service, before)
+
+
 # --- extension requests (申请延期) ---------------------------------------------------------------
 
 
@@ -215,6 +264,7 @@ async def test_facts_about_a_case_dispatch_never_timed_change_nothing(dispatch_s
         handled(),
         CheckFailed(inspector_id="I-1", reason="?"),
         CaseClosed(closed_by="I-1", on_time=True, self_handled=True),
+        reopened(),
     ]
     for case_id in (self_handled, new_id()):
         for fact in facts:

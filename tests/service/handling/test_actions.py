@@ -47,8 +47,8 @@ async def test_a_dispatched_case_is_a_task_in_the_department_inbox(handling: Ser
     assert row["description"] == "a manhole cover is broken"
     assert row["cell_id"] == handling.ctx.city.cells[0].id
     assert row["report_photos"] == ["report-photo"]
-    assert [task["id"] for task in await queries.inbox(handling.ctx, staff(), None, 100)] == [case_id]
-    assert await queries.inbox(handling.ctx, staff(OTHER_DEPARTMENT), None, 100) == []
+    assert [task["id"] for task in (await queries.inbox(handling.ctx, staff(), None, 100)).rows] == [case_id]
+    assert (await queries.inbox(handling.ctx, staff(OTHER_DEPARTMENT), None, 100)).rows == []
     assert await handling.payloads() == []
 
 
@@ -74,7 +74,7 @@ async def test_return_sends_the_case_back_out_of_the_inbox(handling: ServiceUnde
     assert await handling.payloads() == [
         CaseReturned(department_id=DEPARTMENT, returned_by=user.username, reason="not ours: a gas pipe")
     ]
-    assert await queries.inbox(handling.ctx, user, None, 100) == []
+    assert (await queries.inbox(handling.ctx, user, None, 100)).rows == []
 
     await refused(handling, case_id, IllegalTransition, handlers.return_case(handling.ctx, user, case_id, "again"))
     await refused(handling, case_id, IllegalTransition, handlers.accept(handling.ctx, user, case_id))
@@ -147,7 +147,7 @@ async def test_report_handled_with_photos(handling: ServiceUnderTest) -> None:
         CaseHandled(department_id=DEPARTMENT, handled_by=user.username, result="cover replaced", photos=PHOTOS)
     ]
     assert events[0].time == now  # the event and the row agree to the microsecond
-    assert await queries.inbox(handling.ctx, user, None, 100) == []
+    assert (await queries.inbox(handling.ctx, user, None, 100)).rows == []
 
     again = handlers.report_handled(handling.ctx, user, case_id, "again", [])
     await refused(handling, case_id, IllegalTransition, again)

@@ -15,6 +15,7 @@ from shared.core.errors import IllegalTransition, InvalidInput, NotFound
 from shared.events.catalogue import (
     CaseCancelled,
     CaseClosed,
+    CaseReopened,
     CaseResumed,
     CaseSuspended,
     CheckFailed,
@@ -92,7 +93,7 @@ async def test_a_resumption_restores_the_status_before_the_suspension(
     row = await handling.row(cases, case_id)
     assert row["status"] == TaskStatus.SUSPENDED
     assert row["status_before_suspension"] == status
-    assert [task["id"] for task in await queries.inbox(handling.ctx, user, None, 100)] == [case_id]
+    assert [task["id"] for task in (await queries.inbox(handling.ctx, user, None, 100)).rows] == [case_id]
     await refused(handling, case_id, IllegalTransition, handlers.report_handled(handling.ctx, user, case_id, "x", []))
 
     moved = DUE + timedelta(days=1)
@@ -115,7 +116,7 @@ async def test_a_failed_check_sends_the_case_back_for_rework(handling: ServiceUn
     row = await handling.row(cases, case_id)
     assert row["status"] == TaskStatus.REWORK
     assert row["rework_reason"] == "the cover still wobbles"
-    assert [task["id"] for task in await queries.inbox(handling.ctx, user, None, 100)] == [case_id]
+    assert [task["id"] for task in (await queries.inbox(handling.ctx, user, None, 100)).rows] == [case_id]
     assert await handling.payloads() == []
 
 
@@ -133,9 +134,44 @@ async def test_closed_or_cancelled_leaves_every_inbox(
     user = staff()
     await handling.deliver(ending, case_id)
     assert (await handling.row(cases, case_id))["status"] == status
-    assert await queries.inbox(handling.ctx, user, None, 100) == []
+    assert (await queries.inbox(handling.ctx, user, None, 100)).rows == []
     assert await handling.payloads() == []
     await refused(handling, case_id, IllegalTransition, handlers.accept(handling.ctx, user, case_id))
+
+
+async def test_a_reopened_case_is_back_in_the_inbox_for_rework(handling: ServiceUnderTest) -> None:
+    case_id = await dispatched_case(handling)
+    user = staff()
+    await handlers.accept(handling.ctx, user, case_id)
+    # A request for more time still pending when the case closed: it lapsed with the closure.
+    await handlers.request_extension(handling.ctx, user, case_id, DUE + timedelta(days=2), "parts on order")
+    await handlers.report_handled(handling.ctx, user, case_id, "done", [])
+    await handling.deliver(CaseClosed(closed_by="insp", on_time=True), case_id)
+    assert (await queries.inbox(handling.ctx, user, None, 100)).rows == []
+    await handling.emitted()
+
+    await handling.deliver(CaseReopened(department_id=DEPARTMENT, reason="the citizen says it still leaks"), case_id)
+
+    row = await handling.row(cases, case_id)
+    assert (row["status"], row["department_id"]) == (TaskStatus.REWORK, DEPARTMENT)
+    assert row["rework_reason"] == "the citizen says it still leaks"
+    assert row["extension_deadline"] is None
+    assert [task["id"] for task in (await queries.inbox(handling.ctx, user, None, 100)).rows] == [case_id]
+    assert await handling.payloads() == []
+    # Reworked as after a failed check: more time may be asked for, and the case reported handled.
+    await handlers.request_extension(handling.ctx, user, case_id, DUE + timedelta(days=3), "digging again")
+    row = await handlers.report_handled(handling.ctx, user, case_id, "pipe replaced", [])
+    assert row["status"] == TaskStatus.HANDLED
+
+
+async def test_a_reopen_of_a_task_not_closed_changes_nothing(handling: ServiceUnderTest) -> None:
+    case_id = await dispatched_case(handling)
+    await handling.deliver(CaseCancelled(cancelled_by="lead", reason="duplicate"), case_id)
+    before = dict(await handling.row(cases, case_id))
+    handling.clock.advance(timedelta(minutes=30))  # any write would stamp a new updated_at
+    await handling.deliver(CaseReopened(department_id=DEPARTMENT, reason="late news"), case_id)
+    assert dict(await handling.row(cases, case_id)) == before
+    assert await handling.payloads() == []
 
 
 async def test_a_redispatch_moves_the_task_to_the_other_department(handling: ServiceUnderTest) -> None:
@@ -159,8 +195,8 @@ async def test_a_redispatch_moves_the_task_to_the_other_department(handling: Ser
         assert row[field] is None, field
     # Handled once counts for the assessment whatever came after.
     assert row["first_handled_at"] == handled["first_handled_at"] is not None
-    assert await queries.inbox(handling.ctx, first, None, 100) == []
-    assert [task["id"] for task in await queries.inbox(handling.ctx, second, None, 100)] == [case_id]
+    assert (await queries.inbox(handling.ctx, first, None, 100)).rows == []
+    assert [task["id"] for task in (await queries.inbox(handling.ctx, second, None, 100)).rows] == [case_id]
     assert await handling.payloads() == []
 
     await refused(handling, case_id, NotFound, handlers.accept(handling.ctx, first, case_id))

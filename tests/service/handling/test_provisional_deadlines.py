@@ -21,17 +21,17 @@ async def test_the_inbox_shows_the_provisional_deadline_then_the_recomputed_one(
         department_id=DEPARTMENT, dispatched_by="d", handling_deadline=PROVISIONAL, attempt=1, provisional=True
     )
     await handling.deliver(dispatched, case_id, source="dispatch")
-    (task,) = await queries.inbox(handling.ctx, staff(), None, 10)
+    (task,) = (await queries.inbox(handling.ctx, staff(), None, 10)).rows
     assert (task["handling_deadline"], task["handling_deadline_provisional"]) == (PROVISIONAL, True)
 
     recomputed = DeadlineRecomputed(
         kind=DeadlineKind.HANDLING, deadline=OFFICIAL, provisional=False, previous=PROVISIONAL
     )
     await handling.deliver(recomputed, case_id, source="dispatch")
-    (task,) = await queries.inbox(handling.ctx, staff(), None, 10)
+    (task,) = (await queries.inbox(handling.ctx, staff(), None, 10)).rows
     assert (task["handling_deadline"], task["handling_deadline_provisional"]) == (OFFICIAL, False)
     # A check deadline recomputed by closure is no deadline of the department's.
     check = DeadlineRecomputed(kind=DeadlineKind.CHECK, deadline=PROVISIONAL, provisional=True, previous=OFFICIAL)
     await handling.deliver(check, case_id, source="closure")
-    (task,) = await queries.inbox(handling.ctx, staff(), None, 10)
+    (task,) = (await queries.inbox(handling.ctx, staff(), None, 10)).rows
     assert (task["handling_deadline"], task["handling_deadline_provisional"]) == (OFFICIAL, False)

@@ -30,9 +30,9 @@ async def test_the_inbox_shows_the_departments_open_cases_nearest_deadline_first
     await dispatched_case(handling, OTHER_DEPARTMENT, deadline=DUE - timedelta(days=2))
     await reported_case(handling)
 
-    inbox = await queries.inbox(handling.ctx, user, None, 100)
+    inbox = (await queries.inbox(handling.ctx, user, None, 100)).rows
     assert [task["id"] for task in inbox] == [soon, middle, late]
-    assert [task["id"] for task in await queries.inbox(handling.ctx, user, None, 2)] == [soon, middle]
+    assert [task["id"] for task in (await queries.inbox(handling.ctx, user, None, 2)).rows] == [soon, middle]
 
 
 async def test_the_inbox_filters_by_status(handling: ServiceUnderTest) -> None:
@@ -50,12 +50,12 @@ async def test_the_inbox_filters_by_status(handling: ServiceUnderTest) -> None:
     await handling.deliver(CaseSuspended(suspended_by="lead", reason="wait"), suspended)
     await handling.deliver(CaseClosed(closed_by="lead", on_time=True), closed)
 
-    assert ids(await queries.inbox(handling.ctx, user, None, 100)) == [assigned, accepted, suspended]
-    assert ids(await queries.inbox(handling.ctx, user, IN_INBOX, 100)) == [assigned, accepted, suspended]
-    assert ids(await queries.inbox(handling.ctx, user, [TaskStatus.HANDLED], 100)) == [handled]
+    assert ids((await queries.inbox(handling.ctx, user, None, 100)).rows) == [assigned, accepted, suspended]
+    assert ids((await queries.inbox(handling.ctx, user, IN_INBOX, 100)).rows) == [assigned, accepted, suspended]
+    assert ids((await queries.inbox(handling.ctx, user, [TaskStatus.HANDLED], 100)).rows) == [handled]
     both = [TaskStatus.RETURNED, TaskStatus.CLOSED]
-    assert ids(await queries.inbox(handling.ctx, user, both, 100)) == [returned, closed]
-    assert await queries.inbox(handling.ctx, staff(OTHER_DEPARTMENT), [TaskStatus.HANDLED], 100) == []
+    assert ids((await queries.inbox(handling.ctx, user, both, 100)).rows) == [returned, closed]
+    assert (await queries.inbox(handling.ctx, staff(OTHER_DEPARTMENT), [TaskStatus.HANDLED], 100)).rows == []
 
 
 async def test_own_case_is_the_departments_only(handling: ServiceUnderTest) -> None:

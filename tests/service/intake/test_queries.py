@@ -14,11 +14,13 @@ from shared.core.auth import Role
 from shared.core.errors import NotFound, OutOfScope
 from shared.core.ids import new_id
 from shared.events.catalogue import CaseDispatched, ReportSource
+from shared.integration.endpoints import Integrations
 from tests.service.conftest import MONDAY_0900, ServiceUnderTest, hours, principal
 from tests.service.intake.conftest import OTHER_CELL, ids, inspector, send
 
 STAFF = [principal(role) for role in (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD)]
 HOTLINE = principal(Role.HOTLINE, "hotline")
+NONE = Integrations.none()  # a city without integrations.yaml
 DEPT = "bureau-urban"
 
 
@@ -28,9 +30,9 @@ async def test_an_inspector_sees_its_open_verification_tasks_oldest_first(intake
     second = await send(intake, ReportSource.HOTLINE, category="02-05-01", reporter_id="hotline")
     elsewhere = await send(intake, ReportSource.PUBLIC, cell=OTHER_CELL)
     await reject_report(intake.ctx, STAFF[0], elsewhere["id"], RejectionReason.INVALID, "no")
-    tasks = await queries.verification_tasks(intake.ctx, inspector("insp-001"))
+    tasks = (await queries.verification_tasks(intake.ctx, inspector("insp-001"), 100)).rows
     assert [task["id"] for task in tasks] == [first["id"], second["id"]]
-    assert await queries.verification_tasks(intake.ctx, inspector("insp-003")) == []
+    assert (await queries.verification_tasks(intake.ctx, inspector("insp-003"), 100)).rows == []
 
 
 async def test_the_work_queue_lists_reports_by_status_oldest_first(intake: ServiceUnderTest) -> None:
@@ -39,10 +41,10 @@ async def test_the_work_queue_lists_reports_by_status_oldest_first(intake: Servi
         videos.append(await send(intake, ReportSource.VIDEO, reporter_id=f"camera-{n}", cell=_cells(intake)[n]))
         intake.clock.advance(timedelta(minutes=1))
     await send(intake, ReportSource.PUBLIC)
-    queue = await queries.reports_by_status(intake.ctx, ReportStatus.AWAITING_REVIEW, 2)
+    queue = (await queries.reports_by_status(intake.ctx, ReportStatus.AWAITING_REVIEW, 2)).rows
     assert [row["id"] for row in queue] == [videos[0]["id"], videos[1]["id"]]
-    assert len(await queries.reports_by_status(intake.ctx, ReportStatus.VERIFYING, 100)) == 1
-    assert await queries.reports_by_status(intake.ctx, ReportStatus.MERGED, 100) == []
+    assert len((await queries.reports_by_status(intake.ctx, ReportStatus.VERIFYING, 100)).rows) == 1
+    assert (await queries.reports_by_status(intake.ctx, ReportStatus.MERGED, 100)).rows == []
 
 
 def _cells(intake: ServiceUnderTest) -> list[str]:
@@ -126,13 +128,13 @@ async def test_the_export_reads_every_report_in_id_order_page_by_page(intake: Se
 
 def test_the_visibility_rules_by_role(city: City) -> None:
     row = {"reporter_id": "insp-001"}
-    assert queries.may_see_report(inspector("insp-001"), row)
-    assert not queries.may_see_report(inspector("insp-002"), row)
+    assert queries.may_see_report(inspector("insp-001"), row, NONE)
+    assert not queries.may_see_report(inspector("insp-002"), row, NONE)
     assert all(queries.is_staff(caller) for caller in STAFF)
     assert not queries.is_staff(HOTLINE)
     case = {"department_id": DEPT, "cell_id": OTHER_CELL, "reporter_id": "hotline"}
     for caller in [*STAFF, principal(Role.DEPARTMENT, department_id=DEPT), inspector("insp-003"), HOTLINE]:
-        queries.ensure_may_see_case(city, caller, case)
+        queries.ensure_may_see_case(city, caller, case, NONE)
     strangers = (
         principal(Role.DEPARTMENT, department_id="bureau-housing"),
         principal(Role.DEPARTMENT),  # an account of no department holds no case
@@ -142,7 +144,7 @@ def test_the_visibility_rules_by_role(city: City) -> None:
     )
     for caller in strangers:
         with pytest.raises(OutOfScope):
-            queries.ensure_may_see_case(city, caller, case)
+            queries.ensure_may_see_case(city, caller, case, NONE)
 
 
 def test_a_citizens_public_report_is_for_staff_only() -> None:
@@ -150,10 +152,10 @@ def test_a_citizens_public_report_is_for_staff_only() -> None:
     once matched it as its own through ``None == None``."""
     public = {"reporter_id": None, "verifier_id": "insp-001"}
     for caller in (HOTLINE, principal(Role.VIDEO, "camera-1"), principal(Role.DEPARTMENT, department_id=DEPT)):
-        assert not queries.may_see_report(caller, public)
-    assert queries.may_see_report(inspector("insp-001"), public)  # it must verify it
-    assert not queries.may_see_report(inspector("insp-002"), public)
-    assert all(queries.may_see_report(staff, public) for staff in STAFF)
+        assert not queries.may_see_report(caller, public, NONE)
+    assert queries.may_see_report(inspector("insp-001"), public, NONE)  # it must verify it
+    assert not queries.may_see_report(inspector("insp-002"), public, NONE)
+    assert all(queries.may_see_report(staff, public, NONE) for staff in STAFF)
 
 
 async def test_a_system_account_reads_only_the_cases_it_reported(intake: ServiceUnderTest) -> None:

@@ -3,11 +3,12 @@
 // notices (督办).
 
 import { getJson, request } from './http'
+import { fetchAllPages, type WorkList } from './pages'
 import type { Department, DispatchCase } from './types'
 
-/** Cases waiting for a dispatcher, oldest first. */
-export const fetchQueue = (status: 'coordination' | 'returned', signal?: AbortSignal): Promise<DispatchCase[]> =>
-  getJson('/dispatch/queue', { status, limit: 500 }, signal)
+/** Cases waiting for a dispatcher, oldest first, every page of them. */
+export const fetchQueue = (status: 'coordination' | 'returned', signal?: AbortSignal): Promise<WorkList<DispatchCase>> =>
+  fetchAllPages('/dispatch/queue', { status, limit: 500 }, signal)
 
 let departments: Promise<Department[]> | null = null
 
@@ -26,8 +27,9 @@ export const fetchDispatchCase = (id: string, signal?: AbortSignal): Promise<Dis
 export const dispatchCase = (id: string, departmentId: string): Promise<DispatchCase> =>
   request('POST', `/dispatch/cases/${id}/dispatch`, { json: { department_id: departmentId } })
 
-/** Extension requests waiting for the shift lead, oldest deadline first. */
-export const fetchExtensions = (signal?: AbortSignal): Promise<DispatchCase[]> => getJson('/dispatch/extensions', undefined, signal)
+/** Extension requests waiting for the shift lead, earliest deadline first, every page of them. */
+export const fetchExtensions = (signal?: AbortSignal): Promise<WorkList<DispatchCase>> =>
+  fetchAllPages('/dispatch/extensions', { limit: 500 }, signal)
 
 export const approveExtension = (id: string): Promise<DispatchCase> => request('POST', `/dispatch/cases/${id}/extension/approve`)
 

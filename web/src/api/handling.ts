@@ -2,10 +2,11 @@
 // sign (签收), return (回退), ask for time (延期), report back with photos (处置反馈).
 
 import { getJson, request } from './http'
+import { fetchAllPages, type WorkList } from './pages'
 import type { Task } from './types'
 
-/** The department's cases still to act on, nearest deadline first. */
-export const fetchInbox = (signal?: AbortSignal): Promise<Task[]> => getJson('/handling/inbox', { limit: 500 }, signal)
+/** The department's cases still to act on, nearest deadline first, every page of them. */
+export const fetchInbox = (signal?: AbortSignal): Promise<WorkList<Task>> => fetchAllPages('/handling/inbox', { limit: 500 }, signal)
 
 export const fetchTask = (id: string, signal?: AbortSignal): Promise<Task> => getJson(`/handling/cases/${id}`, undefined, signal)
 
@@ -18,11 +19,11 @@ export const returnTask = (id: string, reason: string): Promise<Task> =>
 export const requestExtension = (id: string, requestedDeadline: string, reason: string): Promise<Task> =>
   request('POST', `/handling/cases/${id}/extension`, { json: { requested_deadline: requestedDeadline, reason } })
 
-/** The route takes the photos themselves (multipart), not the digests of photos uploaded before:
- * the same files are sent again, and the store keeps each once (by its content hash). */
-export function reportHandled(id: string, result: string, photos: File[]): Promise<Task> {
+/** `photos`: the digests of the photos uploaded already (to show them while the form is filled
+ * in), named rather than sent again; the route takes a `photo` field per photo. */
+export function reportHandled(id: string, result: string, photos: string[]): Promise<Task> {
   const body = new FormData()
   body.append('result', result)
-  for (const photo of photos) body.append('photos', photo, photo.name)
+  for (const digest of photos) body.append('photo', digest)
   return request('POST', `/handling/cases/${id}/report`, { multipart: body })
 }

@@ -3,6 +3,7 @@
 // timeline.
 
 import { getJson, request, type Query } from './http'
+import { fetchAllPages, type WorkList } from './pages'
 import type {
   CasePage,
   CaseRecord,
@@ -14,17 +15,18 @@ import type {
   TimelineEntry,
 } from './types'
 
-/** Reports in one status, oldest first (the operator's queue). */
-export const fetchReports = (status: ReportStatus, signal?: AbortSignal): Promise<Report[]> =>
-  getJson('/intake/reports', { status, limit: 500 }, signal)
+/** Reports in one status, oldest first (the operator's queue), every page of them. */
+export const fetchReports = (status: ReportStatus, signal?: AbortSignal): Promise<WorkList<Report>> =>
+  fetchAllPages('/intake/reports', { status, limit: 500 }, signal)
 
 export const fileReport = (id: string): Promise<Report> => request('POST', `/intake/reports/${id}/file`)
 
 export const rejectReport = (id: string, reasonCode: RejectionReason, reason: string): Promise<Report> =>
   request('POST', `/intake/reports/${id}/reject`, { json: { reason_code: reasonCode, reason } })
 
-/** The calling inspector's open verification tasks, oldest first. */
-export const fetchVerifications = (signal?: AbortSignal): Promise<Report[]> => getJson('/intake/verifications', undefined, signal)
+/** The calling inspector's open verification tasks, oldest first, every page of them. */
+export const fetchVerifications = (signal?: AbortSignal): Promise<WorkList<Report>> =>
+  fetchAllPages('/intake/verifications', { limit: 500 }, signal)
 
 export const verifyReport = (id: string, confirmed: boolean, note: string | null, photos: string[]): Promise<Report> =>
   request('POST', `/intake/reports/${id}/verification`, { json: { confirmed, note, photos } })
