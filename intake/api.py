@@ -72,8 +72,9 @@ class ContactIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Text | None = Field(default=None, min_length=1, max_length=50)
-    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,30}$")
+    # Out of every repr: a report logged or shown in a traceback must not carry them.
+    name: Text | None = Field(default=None, min_length=1, max_length=50, repr=False)
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,30}$", repr=False)
 
 
 class SignedWorkOrderIn(WorkOrderIn):
@@ -556,6 +557,9 @@ class DeliveryOut(BaseModel):
     last_error: str | None
     dead_at: datetime | None
     dead_reason: str | None
+    discarded_at: datetime | None
+    discarded_by: str | None = Field(description="the account (or, from the command line, the user) that discarded it")
+    discard_reason: str | None
 
 
 class RedriveIn(BaseModel):
@@ -578,13 +582,22 @@ class RedriveIn(BaseModel):
         return delivery.Selection(self.endpoint, self.case_id, tuple(self.ids))
 
 
+class DiscardIn(BaseModel):
+    """Dead messages to give up on for good, named one by one, and why (kept with each)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[UUID] = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=1000, examples=["the hotline closed this work order by phone"])
+
+
 def _delivery_out(row: Mapping[Any, Any]) -> DeliveryOut:
     return DeliveryOut.model_validate({**row, "id": row["message_id"]})
 
 
 @router.get(
     "/deliveries",
-    summary="Messages for other systems still to deliver, or given up on (dead)",
+    summary="Messages for other systems still to deliver, given up on (dead), or discarded",
     responses=NEXT_PAGE_LINK,
 )
 async def list_deliveries(
@@ -593,13 +606,13 @@ async def list_deliveries(
     ctx: Context,
     _lead: Annotated[Principal, Depends(require(Role.SHIFT_LEAD))],
     after: PageAfter,
-    state: Literal["pending", "dead"] = "dead",
+    state: Literal["pending", "dead", "discarded"] = "dead",
     endpoint: Annotated[EndpointName | None, Query()] = None,
     case_id: UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE)] = 100,
 ) -> list[DeliveryOut]:
     """Oldest first, in pages of ``limit`` (a ``Link`` header names the next). A dead message holds
-    the later messages of its case to the same endpoint back until it is redriven."""
+    the later messages of its case to the same endpoint back until it is redriven or discarded."""
     selection = delivery.Selection(endpoint, case_id)
     page = await delivery.listed(ctx.store, delivery.DeliveryState(state), selection, limit, after)
     return [_delivery_out(row) for row in paged(request, response, page)]
@@ -615,3 +628,18 @@ async def redrive_deliveries(
     if unknown:
         raise NotFound("no message with these ids", {"ids": [str(message_id) for message_id in unknown]})
     return [_delivery_out(row) for row in await delivery.redrive(ctx.store, ctx.clock, body.selection())]
+
+
+@router.post(
+    "/deliveries/discard",
+    summary="Give up on dead messages for good (the later ones of their cases go on)",
+)
+async def discard_deliveries(
+    body: DiscardIn, ctx: Context, lead: Annotated[Principal, Depends(require(Role.SHIFT_LEAD))]
+) -> list[DeliveryOut]:
+    """For a message its endpoint will never take, which a redrive would only send to its death
+    again. Each is marked discarded with the shift lead, the time and the reason, and never sent;
+    the messages discarded. 404 for an id that names no message, 409 for one that is not dead
+    (nothing is discarded then)."""
+    discarded = await delivery.discard(ctx.store, ctx.clock, body.ids, lead.username, body.reason)
+    return [_delivery_out(row) for row in discarded]

@@ -10,11 +10,12 @@ from intake.delivery import Sender
 from intake.handlers import recompute_provisional_deadlines
 from intake.models import metadata
 from intake.numbering import CaseNumbers
+from intake.open311 import routes as open311
 from shared.core.settings import Settings
 from shared.messaging.store import ServiceStore
 from shared.service.context import ServiceContext
 from shared.service.deadlines import recompute_on_official_years
-from shared.service.spec import ServiceSpec, Worker
+from shared.service.spec import Mount, ServiceSpec, Worker
 
 
 def resources(store: ServiceStore, _settings: Settings) -> Sequence[object]:
@@ -35,4 +36,5 @@ SPEC = ServiceSpec(
     consumers=consumers,
     workers=workers,
     resources=resources,
+    mounts={open311.PREFIX: Mount(router=open311.router, install=open311.install)},
 )

@@ -4,23 +4,29 @@ see it, and what the case's hotline and departments are to hear of it (``intake.
 out on the integration topic in the same transaction.
 
 A batch is applied in three statements or so rather than two or three per event: this consumer
-reads every event of every service. What the messages need of the cases is read once per batch,
-and only in a city with somewhere to send them. Event by event (a batch that failed), it is the
-same code on a batch of one.
+reads every event of every service. What the messages need of the cases is read once per batch
+(the work orders merged into the cases that close, reopen or are cancelled too), and only in a city
+with somewhere to send them. Event by event (a batch that failed), it is the same code on a batch
+of one.
+
+The case file is made once as intake starts, before it serves: where intake refuses to start with
+integrations it could not work with (``intake.delivery.check_integrations``).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.engine import RowMapping
 
 from intake import domain
+from intake.delivery import check_integrations
 from intake.models import cases, reports, timeline
-from intake.outbound import INTERESTING, CaseFacts, Handling, Outbound, encoded
+from intake.outbound import INTERESTING, JOINED_HEAR, CaseFacts, Handling, Outbound, encoded
 from shared.db.rows import Rows
 from shared.events.catalogue import CaseHandled, ReportMerged, ReportSource
 from shared.events.envelope import Event
@@ -47,11 +53,14 @@ _FACTS = select(
     reports.c.photos,
     reports.c.received_at,
     reports.c.case_number,
+    reports.c.merged_into,
     cases.c.filed_at,
     cases.c.department_id,
     cases.c.handled_result,
     cases.c.handled_photos,
     cases.c.handled_at,
+    cases.c.closed_at,
+    cases.c.on_time,
 ).select_from(reports.outerjoin(cases, cases.c.id == reports.c.id))
 
 
@@ -59,15 +68,16 @@ class CaseFile:
     """The case file's consumer, with the city's endpoints and the topic its messages go out on."""
 
     def __init__(self, ctx: ServiceContext) -> None:
+        check_integrations(ctx)
         self.outbound = Outbound(ctx.integrations, ctx.city, ctx.settings.public_url)
         self.topic = ctx.settings.topic_integration
         self.source = ctx.source
 
     async def apply_batch(self, tx: Transaction, events: Sequence[Event]) -> None:
-        """Apply ``events`` to the case file: their timeline rows, their messages (from the cases as
-        they stood before the batch), then their cases' rows."""
-        await tx.session.execute(timeline.insert(), [row for event in events for row in _timeline_rows(event)])
+        """Apply ``events`` to the case file: their messages (from the cases and the timeline as
+        they stood before the batch), their timeline rows, then their cases' rows."""
         await self._send_messages(tx, events)
+        await tx.session.execute(timeline.insert(), [row for event in events for row in _timeline_rows(event)])
         touching = [event for event in events if domain.is_case_row_event(event.data)]
         if not touching:
             return  # reports and filings only: their rows were written with them
@@ -89,13 +99,18 @@ class CaseFile:
             return
         into = {event.data.into_case_id for event in relevant if isinstance(event.data, ReportMerged)}
         facts = await _facts(tx, {UUID(event.subject) for event in relevant} | into)
+        joined = await _joined(tx, {UUID(event.subject) for event in relevant if isinstance(event.data, JOINED_HEAR)})
         for event in relevant:
             case_id = UUID(event.subject)
             known = facts.get(case_id)
             if known is None:
                 continue  # an event about a report intake never had (none in a whole city)
-            merged_into = facts.get(event.data.into_case_id) if isinstance(event.data, ReportMerged) else None
-            for message in self.outbound.messages(event, known, merged_into):
+            merged_into = None
+            if isinstance(event.data, ReportMerged):
+                merged_into = facts.get(event.data.into_case_id)
+                # From now on it hears of the case it joined (its receipt goes out first).
+                joined[event.data.into_case_id].append(known)
+            for message in self.outbound.messages(event, known, merged_into, joined.get(case_id, ())):
                 tx.send(
                     encoded(message, topic=self.topic, source=self.source, at=event.time),
                     message_id=message.message_id,
@@ -150,6 +165,23 @@ def _changes(states: dict[UUID, domain.CaseState], events: Sequence[Event]) -> d
     return pending
 
 
+async def _joined(tx: Transaction, case_ids: Iterable[UUID]) -> defaultdict[UUID, list[CaseFacts]]:
+    """The hotlines' work orders merged into the cases among ``case_ids``, by case, whose merge the
+    case file has applied: one read for the batch. (A merge the case file has yet to apply would
+    make its reply come before its receipt; it hears of the case from its merge on.)"""
+    found: defaultdict[UUID, list[CaseFacts]] = defaultdict(list)
+    wanted = list(case_ids)
+    if not wanted:
+        return found
+    merge_applied = exists().where(timeline.c.case_id == reports.c.id, timeline.c.event_type == ReportMerged.TYPE)
+    query = _FACTS.where(
+        reports.c.merged_into.in_(wanted), reports.c.source == ReportSource.HOTLINE, merge_applied
+    ).order_by(reports.c.received_at, reports.c.id)
+    for row in (await tx.session.execute(query)).mappings():
+        found[row["merged_into"]].append(_case_facts(row))
+    return found
+
+
 async def _facts(tx: Transaction, ids: Iterable[UUID]) -> dict[UUID, CaseFacts]:
     """What the messages need of the reports (and their cases) among ``ids``."""
     result = await tx.session.execute(_FACTS.where(reports.c.id.in_(list(ids))))
@@ -180,4 +212,6 @@ def _case_facts(row: RowMapping) -> CaseFacts:
         filed_at=row["filed_at"],
         department_id=row["department_id"],
         handling=handling,
+        closed_at=row["closed_at"],
+        on_time=row["on_time"],
     )

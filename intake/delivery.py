@@ -9,48 +9,60 @@ fills it. Two parts, both in every intake process:
   once (its id is the key), due at once, in the order the case's messages were made.
 - The **sender**: it picks the rows that are due and first in line for their endpoint and case
   (an earlier undelivered row of the same endpoint and case, dead or waiting for its next attempt,
-  holds the later ones back: a hotline never hears "closed" before "dispatched"), holds each under
-  a lease while it sends, so several intake processes never send one row at once, signs it for its
-  endpoint, and posts it with its idempotency key (``Idempotency-Key``, and ``webhook-id`` under
-  Standard Webhooks): the same key on every attempt, so a receiver that got a message whose answer
-  was lost knows the retry for what it is. A 2xx answer delivers it. Anything else (another status,
-  no answer within the endpoint's timeout, no connection) is a failed attempt, recorded with its
-  reason; the next is due after ``first_delay * 2**(n-1)`` seconds, capped at ``max_delay``, with
-  full jitter (a random delay between none and that), kept in the row so a restart loses nothing.
-  After ``max_attempts``, or ``max_age`` after its first attempt, the row is dead, with the reason,
-  and the rows behind it wait until an operator redrives it (``python -m services deliveries
-  redrive``, ``POST /intake/deliveries/redrive``).
+  holds the later ones back: a hotline never hears "closed" before "dispatched"), at most
+  ``delivery_concurrency_per_endpoint`` of one endpoint at once (a hanging endpoint holds its own
+  share of the sender, not all of it), holds each under a lease while it sends, so several intake
+  processes never send one row at once, signs it for its endpoint, and posts it with its
+  idempotency key (``Idempotency-Key``, and ``webhook-id`` under Standard Webhooks): the same key
+  on every attempt, so a receiver that got a message whose answer was lost knows the retry for
+  what it is. A 2xx answer delivers it. Anything else (another status, no answer within the
+  endpoint's timeout, no connection) is a failed attempt, recorded with its reason; the next is
+  due after ``first_delay * 2**(n-1)`` seconds, capped at ``max_delay``, with equal jitter (half
+  of that, plus a random part of the other half), kept in the row so a restart loses nothing.
+  After ``max_age`` of trying (and, where the endpoint sets one, after ``max_attempts``), the row
+  is dead, with the reason, and the rows behind it wait until an operator redrives it
+  (``python -m services deliveries redrive``, ``POST /intake/deliveries/redrive``) or, when the
+  endpoint will never take it, discards it (``deliveries discard``, ``POST
+  /intake/deliveries/discard``: who, when and why are kept with the row).
 
 The age counts from the first attempt, not from when the message was made: a message that waited
 behind another for a day still gets its own tries, and a redriven one a fresh set.
 
-Every time is the city's clock (a simulated city retries on simulated time), except the waits of
-the HTTP exchange itself.
+The schedule is on the city's clock (a simulated city retries on simulated time). The lease is not:
+it covers an HTTP exchange, whose timeout runs in real time, so it is taken and checked on the
+system clock. A simulated city's clock may run many times faster than the request, and a lease on
+it would run out while the request is still in flight, letting another sender post the same
+message at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
 from prometheus_client import Counter, Gauge
-from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from intake.models import deliveries
 from intake.outbound import OutboundMessage
-from shared.core.clock import Clock
+from shared.core.clock import Clock, SystemClock
+from shared.core.errors import DomainError, NotFound
 from shared.core.ids import new_id
+from shared.core.settings import Mode
 from shared.db.keyset import Keyset, Page, Position
 from shared.events.envelope import Event
 from shared.integration.endpoints import Endpoint, Integrations, RetryPolicy
@@ -101,7 +113,19 @@ class DeliveryState(StrEnum):
 
     PENDING = "pending"  # due at ``next_attempt_at``, or waiting behind an earlier one of its case
     DELIVERED = "delivered"
-    DEAD = "dead"  # given up on, with the reason; redriven by an operator
+    DEAD = "dead"  # given up on, with the reason; redriven (or discarded) by an operator
+    DISCARDED = "discarded"  # a dead message an operator chose never to send: who, when and why kept
+
+
+# The states that hold the later messages of their endpoint and case back.
+UNDELIVERED = (DeliveryState.PENDING, DeliveryState.DEAD)
+
+
+class NotDead(DomainError):
+    """Only a dead message is discarded: a pending one may still be delivered, a delivered one was."""
+
+    status = 409
+    code = "not_dead"
 
 
 # --- the rules ------------------------------------------------------------------------------
@@ -109,10 +133,13 @@ class DeliveryState(StrEnum):
 
 def backoff(policy: RetryPolicy, failed_attempts: int, rng: random.Random) -> timedelta:
     """How long to wait after ``failed_attempts`` failures before the next attempt: exponential
-    (``first_delay * 2**(n-1)``, capped at ``max_delay``), with full jitter, so the retries of many
-    messages to an endpoint that was down do not all come back at once."""
-    ceiling = min(policy.max_delay_seconds, policy.first_delay_seconds * 2 ** (failed_attempts - 1))
-    return timedelta(seconds=rng.uniform(0, ceiling))
+    (``first_delay * 2**(n-1)``, capped at ``max_delay``), with equal jitter: half of that, plus a
+    random part of the other half. The random half keeps the retries of many messages to an
+    endpoint that was down from all coming back at once; the fixed half keeps each message's
+    retries spaced out as they grow (full jitter may pick a wait near none again and again, and
+    spend a message's attempts in minutes)."""
+    half = policy.ceiling(failed_attempts) / 2
+    return timedelta(seconds=half + rng.uniform(0, half))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +176,9 @@ def after_failure(
     failure: Failure,
     rng: random.Random,
 ) -> Attempted:
-    """The row after its ``attempts``-th attempt failed at ``now``: dead when that was its last
-    attempt or its tries have lasted ``max_age``, else due again after the backoff."""
+    """The row after its ``attempts``-th attempt failed at ``now``: dead when its tries have lasted
+    ``max_age`` or that was its last attempt (where the policy counts them), else due again after
+    the backoff."""
     changes: dict[str, Any] = {
         "attempts": attempts,
         "first_attempt_at": first_attempt_at,
@@ -159,8 +187,11 @@ def after_failure(
         "last_error": failure.detail,
     }
     tried_for = now - first_attempt_at
-    if attempts >= policy.max_attempts or tried_for >= timedelta(hours=policy.max_age_hours):
-        reason = f"{failure.detail} (attempt {attempts} of {policy.max_attempts}, tried for {_span(tried_for)})"
+    out_of_attempts = policy.max_attempts is not None and attempts >= policy.max_attempts
+    too_old = policy.max_age_hours is not None and tried_for >= timedelta(hours=policy.max_age_hours)
+    if out_of_attempts or too_old:
+        of = "" if policy.max_attempts is None else f" of {policy.max_attempts}"
+        reason = f"{failure.detail} (attempt {attempts}{of}, tried for {_span(tried_for)})"
         return Attempted({**changes, "state": DeliveryState.DEAD, "dead_at": now, "dead_reason": reason}, True)
     return Attempted({**changes, "next_attempt_at": now + backoff(policy, attempts, rng)}, False)
 
@@ -174,14 +205,74 @@ def _span(span: timedelta) -> str:
 
 def first_in_line() -> ColumnElement[bool]:
     """Whether a row is the first undelivered one of its endpoint and case: no earlier row of the
-    same endpoint and case is pending or dead. Only such a row is sent (per-case order)."""
+    same endpoint and case is pending or dead (a delivered or discarded one is done with). Only
+    such a row is sent (per-case order)."""
     earlier = deliveries.alias("earlier")
     return ~exists().where(
         earlier.c.endpoint == deliveries.c.endpoint,
         earlier.c.case_id == deliveries.c.case_id,
         earlier.c.seq < deliveries.c.seq,
-        earlier.c.state != DeliveryState.DELIVERED,
+        earlier.c.state.in_(UNDELIVERED),
     )
+
+
+# --- what intake refuses to start with ------------------------------------------------------
+
+
+def check_integrations(ctx: ServiceContext) -> None:
+    """Refuse to start intake with integrations that would fail it later: a secret missing from
+    its environment (the other services' processes read none); in production, with anything to
+    send, photo links that point at this machine or messages that cross the network in the clear.
+    """
+    ctx.integrations.resolve_secrets()
+    settings = ctx.settings
+    if settings.mode is not Mode.PRODUCTION or not ctx.integrations.endpoints:
+        return
+    problems = plain_sending(settings.public_url, ctx.integrations.endpoints, settings.allow_plain_http_endpoints)
+    if problems:
+        raise RuntimeError("production sends messages to other systems, but:\n  " + "\n  ".join(problems))
+
+
+def plain_sending(public_url: str, endpoints: Iterable[Endpoint], allow_plain_http: bool) -> list[str]:
+    """What production refuses in what intake sends: a public url on this machine (every photo
+    link in a reply would point the receiver at itself), and plain http to another machine: a
+    work order's description, its place and a case's details are the citizens' and would travel
+    unencrypted (the signature proves who sent a message, it hides nothing), and the hotline
+    fetches the photos with its account's token. Loopback is this machine, so never on the wire;
+    ``allow_plain_http`` is for a network the city runs itself."""
+    problems = []
+    link = urlsplit(public_url)
+    if _on_this_machine(link.hostname):
+        problems.append(
+            f"CITYCASE_PUBLIC_URL is {public_url}, this machine: the photo links sent with the replies would"
+            " point the hotline at itself; set it to the address the city is reached at from outside"
+        )
+    elif link.scheme == "http" and not allow_plain_http:
+        problems.append(
+            f"CITYCASE_PUBLIC_URL {public_url} is plain http: the hotline fetches the photos with its"
+            " account's token, which would travel unencrypted; use https (or"
+            " CITYCASE_ALLOW_PLAIN_HTTP_ENDPOINTS=true on a network the city runs itself)"
+        )
+    for endpoint in endpoints:
+        url = urlsplit(endpoint.url)
+        if url.scheme == "http" and not allow_plain_http and not _on_this_machine(url.hostname):
+            problems.append(
+                f"{endpoint.name} is plain http ({endpoint.url}): the citizens' descriptions and places would"
+                " travel unencrypted; use https (or CITYCASE_ALLOW_PLAIN_HTTP_ENDPOINTS=true on a network the"
+                " city runs itself)"
+            )
+    return problems
+
+
+def _on_this_machine(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # --- the schedule: the integration topic into ``deliveries`` --------------------------------
@@ -244,15 +335,20 @@ class Sender:
         clock: Clock,
         *,
         concurrency: int = 16,
+        per_endpoint: int = 4,
         poll_seconds: float = 1.0,
         retention: timedelta = timedelta(days=7),
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        lease_clock: Clock | None = None,
     ) -> None:
         self.store = store
         self.integrations = integrations
         self.clock = clock
+        # The lease covers a request, which runs in real time whatever the city's clock does.
+        self.lease_clock = lease_clock or SystemClock()
         self.concurrency = concurrency
+        self.per_endpoint = per_endpoint
         self.poll_seconds = poll_seconds
         self.retention = retention
         self.rng = rng or random.Random()
@@ -272,6 +368,7 @@ class Sender:
             ctx.integrations,
             ctx.clock,
             concurrency=settings.delivery_concurrency,
+            per_endpoint=settings.delivery_concurrency_per_endpoint,
             poll_seconds=settings.delivery_poll_seconds,
             retention=timedelta(hours=settings.delivery_retention_hours),
         )
@@ -302,12 +399,12 @@ class Sender:
             await self.close()
 
     async def start_due(self) -> int:
-        """Claim the rows that are due and first in line, as many as there are free places, and
-        start sending them; the number started."""
+        """Claim the rows that are due and first in line, as many as there are free places (and
+        each endpoint has places left), and start sending them; the number started."""
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return 0
-        claimed = await self._claim(free)
+        claimed = await self._claim(free, list(self._in_flight.values()))
         for row in claimed:
             task = asyncio.create_task(self._deliver(row), name=f"delivery-{row.message_id}")
             self._in_flight[task] = row
@@ -351,25 +448,42 @@ class Sender:
                 log.warning("could not hand back %d delivery lease(s)", len(claims), exc_info=True)
         await self.client.aclose()
 
-    async def _claim(self, limit: int) -> list[_Claimed]:
-        """Take up to ``limit`` due rows first in line under a new lease, soonest due first.
+    async def _claim(self, limit: int, in_flight: Sequence[_Claimed]) -> list[_Claimed]:
+        """Take up to ``limit`` due rows first in line under a new lease, soonest due first, at
+        most ``per_endpoint`` of an endpoint counting those ``in_flight`` (which are never taken
+        again while this sender still sends them, whatever their lease says).
 
         One statement: a row another sender claimed meanwhile no longer matches when this one
         gets to it (PostgreSQL checks the condition again on the row it waited for; SQLite runs
         one writer at a time), so two senders never hold one row.
         """
         now = self.clock.now()
+        leased_at = self.lease_clock.now()
         claim = new_id()
-        unclaimed = (deliveries.c.claimed_until.is_(None)) | (deliveries.c.claimed_until <= now)
+        unclaimed = (deliveries.c.claimed_until.is_(None)) | (deliveries.c.claimed_until <= leased_at)
+        conditions = [
+            deliveries.c.state == DeliveryState.PENDING,
+            deliveries.c.next_attempt_at <= now,
+            unclaimed,
+            first_in_line(),
+        ]
+        if in_flight:
+            conditions.append(deliveries.c.seq.not_in([row.seq for row in in_flight]))
+        busy = Tally(row.endpoint for row in in_flight)
+        configured = [endpoint.name for endpoint in self.integrations.endpoints]
+        # The soonest due of each endpoint, as many as it has places left: one short read each on
+        # the index of due rows per endpoint, however long another endpoint's backlog.
+        each = [
+            _soonest([*conditions, deliveries.c.endpoint == name], self.per_endpoint - busy[name])
+            for name in configured
+            if busy[name] < self.per_endpoint
+        ]
+        # Rows of an endpoint no longer configured are taken too: they are dead at once, unsent.
+        each.append(_soonest([*conditions, deliveries.c.endpoint.not_in(configured)], self.per_endpoint))
+        candidates = union_all(*each).subquery()
         due = (
-            select(deliveries.c.seq)
-            .where(
-                deliveries.c.state == DeliveryState.PENDING,
-                deliveries.c.next_attempt_at <= now,
-                unclaimed,
-                first_in_line(),
-            )
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.seq)
+            select(candidates.c.seq)
+            .order_by(candidates.c.next_attempt_at, candidates.c.seq)
             .limit(limit)
             # Its own query, run once: not correlated with the rows the update walks.
             .correlate(None)
@@ -377,7 +491,7 @@ class Sender:
         statement = (
             update(deliveries)
             .where(deliveries.c.seq.in_(due.scalar_subquery()), deliveries.c.state == DeliveryState.PENDING, unclaimed)
-            .values(claim=claim, claimed_until=now + self.lease)
+            .values(claim=claim, claimed_until=leased_at + self.lease)
             .returning(
                 deliveries.c.seq,
                 deliveries.c.message_id,
@@ -498,10 +612,9 @@ class Sender:
     async def refresh_metrics(self) -> None:
         """Read the rows to be delivered and the dead ones, per endpoint, into the gauges."""
         now = self.clock.now()
-        waiting = deliveries.c.state != DeliveryState.DELIVERED
         query = (
             select(deliveries.c.endpoint, deliveries.c.state, func.count(), func.min(deliveries.c.created_at))
-            .where(waiting)
+            .where(deliveries.c.state.in_(UNDELIVERED))
             .group_by(deliveries.c.endpoint, deliveries.c.state)
         )
         async with self.store.engine.connect() as connection:
@@ -529,6 +642,20 @@ class Sender:
                 )
             )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _soonest(conditions: Sequence[ColumnElement[bool]], count: int) -> Select[tuple[int, datetime]]:
+    """The ``count`` soonest due rows meeting ``conditions`` (their seq and due time), as a query
+    of its own (a member of a UNION ALL takes no LIMIT of its own on SQLite)."""
+    soonest = (
+        select(deliveries.c.seq, deliveries.c.next_attempt_at)
+        .where(*conditions)
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.seq)
+        .limit(count)
+        .correlate(None)
+        .subquery()
+    )
+    return select(soonest.c.seq, soonest.c.next_attempt_at)
 
 
 def _described(error: Exception) -> str:
@@ -581,7 +708,8 @@ OLDEST_FIRST = Keyset(deliveries.c.created_at, deliveries.c.message_id)
 async def listed(
     store: ServiceStore, state: DeliveryState, selection: Selection, limit: int, after: Position | None = None
 ) -> Page:
-    """A page of the deliveries in ``state`` (pending or dead) among ``selection``, oldest first."""
+    """A page of the deliveries in ``state`` (pending, dead or discarded) among ``selection``,
+    oldest first."""
     query = select(deliveries).where(deliveries.c.state == state, *selection.conditions())
     return await OLDEST_FIRST.read(store.engine, query, after, limit)
 
@@ -616,3 +744,40 @@ async def redrive(store: ServiceStore, clock: Clock, selection: Selection) -> li
     async with store.transaction() as tx:
         rows = list((await tx.session.execute(statement)).mappings().all())
     return sorted(rows, key=lambda row: row["seq"])
+
+
+async def discard(store: ServiceStore, clock: Clock, ids: Sequence[UUID], by: str, reason: str) -> list[RowMapping]:
+    """Give up on the dead deliveries ``ids`` for good: each is marked discarded, by whom, when and
+    why, and no longer holds the later messages of its case back. For a message its endpoint will
+    never take (it refuses its content), which a redrive would only send to its death again.
+
+    :class:`~shared.core.errors.NotFound` for an id that names no delivery, :class:`NotDead` for
+    one that is not dead (pending, delivered, or discarded already); nothing is discarded then.
+    """
+    now = clock.now()
+    async with store.transaction() as tx:
+        named = select(deliveries.c.message_id, deliveries.c.state).where(deliveries.c.message_id.in_(ids))
+        found = {row.message_id: row.state for row in await tx.session.execute(named)}
+        unknown = [str(message_id) for message_id in ids if message_id not in found]
+        if unknown:
+            raise NotFound("no message with these ids", {"ids": unknown})
+        alive = {str(message_id): state for message_id, state in found.items() if state != DeliveryState.DEAD}
+        if alive:
+            raise NotDead("only dead messages are discarded; these are not dead", {"states": alive})
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.message_id.in_(ids), deliveries.c.state == DeliveryState.DEAD)
+            .values(state=DeliveryState.DISCARDED, discarded_at=now, discarded_by=by, discard_reason=reason)
+            .returning(*deliveries.c)
+        )
+        rows = sorted((await tx.session.execute(statement)).mappings().all(), key=lambda row: row["seq"])
+    for row in rows:
+        log.warning(
+            "delivery %s to %s (case %s) discarded by %s: %s",
+            row["message_id"],
+            row["endpoint"],
+            row["case_id"],
+            by,
+            reason,
+        )
+    return rows

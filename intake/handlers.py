@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -43,11 +43,14 @@ NONCE_KEPT = 2 * TOLERANCE
 
 @dataclass(frozen=True)
 class Contact:
-    """The citizen's contact a hotline gives with a work order, kept apart from the report and
-    shown nowhere (not even in a repr that might reach a log)."""
+    """The citizen's contact a hotline gives with a work order, or an Open311 app with a request,
+    kept apart from the report and shown nowhere (not even in a repr that might reach a log)."""
 
     name: str | None = field(default=None, repr=False)
     phone: str | None = field(default=None, repr=False)
+    email: str | None = field(default=None, repr=False)
+    device_id: str | None = field(default=None, repr=False)
+    account_id: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class NewReport:
     external_ref: str | None = None
     self_handled: bool = False
     contact: Contact | None = None
+    media_url: str | None = None
 
 
 async def receive_report(
@@ -130,7 +134,7 @@ async def _receive(ctx: ServiceContext, new: NewReport, signed: SignedNonce | No
         row.update(arrival.changes)
         saved = await _save_arrival(ctx, tx, row, arrival, category, number)
         if new.contact is not None:
-            contact = {"name": new.contact.name, "phone": new.contact.phone}
+            contact = asdict(new.contact)
             await tx.session.execute(report_contacts.insert().values(report_id=row["id"], **contact))
         return saved, True
 
@@ -398,6 +402,7 @@ def _report_row(new: NewReport, place: GridPlace, now: datetime) -> dict[str, An
         "district_id": place.district_id,
         "photos": list(new.photos),
         "self_handled": new.self_handled,
+        "media_url": new.media_url,
         "received_at": now,
     }
 

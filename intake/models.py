@@ -45,11 +45,21 @@ reports = Table(
     Column("merged_into", Uuid, nullable=True),
     Column("rejection_code", String(32), nullable=True),
     Column("rejection_reason", Text, nullable=True),
+    # The media an Open311 app named with the report (its ``media_url``), as given: never fetched.
+    Column("media_url", String(2048), nullable=True),
     UniqueConstraint("reporter_id", "client_ref", name="uq_reports_client_ref"),
 )
 # The work queues by status, oldest received first in keyset pages (received_at, id).
 Index("ix_reports_status_received", reports.c.status, reports.c.received_at, reports.c.id)
 Index("ix_reports_verifier", reports.c.verifier_id, reports.c.status)
+# The work orders merged into a case, which hear of it when it closes (intake.case_file): few
+# reports are merged, so only those are indexed.
+Index(
+    "ix_reports_merged_into",
+    reports.c.merged_into,
+    postgresql_where=reports.c.merged_into.is_not(None),
+    sqlite_where=reports.c.merged_into.is_not(None),
+)
 
 # The case file as the command center sees it, kept current from every service's events.
 cases = Table(
@@ -92,6 +102,8 @@ Index("ix_cases_status_filed", cases.c.status, cases.c.filed_at, cases.c.id)
 # A case number's beginning (LIKE 'prefix%'): PostgreSQL's ordinary B-tree serves LIKE only under
 # the C collation; the pattern operator class serves it under any.
 Index("ix_cases_number_prefix", cases.c.case_number, postgresql_ops={"case_number": "varchar_pattern_ops"})
+# Open311's GET requests: the cases reported in a range, newest first.
+Index("ix_cases_reported", cases.c.reported_at, cases.c.id)
 
 timeline = Table(
     "timeline",
@@ -107,6 +119,8 @@ timeline = Table(
     Column("details", JSON, nullable=False),
     UniqueConstraint("case_id", "event_id", name="uq_timeline_event"),
 )
+# Open311's servicerequestupdates: the steps in a range of time, in the order they happened.
+Index("ix_timeline_at", timeline.c.at, timeline.c.seq)
 
 case_number_counters = Table(
     "case_number_counters",
@@ -138,10 +152,15 @@ deliveries = Table(
     Column("last_status", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("claim", Uuid, nullable=True),
+    # On the system clock, not the city's: the lease covers a request, which runs in real time.
     Column("claimed_until", UTCDateTime, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
     Column("dead_at", UTCDateTime, nullable=True),
     Column("dead_reason", Text, nullable=True),
+    # A dead message an operator gave up on for good (intake.delivery.discard): who, when, why.
+    Column("discarded_at", UTCDateTime, nullable=True),
+    Column("discarded_by", String(100), nullable=True),
+    Column("discard_reason", Text, nullable=True),
 )
 # The sender's look for due rows, and the operators' lists, read the undelivered rows only.
 Index(
@@ -150,6 +169,14 @@ Index(
     deliveries.c.next_attempt_at,
     postgresql_where=deliveries.c.state != "delivered",
     sqlite_where=deliveries.c.state != "delivered",
+)
+# The sender takes the soonest due rows of each endpoint in turn (a few per endpoint at once).
+Index(
+    "ix_deliveries_due",
+    deliveries.c.endpoint,
+    deliveries.c.next_attempt_at,
+    postgresql_where=deliveries.c.state == "pending",
+    sqlite_where=deliveries.c.state == "pending",
 )
 # A row waits while an earlier row of its endpoint and case is undelivered (per-case order).
 Index("ix_deliveries_order", deliveries.c.endpoint, deliveries.c.case_id, deliveries.c.seq)
@@ -164,8 +191,13 @@ report_contacts = Table(
     "report_contacts",
     metadata,
     Column("report_id", Uuid, primary_key=True),
-    Column("name", String(50), nullable=True),
+    # An Open311 app's first_name and last_name (50 characters each) join with a space.
+    Column("name", String(101), nullable=True),
     Column("phone", String(32), nullable=True),
+    # What else an Open311 app may send about the citizen: written down, never answered back.
+    Column("email", String(254), nullable=True),
+    Column("device_id", String(128), nullable=True),
+    Column("account_id", String(128), nullable=True),
 )
 
 # The nonces of signed requests taken (the ``webhook-id`` or ``X-Nonce``), written in the request's
@@ -201,3 +233,20 @@ callbacks = Table(
 Index("ix_callbacks_case", callbacks.c.case_id, callbacks.c.received_at)
 # A callback names the hotline's work order: found by the hotline and its number.
 Index("ix_reports_work_order", reports.c.reporter_id, reports.c.external_ref)
+
+# --- the citizen apps that post Open311 requests (intake.open311) -----------------------------
+
+# One row per key issued to a citizen app: the key itself is shown once, when issued, and only its
+# SHA-256 is kept (the key is 256 random bits, so its hash needs no slow, salted function: there is
+# no dictionary of likely keys to try). A revoked key stays, so the list says when it stopped.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("application", String(64), nullable=False),
+    Column("key_sha256", String(64), nullable=False),
+    Column("per_minute", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    UniqueConstraint("key_sha256", name="uq_api_keys_key_sha256"),
+)

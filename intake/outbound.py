@@ -5,8 +5,15 @@ each event with what it knows of the case, and sends what comes out on the integ
 the transaction that applies the event; ``intake.delivery`` delivers it.
 
 Each message is a CloudEvent of type ``citycase.integration.<kind>`` keyed by the case id, so a
-case's messages keep their order to the end. Its id derives from the event and the endpoint: an
-event applied again makes the same message, which is published and delivered once. Its ``body`` is
+case's messages keep their order to the end. Its id derives from the event and the endpoint (and,
+for a work order merged into the case, that work order): an event applied again makes the same
+message, which is published and delivered once.
+
+A work order merged into another case (a duplicate of it) hears, after its "merged" receipt, what
+changes the outcome its citizen waits for: the reply when the case it joined closes, and that case
+reopened or cancelled; each merged work order its own message, under its own work order number.
+Not the steps in between (dispatched, extended, suspended): the case is another report's, and its
+hotline can follow it by the case number the receipt gave. Its ``body`` is
 the JSON the endpoint receives, shaped as Standard Webhooks suggests (``type``, ``timestamp``,
 ``data``) whatever the endpoint's signing scheme. The citizen's contact is in none of them: intake
 keeps it apart and nothing here reads it.
@@ -14,6 +21,7 @@ keeps it apart and nothing here reads it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -144,16 +152,24 @@ class CaseFacts:
     filed_at: datetime | None
     department_id: str | None
     handling: Handling | None
+    # Set while the case is closed: when, and whether on time (for a reply to a work order merged
+    # into it after its closure was decided).
+    closed_at: datetime | None = None
+    on_time: bool | None = None
 
     def after(self, data: EventPayload, at: datetime) -> CaseFacts:
         """The facts once ``data`` has happened (at ``at``): the department holding the case,
-        and its latest report back."""
+        its latest report back, and whether it is closed."""
         if isinstance(data, CaseDispatched):
             return replace(self, department_id=data.department_id)
         if isinstance(data, CaseReturned):
             return replace(self, department_id=None)
         if isinstance(data, CaseHandled):
             return replace(self, handling=Handling(data.result, tuple(data.photos), at))
+        if isinstance(data, CaseClosed):
+            return replace(self, closed_at=at, on_time=data.on_time)
+        if isinstance(data, CaseReopened):
+            return replace(self, closed_at=None, on_time=None)
         return self
 
 
@@ -180,9 +196,15 @@ INTERESTING: tuple[type[EventPayload], ...] = (
 )
 
 
-def message_id(event_id: UUID, endpoint: str) -> UUID:
-    """The id of the message an event makes for an endpoint: the same however often it is made."""
-    return uuid5(MESSAGE_NAMESPACE, f"{event_id}/{endpoint}")
+# What a work order merged into a case hears of that case (besides the reply at closure).
+JOINED_HEAR: tuple[type[EventPayload], ...] = (CaseClosed, CaseReopened, CaseCancelled)
+
+
+def message_id(event_id: UUID, endpoint: str, work_order: UUID | None = None) -> UUID:
+    """The id of the message an event makes for an endpoint (about ``work_order``, a report
+    merged into the event's case, when it is about one): the same however often it is made."""
+    name = f"{event_id}/{endpoint}" if work_order is None else f"{event_id}/{endpoint}/{work_order}"
+    return uuid5(MESSAGE_NAMESPACE, name)
 
 
 def encoded(message: OutboundMessage, *, topic: str, source: str, at: datetime) -> Message:
@@ -207,10 +229,21 @@ class Outbound:
         """Whether any hotline or department has an endpoint to send to."""
         return bool(self.integrations.endpoints)
 
-    def messages(self, event: Event, facts: CaseFacts, merged_into: CaseFacts | None = None) -> list[OutboundMessage]:
+    def messages(
+        self,
+        event: Event,
+        facts: CaseFacts,
+        merged_into: CaseFacts | None = None,
+        joined: Iterable[CaseFacts] = (),
+    ) -> list[OutboundMessage]:
         """The messages ``event`` makes, given what was known of its case just before it
-        (``merged_into``: the case a merged report joined)."""
-        return [*self._to_hotline(event, facts, merged_into), *self._to_departments(event, facts)]
+        (``merged_into``: the case a merged report joined; ``joined``: the work orders merged
+        into this case)."""
+        return [
+            *self._to_hotline(event, facts, merged_into),
+            *self._to_joined(event, facts, joined),
+            *self._to_departments(event, facts),
+        ]
 
     # --- the hotline ---------------------------------------------------------------------------
 
@@ -228,8 +261,38 @@ class Outbound:
         if said is None:
             return []
         kind, data = said
-        data = {"work_order": facts.external_ref, "case_id": str(facts.id), "case_number": facts.case_number, **data}
-        return [self._message(kind, event, endpoint, facts.id, data)]
+        messages = [self._message(kind, event, endpoint, facts.id, _work_order(facts) | data)]
+        if isinstance(event.data, ReportMerged) and merged_into is not None and merged_into.closed_at is not None:
+            # Merged into a case whose closure was decided before the merge reached the case
+            # file: the reply it would have had at the closure, right after the receipt.
+            messages.append(
+                self._joined_message(Kind.REPLY, self._reply_of(merged_into), event, endpoint, facts, merged_into)
+            )
+        return messages
+
+    def _to_joined(self, event: Event, facts: CaseFacts, joined: Iterable[CaseFacts]) -> list[OutboundMessage]:
+        """What the hotlines of the work orders merged into the case hear of ``event``."""
+        if not isinstance(event.data, JOINED_HEAR):
+            return []
+        said = self._hotline_says(event, facts, None)
+        if said is None:
+            return []
+        kind, data = said
+        messages = []
+        for work_order in joined:
+            endpoint = self.hotline_endpoint(work_order)
+            if endpoint is not None:
+                messages.append(self._joined_message(kind, data, event, endpoint, work_order, facts))
+        return messages
+
+    def _joined_message(
+        self, kind: Kind, data: dict[str, Any], event: Event, endpoint: str, work_order: CaseFacts, into: CaseFacts
+    ) -> OutboundMessage:
+        """A message to the hotline of ``work_order``, merged into the case ``into``, about that
+        case: under the work order's own number and id (its line of messages), one per work order."""
+        joined = {"merged_into": {"case_id": str(into.id), "case_number": into.case_number}}
+        body = _work_order(work_order) | joined | data
+        return self._message(kind, event, endpoint, work_order.id, body, work_order=work_order.id)
 
     def _hotline_says(
         self, event: Event, facts: CaseFacts, merged_into: CaseFacts | None
@@ -249,7 +312,7 @@ class Outbound:
                 return Kind.RECEIPT, {"decision": "refused", **refusal}
             return Kind.STATUS, {"status": "rejected", **refusal}
         if isinstance(data, CaseClosed):
-            return Kind.REPLY, self._reply(data, facts, closed_at=event.time)
+            return Kind.REPLY, self._reply_of(replace(facts, closed_at=event.time, on_time=data.on_time))
         status = self._hotline_status(data)
         return None if status is None else (Kind.STATUS, status)
 
@@ -271,14 +334,15 @@ class Outbound:
             return {"status": "reopened", "reason": data.reason}
         return None
 
-    def _reply(self, closed: CaseClosed, facts: CaseFacts, *, closed_at: datetime) -> dict[str, Any]:
-        """The reply (办结回复): the department's latest report back, by which department, when."""
-        handling = facts.handling
+    def _reply_of(self, closed: CaseFacts) -> dict[str, Any]:
+        """The reply (办结回复) for a closed case: the department's latest report back, by which
+        department, when."""
+        handling = closed.handling
         return {
             "result": None if handling is None else handling.result,
-            "department": None if facts.department_id is None else self._department(facts.department_id),
+            "department": None if closed.department_id is None else self._department(closed.department_id),
             "handled_at": None if handling is None else _iso(handling.at),
-            "closed_at": _iso(closed_at),
+            "closed_at": None if closed.closed_at is None else _iso(closed.closed_at),
             "on_time": closed.on_time,
             "photos": self._photo_links(() if handling is None else handling.photos),
         }
@@ -369,8 +433,17 @@ class Outbound:
 
     # --- common --------------------------------------------------------------------------------
 
-    def _message(self, kind: Kind, event: Event, endpoint: str, case_id: UUID, data: dict[str, Any]) -> OutboundMessage:
-        identifier = message_id(event.id, endpoint)
+    def _message(
+        self,
+        kind: Kind,
+        event: Event,
+        endpoint: str,
+        case_id: UUID,
+        data: dict[str, Any],
+        *,
+        work_order: UUID | None = None,
+    ) -> OutboundMessage:
+        identifier = message_id(event.id, endpoint, work_order)
         body = {"id": str(identifier), "type": kind.value, "timestamp": _iso(event.time), "data": data}
         return MESSAGE_CLASSES[kind](message_id=identifier, endpoint=endpoint, case_id=case_id, kind=kind, body=body)
 
@@ -396,6 +469,11 @@ _CHANGE_NAMES: dict[type[EventPayload], str] = {
     ExtensionApproved: "extension_approved",
     CaseResumed: "resumed",
 }
+
+
+def _work_order(facts: CaseFacts) -> dict[str, Any]:
+    """How a hotline knows its work order: its number, and the case id and number it was given."""
+    return {"work_order": facts.external_ref, "case_id": str(facts.id), "case_number": facts.case_number}
 
 
 def _iso(instant: datetime) -> str:

@@ -7,7 +7,7 @@ import { defineConfig } from 'vite'
 // development Vite's server passes them to a running city (`make run`, or CITYCASE_URL). The
 // same list as API_PREFIXES in services/runtime/console.py: a path there is never a console page.
 const API_PREFIXES = [
-  '/intake', '/dispatch', '/handling', '/closure', '/assessment',
+  '/intake', '/dispatch', '/handling', '/closure', '/assessment', '/open311',
   '/auth', '/city', '/calendar', '/ops', '/healthz', '/readyz', '/metrics',
   '/openapi.json', '/docs', '/redoc', '/docs-assets', '/photos',
 ]

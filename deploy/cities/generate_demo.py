@@ -779,6 +779,8 @@ def users_yaml(
 
 CITY_YAML = f"""\
 # The city this folder describes; every other file of the folder belongs to it.
+# id: how systems outside name the city (Open311's jurisdiction_id).
+id: demo.citycase
 name: {CITY_NAME}
 name_en: {CITY_NAME_EN}
 timezone: Asia/Shanghai
@@ -801,7 +803,8 @@ INTEGRATIONS_YAML = """\
 # and adds a second one while it rotates them.
 
 retry:
-  max_attempts: 12
+  # Given up on after 48 hours of trying, however many attempts that takes (a retry every 15 to
+  # 30 minutes once the waits reach max_delay_seconds); max_attempts would bound them by count.
   max_age_hours: 48
   first_delay_seconds: 5
   max_delay_seconds: 1800
@@ -838,7 +841,7 @@ departments: []
 #      algorithm: hmac-sm3
 #      app_key: citycase-demo
 #      secrets: [{id: "2026", env: CITYCASE_CO_WATER_SECRET}]
-#      retry: {max_attempts: 20}
+#      retry: {max_age_hours: 72}
 """
 
 

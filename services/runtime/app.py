@@ -1,5 +1,6 @@
 """The app factory: one FastAPI app per process, each service mounted under its own prefix
-(``/intake``, ``/dispatch``...) with its own OpenAPI docs, plus process-wide health and metrics.
+(``/intake``, ``/dispatch``...) with its own OpenAPI docs, and under the prefixes of its mounts
+(intake's ``/open311``), plus process-wide health and metrics.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shared.core.clock import Clock, clock_of_folder
 from shared.core.sessions import SessionStore
 from shared.core.settings import Settings
 from shared.messaging.dead_letters import DeadLetters
+from shared.service.spec import Mount
 from shared.web.docs import install_docs
 from shared.web.errors import ERROR_RESPONSES, install_error_handlers
 from shared.web.exposure import docs_arguments, expose, metrics_server
@@ -83,6 +85,8 @@ def create_app(
     app.include_router(city_router(shared.city))
     for service in runtime.services:
         app.mount(f"/{service.name}", _service_app(service, runtime))
+        for prefix, mount in service.spec.mounts.items():
+            app.mount(prefix, _mount_app(service, runtime, prefix, mount))
     app.add_middleware(
         RequestGuard, tokens=shared.tokens, guarded=routes_needing_a_caller(app), limit_for=settings.body_limit
     )
@@ -123,13 +127,7 @@ def _clock(settings: Settings) -> Clock:
 
 
 def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
-    app = FastAPI(
-        title=service.spec.title, version="0.1.0", responses=ERROR_RESPONSES, **docs_arguments(runtime.settings.docs)
-    )
-    install_docs(app)
-    app.state.context = service.context
-    app.state.token_issuer = runtime.shared.tokens
-    app.state.rate_limits = runtime.rate_limits
+    app = _app_of(service, runtime, service.spec.title)
     install_error_handlers(app)
     app.include_router(service.spec.router)
     app.include_router(photos_router)
@@ -150,6 +148,27 @@ def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
         warning = await _warning(service.outbox_warning)
         return _readiness(checks, {"outbox": warning} if warning else {})
 
+    return app
+
+
+def _mount_app(service: ServiceRuntime, runtime: Runtime, prefix: str, mount: Mount) -> FastAPI:
+    """A service's routes under a prefix of their own, on the service's context; the mount's
+    ``install`` comes after the project's error handlers, so that its own replace them."""
+    app = _app_of(service, runtime, f"{service.spec.title}: {prefix}")
+    install_error_handlers(app)
+    if mount.install is not None:
+        mount.install(app)
+    app.include_router(mount.router)
+    return app
+
+
+def _app_of(service: ServiceRuntime, runtime: Runtime, title: str) -> FastAPI:
+    """An app of ``service``'s routes, with its own documentation, on the service's context."""
+    app = FastAPI(title=title, version="0.1.0", responses=ERROR_RESPONSES, **docs_arguments(runtime.settings.docs))
+    install_docs(app)
+    app.state.context = service.context
+    app.state.token_issuer = runtime.shared.tokens
+    app.state.rate_limits = runtime.rate_limits
     return app
 
 

@@ -12,8 +12,9 @@ content hashes in their names (``assets/index-3f2a9c.js``) and are cached for a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
@@ -42,7 +43,11 @@ PROCESS_PREFIXES: tuple[str, ...] = (
 )
 """The first path segments of what every process serves for the whole city, whichever services it
 runs (log-in, the city's data, the calendar, operations, health, documentation)."""
-API_PREFIXES: frozenset[str] = frozenset({*SERVICE_NAMES, *PROCESS_PREFIXES, "photos"})
+MOUNTED_PREFIXES: Mapping[str, str] = MappingProxyType({"open311": "intake"})
+"""The first path segments a service serves beyond its name (its ``ServiceSpec.mounts``), with the
+service: Open311's ``/open311/v2/...`` is intake's. Written here rather than read from the specs so
+that the gateway imports no service; a test holds the two equal."""
+API_PREFIXES: frozenset[str] = frozenset({*SERVICE_NAMES, *MOUNTED_PREFIXES, *PROCESS_PREFIXES, "photos"})
 """The first path segments that are API, never a page of the console (photos are each service's,
 ``/intake/photos``; the bare prefix is kept from the console all the same). The console's
 development server passes the same list to a running city (web/vite.config.ts; a test holds

@@ -1,7 +1,8 @@
 """One address for a city run as a process per service (``python -m services launch``): the
 browser console at ``/``, and every API path passed to the process that serves it — ``/intake/...``
-to intake's, ``/dispatch/...`` to dispatch's, and what every process serves for the whole city
-(log-in, the city's data, the calendar, operations, health, documentation) to the first one.
+to intake's, ``/dispatch/...`` to dispatch's, a service's own mounts to it (``/open311/...`` to
+intake's), and what every process serves for the whole city (log-in, the city's data, the
+calendar, operations, health, documentation) to the first one.
 
 What an ingress does in a real deployment, for a city on one machine: the console calls its APIs
 on its own origin (its Content Security Policy allows no other), so something must put them
@@ -21,7 +22,7 @@ import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.runtime.console import PROCESS_PREFIXES, console_app
+from services.runtime.console import MOUNTED_PREFIXES, PROCESS_PREFIXES, console_app
 from shared.web.errors import error_response
 from shared.web.headers import SecurityHeaders
 
@@ -90,6 +91,8 @@ class Gateway:
         first = path.lstrip("/").partition("/")[0]
         if first in self.upstreams:
             return self.upstreams[first]
+        if first in MOUNTED_PREFIXES:
+            return self.upstreams.get(MOUNTED_PREFIXES[first])
         return self.whole_city if first in PROCESS_PREFIXES and first != "metrics" else None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -1,6 +1,6 @@
 """The command line: ``python -m services run all|intake|... [--mode embedded|production]``, and
 ``launch``, ``gateway``, ``migrate``, ``city``, ``calendar load``, ``assessment rebuild``, ``reconcile``,
-``simulate``, ``outbox``, ``dead-letters``, ``deliveries``.
+``simulate``, ``outbox``, ``dead-letters``, ``deliveries``, ``open311 keys``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ import uvicorn
 from pwdlib import PasswordHash
 
 from intake.delivery import DeliveryState, Selection
+from intake.delivery import discard as discard_deliveries
 from intake.delivery import listed as listed_deliveries
 from intake.delivery import redrive as redrive_deliveries
 from intake.delivery import unknown_ids as unknown_delivery_ids
+from intake.open311 import keys as open311_keys
 from services.runtime.app import create_app
 from services.runtime.gateway import gateway_app
 from services.runtime.registry import load_specs
@@ -67,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _add_outbox,
         _add_dead_letters,
         _add_deliveries,
+        _add_open311,
         _add_accounts,
     ):
         add(commands)
@@ -443,11 +446,14 @@ def _dead_letter_line(letter: DeadLetter) -> str:
 
 def _add_deliveries(commands: Commands) -> None:
     deliveries = commands.add_parser(
-        "deliveries", help="messages for other systems (hotlines, departments): list and redrive the dead ones"
+        "deliveries",
+        help="messages for other systems (hotlines, departments): list, redrive or discard the dead ones",
     )
     actions = deliveries.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="the messages given up on (dead), or still to deliver, oldest first")
-    listing.add_argument("--pending", action="store_true", help="the messages still to deliver instead")
+    shown = listing.add_mutually_exclusive_group()
+    shown.add_argument("--pending", action="store_true", help="the messages still to deliver instead")
+    shown.add_argument("--discarded", action="store_true", help="the dead messages discarded instead")
     redrive = actions.add_parser(
         "redrive",
         help="give dead messages a fresh set of attempts, the first at once (the later ones of their cases follow)",
@@ -458,12 +464,21 @@ def _add_deliveries(commands: Commands) -> None:
         action.add_argument("--case", type=UUID, help="a case id")
         _add_mode(action)
     redrive.add_argument("--id", type=UUID, action="append", default=[], help="a message id (repeatable)")
+    discard = actions.add_parser(
+        "discard",
+        help="give up on dead messages for good, with the reason (the later ones of their cases go on)",
+        description="For a message its endpoint will never take. Who (your user name), when and why are kept.",
+    )
+    discard.add_argument("--id", type=UUID, action="append", required=True, help="a message id (repeatable)")
+    discard.add_argument("--reason", required=True, help="why it is never to be sent (kept with it)")
+    _add_mode(discard)
     listing.set_defaults(run_command=lambda args, settings: asyncio.run(_list_deliveries(args, settings)))
     redrive.set_defaults(run_command=lambda args, settings: asyncio.run(_redrive_deliveries(args, settings)))
+    discard.set_defaults(run_command=lambda args, settings: asyncio.run(_discard_deliveries(args, settings)))
 
 
 async def _list_deliveries(args: argparse.Namespace, settings: Settings) -> int:
-    state = DeliveryState.PENDING if args.pending else DeliveryState.DEAD
+    state = DeliveryState.PENDING if args.pending else DeliveryState.DISCARDED if args.discarded else DeliveryState.DEAD
     selection = Selection(args.endpoint, args.case)
     async with _outbox_store(_intake_spec(), settings) as store:
         page = await listed_deliveries(store, state, selection, limit=1000)
@@ -491,6 +506,81 @@ async def _redrive_deliveries(args: argparse.Namespace, settings: Settings) -> i
     return 0
 
 
+async def _discard_deliveries(args: argparse.Namespace, settings: Settings) -> int:
+    reason = args.reason.strip()
+    if not reason:
+        raise _UsageError("deliveries discard: --reason says why the messages are never to be sent")
+    async with _outbox_store(_intake_spec(), settings) as store:
+        # The city's clock, as for a redrive: a simulated city's discards happen on its own time.
+        clock = clock_of_folder(settings.data_dir, settings.clock_file, real_time=settings.real_time)
+        try:
+            discarded = await discard_deliveries(store, clock, args.id, f"{getpass.getuser()} (cli)", reason)
+        except DomainError as exc:  # no such message, or one that is not dead
+            print(f"{exc.message}: {exc.details}", file=sys.stderr)
+            return 1
+    print(f"{len(discarded)} dead message(s) discarded")
+    for row in discarded:
+        print(_delivery_line(row))
+    return 0
+
+
+def _add_open311(commands: Commands) -> None:
+    open311 = commands.add_parser("open311", help="Open311 GeoReport v2, the door for citizen apps")
+    subjects = open311.add_subparsers(dest="subject", required=True)
+    keys = subjects.add_parser("keys", help="the API keys of the citizen apps that post service requests")
+    actions = keys.add_subparsers(dest="action", required=True)
+    issue = actions.add_parser("issue", help="issue a key to an application and print it (shown this once)")
+    issue.add_argument("application", help="the application's name, e.g. 'FixMyStreet Beijing' (the reports' reporter)")
+    issue.add_argument(
+        "--per-minute",
+        type=int,
+        default=open311_keys.DEFAULT_PER_MINUTE,
+        help=f"requests the key may post a minute (default {open311_keys.DEFAULT_PER_MINUTE})",
+    )
+    listing = actions.add_parser("list", help="every key issued, revoked ones too (never the keys themselves)")
+    revoke = actions.add_parser("revoke", help="refuse a key from now on")
+    revoke.add_argument("id", type=UUID, help="the key's id, as list shows it")
+    for action in (issue, listing, revoke):
+        _add_mode(action)
+        action.set_defaults(run_command=lambda args, settings: asyncio.run(_open311_keys(args, settings)))
+
+
+async def _open311_keys(args: argparse.Namespace, settings: Settings) -> int:
+    spec = _intake_spec()
+    engine = create_engine(settings.database_url(spec.name))
+    try:
+        if settings.migrate_on_start:
+            # As a service would at its start: a key may be issued before the city first runs.
+            await upgrade_to_head(spec.name, engine)
+        # The city's clock: a simulated city's keys are issued and revoked on its own time.
+        clock = clock_of_folder(settings.data_dir, settings.clock_file, real_time=settings.real_time)
+        store = ServiceStore(
+            spec.name, engine, spec.metadata, clock=clock, case_events_topic=settings.topic_case_events
+        )
+        if args.action == "issue":
+            issued, key = await open311_keys.issue(store, args.application, args.per_minute)
+            print(f"{_key_line(issued)}\nthe key, shown this once (only its SHA-256 is kept):", file=sys.stderr)
+            print(key)
+        elif args.action == "list":
+            issued_keys = await open311_keys.listed(store)
+            print(f"{len(issued_keys)} key(s)")
+            for issued in issued_keys:
+                print(_key_line(issued))
+        else:
+            print(_key_line(await open311_keys.revoke(store, args.id)))
+        return 0
+    except DomainError as exc:  # a name the key cannot carry, no key with this id
+        print(exc.message, file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+
+
+def _key_line(key: open311_keys.ApiKey) -> str:
+    state = "active" if key.revoked_at is None else f"revoked {key.revoked_at:%Y-%m-%d %H:%M:%S}Z"
+    return f"{key.id}  {key.application}  {key.per_minute}/minute  issued {key.created_at:%Y-%m-%d %H:%M:%S}Z  {state}"
+
+
 def _intake_spec() -> ServiceSpec:
     (spec,) = load_specs(["intake"])
     return spec
@@ -502,6 +592,9 @@ def _delivery_line(row: Mapping[Any, Any]) -> str:
         f"  made {row['created_at']:%Y-%m-%d %H:%M:%S}Z"
     )
     reason = row["dead_reason"] or row["last_error"]
+    if row["discarded_at"] is not None:
+        discarded = f"discarded by {row['discarded_by']} at {row['discarded_at']:%Y-%m-%d %H:%M:%S}Z"
+        reason = f"{discarded}: {row['discard_reason']}\n    dead: {reason}"
     return line + (f"\n    {reason}" if reason else "")
 
 

@@ -7,7 +7,7 @@ feature, so a city's administrator can fix a whole folder in one pass.
 
 The files::
 
-    city.yaml         name, English name, time zone
+    city.yaml         id, name, English name, time zone
     grid.geojson      unit grid cells (万米单元网格) with their community, street and district
     categories.yaml   case categories (CJ/T 214 shape) with their time limits
     departments.csv   the departments cases are dispatched to
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -35,6 +36,7 @@ from shapely import Polygon
 from shared.city.geo import GridIndex, area_m2
 from shared.city.model import (
     ANY_CATEGORY,
+    CITY_ID_PATTERN,
     AreaLevel,
     Category,
     City,
@@ -159,7 +161,8 @@ def _find_duplicates(ids: Iterable[tuple[str, str]], what: str, problems: _Probl
 
 
 def _load_manifest(folder: Path, problems: _Problems) -> dict[str, str]:
-    """name, name_en and timezone; whatever is missing is a problem."""
+    """id, name, name_en and timezone; whatever is missing is a problem, but for the id, which
+    defaults to the English name as a slug (Demo City: ``demo-city``)."""
     data = _read_yaml(folder / CITY_FILE, problems)
     if data is None:
         return {}
@@ -175,7 +178,23 @@ def _load_manifest(folder: Path, problems: _Problems) -> dict[str, str]:
             zoneinfo.ZoneInfo(manifest["timezone"])
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             problems.add(CITY_FILE, f"timezone: unknown time zone {manifest['timezone']!r}")
+    if "id" in data:
+        city_id = data["id"]
+        if isinstance(city_id, str) and re.fullmatch(CITY_ID_PATTERN, city_id):
+            manifest["id"] = city_id
+        else:
+            problems.add(CITY_FILE, f"id: {city_id!r} is not lowercase letters, digits, dots and dashes")
+    elif "name_en" in manifest:
+        manifest["id"] = city_id_of(manifest["name_en"])
+        if not re.fullmatch(CITY_ID_PATTERN, manifest["id"]):
+            problems.add(CITY_FILE, "id: name_en gives no id of letters and digits; write one")
     return manifest
+
+
+def city_id_of(name_en: str) -> str:
+    """The id a city without one in city.yaml gets: its English name, lowercased, each run of
+    other characters a dash (``Demo City`` → ``demo-city``)."""
+    return re.sub(r"[^a-z0-9]+", "-", name_en.lower()).strip("-")
 
 
 _CELL_PROPERTIES = (
@@ -435,6 +454,7 @@ def load_city(path: Path) -> City:
     problems.raise_if_any()
 
     return City(
+        id=manifest["id"],
         name=manifest["name"],
         name_en=manifest["name_en"],
         timezone=manifest["timezone"],

@@ -232,6 +232,10 @@ class DemoUser(_Frozen):
 
 _Item = TypeVar("_Item")
 
+# The city's id names it to systems outside (Open311's jurisdiction_id, sent in query strings and
+# form fields): letters, digits, dots and dashes, so it never needs escaping.
+CITY_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?$"
+
 
 def _by_key(items: Iterable[_Item], key: Callable[[_Item], str]) -> dict[str, _Item]:
     return {key(item): item for item in items}
@@ -243,10 +247,14 @@ def _ranked(rules: Iterable[RoutingRule], category: Category) -> tuple[RoutingRu
 
 
 class City(_Frozen):
-    """Everything the services know of the city, loaded once at start (see ``load_city``)."""
+    """Everything the services know of the city, loaded once at start (see ``load_city``).
+
+    ``id`` is how systems outside name the city (Open311's ``jurisdiction_id``, e.g. ``demo.citycase``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
+    id: str = Field(pattern=CITY_ID_PATTERN)
     name: str
     name_en: str
     timezone: str

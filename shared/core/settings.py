@@ -125,10 +125,18 @@ class Settings(BaseSettings):
     # how long a delivered message's row is kept (per-case order needs only the undelivered ones).
     delivery_poll_seconds: float = 1.0
     delivery_concurrency: int = Field(default=16, ge=1)
+    # At most this many of those requests to one endpoint at once: a slow or hanging endpoint
+    # holds its own share of the sender, never every place (the others' messages keep flowing).
+    delivery_concurrency_per_endpoint: int = Field(default=4, ge=1)
     delivery_retention_hours: float = 168.0
     # Where the city's API is reached from outside: links in what is sent to other systems (the
-    # photos of a reply) are absolute URLs under it.
+    # photos of a reply) are absolute URLs under it. Production refuses a loopback one, and a plain
+    # http one, when anything is sent (intake.delivery.check_integrations).
     public_url: str = "http://127.0.0.1:8000"
+    # Production sends to https endpoints only (a work order's description and place, a case's
+    # details, would cross the network unencrypted), loopback aside, unless this says the network
+    # in between is the city's own.
+    allow_plain_http_endpoints: bool = False
     # Simulated time shared by processes (shared.core.clock.FileClock). Unset, a data folder whose
     # city ran on a clock file runs on it again (or refuses to start without it), any other on the
     # system clock; ``real_time`` puts a simulated city on the system clock from now on.

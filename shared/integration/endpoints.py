@@ -3,14 +3,14 @@ departments with systems of their own, and for each where and how we send, and h
 what they send us.
 
 An optional file of the city folder, read once per process beside the city (absent: no
-integrations). Secrets are never written in a real city's file: each is ``{id, env: VARIABLE}``,
-read from the environment at start; ``{id, value: ...}`` is for the demo and tests. The file is
-checked whole at start, and a mistake stops the process with every problem listed, each naming
-the file and the field (never a secret's value)::
+integrations). Secrets are never written in a real city's file: each is ``{id, env: VARIABLE}``;
+``{id, value: ...}`` is for the demo and tests. The file is checked whole at start, and a mistake
+stops the process with every problem listed, each naming the file and the field (never a secret's
+value)::
 
     retry:                      # defaults for every endpoint; an endpoint's own retry overrides keys
-      max_attempts: 12
-      max_age_hours: 48
+      max_age_hours: 48         # give up on a message after this long of trying (the default bound)
+      # max_attempts: 20        # ... or after this many attempts (none by default)
       first_delay_seconds: 5
       max_delay_seconds: 1800
       timeout_seconds: 10
@@ -26,15 +26,24 @@ the file and the field (never a secret's value)::
         outbound: {url: https://..., scheme: standard-webhooks, secrets: [...]}
 
 Endpoints are named ``hotline:<id>`` and ``department:<id>`` everywhere (rows, metrics, the CLI).
+
+The secrets named by ``env`` are read from the environment where something signs or verifies with
+them, not when the file is loaded: every process of the city reads the file (closure needs a
+hotline's ``reopen_on_unsatisfied``), only intake signs and verifies. Intake reads them all when it
+starts (:meth:`Integrations.resolve_secrets`) and refuses to start without one; a process of
+another service starts without them.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
@@ -51,6 +60,9 @@ from shared.integration.signing import (
     sm3_available,
     webhook_secret_bytes,
 )
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTEGRATIONS_FILE = "integrations.yaml"
 # An app-key secret is a shared password: shorter ones fall to guessing offline from one request.
@@ -77,14 +89,18 @@ class _Strict(BaseModel):
 
 class RetryPolicy(_Strict):
     """How long we keep trying to deliver to an endpoint: exponential backoff from
-    ``first_delay_seconds``, doubling up to ``max_delay_seconds``, until ``max_attempts`` or
-    ``max_age_hours`` after its first attempt, each attempt given ``timeout_seconds``. The age
-    counts from the first attempt, not from when the message was made: a message waiting its turn
-    behind an earlier one of its case (or behind a dead letter until a redrive) has not been tried
-    yet, and a redriven message starts a new age."""
+    ``first_delay_seconds``, doubling up to ``max_delay_seconds``, until ``max_age_hours`` after its
+    first attempt or (when set) ``max_attempts``, each attempt given ``timeout_seconds``.
 
-    max_attempts: int = Field(default=12, ge=1, le=1000)
-    max_age_hours: float = Field(default=48.0, gt=0)
+    The age is the bound by default and attempts are unlimited: what DOMAIN.md promises is that
+    nothing is lost while the other side is down for hours, and a count of attempts with doubling
+    waits runs out in an hour or two whatever the outage. The age counts from the first attempt,
+    not from when the message was made: a message waiting its turn behind an earlier one of its
+    case (or behind a dead letter until a redrive) has not been tried yet, and a redriven message
+    starts a new age."""
+
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    max_age_hours: float | None = Field(default=48.0, gt=0)
     first_delay_seconds: float = Field(default=5.0, gt=0)
     max_delay_seconds: float = Field(default=1800.0, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
@@ -95,9 +111,34 @@ class RetryPolicy(_Strict):
             raise ValueError("max_delay_seconds is less than first_delay_seconds")
         return self
 
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.max_age_hours is None and self.max_attempts is None:
+            raise ValueError(
+                "a retry policy needs max_age_hours or max_attempts: without either, a message the endpoint"
+                " always refuses is tried forever and its case's later messages wait forever behind it"
+            )
+        return self
+
+    def ceiling(self, failed_attempts: int) -> float:
+        """The longest wait, in seconds, after ``failed_attempts`` failures: ``first_delay *
+        2**(n-1)`` capped at ``max_delay`` (the exponent is capped too: with unlimited attempts
+        ``n`` grows past what a float holds)."""
+        exponent = min(failed_attempts - 1, 64)
+        return min(self.max_delay_seconds, self.first_delay_seconds * 2.0**exponent)
+
+    def longest_tries(self) -> timedelta | None:
+        """The longest ``max_attempts`` attempts can last from the first to the last, each taking
+        its whole timeout and each wait its ceiling; None when attempts are unlimited."""
+        if self.max_attempts is None:
+            return None
+        waits = sum(self.ceiling(n) for n in range(1, self.max_attempts))
+        return timedelta(seconds=waits + (self.max_attempts - 1) * self.timeout_seconds)
+
 
 class _RetryOverride(_Strict):
-    """An endpoint's own retry keys, each overriding the file's default."""
+    """An endpoint's own retry keys, each overriding the file's default (``max_attempts: null``
+    too: unlimited attempts where the file's default sets a number)."""
 
     max_attempts: int | None = None
     max_age_hours: float | None = None
@@ -173,27 +214,69 @@ class _FileIn(_Strict):
     departments: list[_DepartmentIn] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
+def _made_once(made: T | Callable[[], T]) -> Callable[[], T]:
+    """What makes a verifier or signer the first time it is needed (its secrets read from the
+    environment then), or the one given."""
+    if callable(made):
+        return functools.cache(made)
+    return lambda: made
+
+
+@dataclass(frozen=True, init=False)
 class Endpoint:
-    """Where and how we send to one other system: ``hotline:<id>`` or ``department:<id>``."""
+    """Where and how we send to one other system: ``hotline:<id>`` or ``department:<id>``. Its
+    signer is made the first time it signs (or the secrets are resolved)."""
 
     name: str
     url: str
-    signer: Signer
     retry: RetryPolicy
+    _signer: Callable[[], Signer] = field(repr=False, compare=False)
+
+    def __init__(self, name: str, url: str, signer: Signer | Callable[[], Signer], retry: RetryPolicy) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "retry", retry)
+        object.__setattr__(self, "_signer", _made_once(signer))
+
+    @property
+    def signer(self) -> Signer:
+        """How we sign for this endpoint; :class:`IntegrationsError` if its secret is not set."""
+        return self._signer()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Hotline:
     """A hotline (12345, 12319): how it signs what it pushes us, the city's rule for its
-    unsatisfied callbacks, and where we send its receipts, status and replies (``None``: nowhere)."""
+    unsatisfied callbacks, and where we send its receipts, status and replies (``None``: nowhere).
+    Its verifier is made the first time it verifies (or the secrets are resolved)."""
 
     id: str
     name: str
-    verifier: Verifier
     reopen_on_unsatisfied: bool
-    account: str | None = None
-    outbound: Endpoint | None = None
+    account: str | None
+    outbound: Endpoint | None
+    _verifier: Callable[[], Verifier] = field(repr=False, compare=False)
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        verifier: Verifier | Callable[[], Verifier],
+        reopen_on_unsatisfied: bool,
+        account: str | None = None,
+        outbound: Endpoint | None = None,
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "reopen_on_unsatisfied", reopen_on_unsatisfied)
+        object.__setattr__(self, "account", account)
+        object.__setattr__(self, "outbound", outbound)
+        object.__setattr__(self, "_verifier", _made_once(verifier))
+
+    @property
+    def verifier(self) -> Verifier:
+        """How this hotline's requests are checked; :class:`IntegrationsError` if a secret is not set."""
+        return self._verifier()
 
 
 def hotline_endpoint(hotline_id: str) -> str:
@@ -250,12 +333,30 @@ class Integrations:
         """The outbound endpoint ``hotline:<id>`` or ``department:<id>`` (``KeyError`` if none)."""
         return self._endpoints[name]
 
+    def resolve_secrets(self) -> None:
+        """Read every secret, and make every verifier and signer, now: what intake does when it
+        starts, so that a secret missing from its environment stops it there rather than failing
+        a request. Raises :class:`IntegrationsError` listing every secret missing or malformed."""
+        problems: list[str] = []
+        path: Path | None = None
+        makers: list[Callable[[], object]] = [hotline._verifier for hotline in self.hotlines]
+        makers += [endpoint._signer for endpoint in self.endpoints]
+        for make in makers:
+            try:
+                make()
+            except IntegrationsError as exc:
+                path = exc.path
+                problems += exc.problems
+        if path is not None:
+            raise IntegrationsError(path, problems)
+
 
 def load_integrations(city_dir: Path, city: City, environ: Mapping[str, str] | None = None) -> Integrations:
     """The integrations of the city in ``city_dir``, checked against ``city``; none without the file.
 
-    Secrets given as ``env`` are read from ``environ`` (the process's environment by default).
-    Raises :class:`IntegrationsError` listing every problem.
+    Secrets given as ``env`` are read from ``environ`` (the process's environment by default) when
+    first needed (:meth:`Integrations.resolve_secrets`). Raises :class:`IntegrationsError` listing
+    every problem; logs a warning for a retry policy whose attempts run out long before its age.
     """
     path = city_dir / INTEGRATIONS_FILE
     if not path.is_file():
@@ -290,6 +391,7 @@ class _Checker:
         self.city = city
         self.environ = environ
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         self.written_secrets: list[str] = []
 
     def integrations(self, parsed: _FileIn) -> Integrations:
@@ -302,6 +404,8 @@ class _Checker:
         self._unique("departments", "department_id", [d.department_id for d in parsed.departments])
         if self.problems:
             raise IntegrationsError(self.path, self.problems)
+        for warning in self.warnings:
+            log.warning("%s: %s", self.path, warning)
         return Integrations(
             tuple(h for h in hotlines if h is not None),
             tuple(d for d in departments if d is not None),
@@ -348,60 +452,86 @@ class _Checker:
         if user.role is not Role.HOTLINE:
             self.problems.append(f"{where}: {username!r} has role {user.role.value}, not hotline")
 
-    def _verifier(self, where: str, inbound: _InboundIn) -> Verifier | None:
+    def _verifier(self, where: str, inbound: _InboundIn) -> Callable[[], Verifier] | None:
         secrets = self._secrets(where, inbound)
         if secrets is None:
             return None
-        return Verifier(inbound.scheme, secrets, inbound.algorithm or Algorithm.HMAC_SHA256, inbound.app_key or "")
+        algorithm, app_key = inbound.algorithm or Algorithm.HMAC_SHA256, inbound.app_key or ""
+        return lambda: Verifier(inbound.scheme, secrets(), algorithm, app_key)
 
     def _endpoint(self, where: str, name: str, outbound: _OutboundIn, retry: RetryPolicy) -> Endpoint | None:
         secrets = self._secrets(where, outbound)
         policy = self._retry(f"{where}.retry", retry, outbound.retry)
         if outbound.url is None or secrets is None or policy is None:
             return None
-        signer = Signer(outbound.scheme, secrets, outbound.algorithm or Algorithm.HMAC_SHA256, outbound.app_key or "")
-        return Endpoint(name=name, url=str(outbound.url), signer=signer, retry=policy)
+        self._check_bounds(f"{where}.retry", policy)
+        algorithm, app_key = outbound.algorithm or Algorithm.HMAC_SHA256, outbound.app_key or ""
+        return Endpoint(
+            name=name,
+            url=str(outbound.url),
+            signer=lambda: Signer(outbound.scheme, secrets(), algorithm, app_key),
+            retry=policy,
+        )
 
     def _retry(self, where: str, defaults: RetryPolicy, override: _RetryOverride | None) -> RetryPolicy | None:
         if override is None:
             return defaults
         try:
-            return RetryPolicy.model_validate({**defaults.model_dump(), **override.model_dump(exclude_none=True)})
+            # The keys the endpoint gives, an explicit ``null`` too (``max_attempts: null``: unlimited).
+            return RetryPolicy.model_validate({**defaults.model_dump(), **override.model_dump(exclude_unset=True)})
         except ValidationError as exc:
             self.problems += [_problem(error, where) for error in exc.errors()]
             return None
 
-    def _secrets(self, where: str, signing: _InboundIn | _OutboundIn) -> tuple[Secret, ...] | None:
+    def _check_bounds(self, where: str, policy: RetryPolicy) -> None:
+        """Warn where ``max_attempts`` runs out before ``max_age_hours`` could: an outage longer
+        than the attempts last sends every message of the endpoint to the dead letters. Not refused:
+        a city may mean it (an endpoint it would rather hear about at once)."""
+        longest = policy.longest_tries()
+        if longest is None or policy.max_age_hours is None or longest >= timedelta(hours=policy.max_age_hours):
+            return
+        self.warnings.append(
+            f"{where}: max_attempts {policy.max_attempts} gives up after {_hours(longest)} of trying at most,"
+            f" long before max_age_hours {policy.max_age_hours:g}: an endpoint down longer than that has its"
+            " messages dead-lettered (leave max_attempts out to retry for the whole age)"
+        )
+
+    def _secrets(self, where: str, signing: _InboundIn | _OutboundIn) -> Callable[[], tuple[Secret, ...]] | None:
+        """What reads the secrets when they are first needed; None when one is wrong already in the
+        file. Those written in it are checked now, those in the environment when read."""
         if signing.algorithm is Algorithm.HMAC_SM3 and not sm3_available():
             self.problems.append(
                 f"{where}.algorithm: hmac-sm3, but this Python's OpenSSL has no SM3 (OpenSSL 1.1.1 or later"
                 " built with it is needed)"
             )
         self._unique(f"{where}.secrets", "id", [secret.id for secret in signing.secrets])
-        found = [self._secret(f"{where}.secrets[{n}]", signing.scheme, s) for n, s in enumerate(signing.secrets)]
-        if any(secret is None for secret in found):
+        problems_before = len(self.problems)
+        for n, secret in enumerate(signing.secrets):
+            if secret.value is not None:
+                self.written_secrets.append(f"{where}.secrets[{n}]")
+                self.problems += _secret_problems(f"{where}.secrets[{n}]", signing.scheme, secret.value)
+        if len(self.problems) > problems_before:
             return None
-        return tuple(secret for secret in found if secret is not None)
+        path, environ, scheme, listed = self.path, self.environ, signing.scheme, tuple(signing.secrets)
 
-    def _secret(self, where: str, scheme: Scheme, secret: _SecretIn) -> Secret | None:
-        if secret.env is not None:
-            value = self.environ.get(secret.env, "")
-            if not value:
-                self.problems.append(f"{where}.env: the environment variable {secret.env} is not set")
-                return None
-        else:
-            assert secret.value is not None  # the model holds one of the two
-            value = secret.value
-            self.written_secrets.append(where)
-        try:
-            if scheme is Scheme.STANDARD_WEBHOOKS:
-                webhook_secret_bytes(value)
-            elif len(value) < MIN_APP_SECRET_LENGTH:
-                raise ValueError(f"an app-key secret has at least {MIN_APP_SECRET_LENGTH} characters")
-        except ValueError as exc:
-            self.problems.append(f"{where}: {exc}")
-            return None
-        return Secret(secret.id, value)
+        def read() -> tuple[Secret, ...]:
+            secrets, problems = [], []
+            for n, secret in enumerate(listed):
+                if secret.value is not None:
+                    secrets.append(Secret(secret.id, secret.value))
+                    continue
+                assert secret.env is not None  # the model holds one of the two
+                value = environ.get(secret.env, "")
+                if not value:
+                    problems.append(f"{where}.secrets[{n}].env: the environment variable {secret.env} is not set")
+                    continue
+                problems += _secret_problems(f"{where}.secrets[{n}]", scheme, value)
+                secrets.append(Secret(secret.id, value))
+            if problems:
+                raise IntegrationsError(path, problems)
+            return tuple(secrets)
+
+        return read
 
     def _unique(self, where: str, key: str, values: list[str]) -> None:
         seen: set[str] = set()
@@ -409,3 +539,20 @@ class _Checker:
             if value in seen:
                 self.problems.append(f"{where}: two with {key} {value!r}")
             seen.add(value)
+
+
+def _secret_problems(where: str, scheme: Scheme, value: str) -> list[str]:
+    """What is wrong with a secret for its scheme (never the secret itself)."""
+    try:
+        if scheme is Scheme.STANDARD_WEBHOOKS:
+            webhook_secret_bytes(value)
+        elif len(value) < MIN_APP_SECRET_LENGTH:
+            raise ValueError(f"an app-key secret has at least {MIN_APP_SECRET_LENGTH} characters")
+    except ValueError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def _hours(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"

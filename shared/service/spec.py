@@ -4,7 +4,7 @@ service plugs in with (its ``app.py`` holds its ``SPEC``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +19,8 @@ from shared.messaging.tracked import TrackedConsumerSpec
 from shared.service.context import ServiceContext
 
 if TYPE_CHECKING:
-    # Only the name of the type: the web framework stays out of the contract's imports.
-    from fastapi import APIRouter
+    # Only the names of the types: the web framework stays out of the contract's imports.
+    from fastapi import APIRouter, FastAPI
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
@@ -50,6 +50,21 @@ def _no_resources(_store: ServiceStore, _settings: Settings) -> Sequence[object]
 
 
 @dataclass(frozen=True)
+class Mount:
+    """Routes a service serves under a prefix of their own rather than its name, for clients that
+    expect a standard's address (Open311's ``/open311/v2/...``): mounted by the runtime with the
+    service's context, like the service's own routes. ``install`` prepares the mount's app before
+    its routes are added: error handlers of the standard's shape, in place of the project's."""
+
+    router: APIRouter
+    install: Callable[[FastAPI], None] | None = None
+
+
+def _no_mounts() -> Mapping[str, Mount]:
+    return {}
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """A service: its name, tables, HTTP routes, the consumers and background workers it runs.
 
@@ -57,6 +72,7 @@ class ServiceSpec:
     batches and keep their positions in the service's ``consumer_positions`` table. ``rebuild``,
     where a service has one, empties the state it derives from the log and replays the log.
     ``resources`` makes the service's own machinery once per process (``ServiceContext.resources``).
+    ``mounts`` are more routes under prefixes of their own (``/open311``), by prefix.
     """
 
     name: str
@@ -68,3 +84,4 @@ class ServiceSpec:
     tracked_consumers: Callable[[ServiceContext], Sequence[TrackedConsumerSpec]] = field(default=_none)
     rebuild: Rebuild | None = None
     resources: Callable[[ServiceStore, Settings], Sequence[object]] = _no_resources
+    mounts: Mapping[str, Mount] = field(default_factory=_no_mounts)

@@ -21,6 +21,10 @@ from shared.core.auth import InvalidToken, TokenIssuer
 from shared.web.auth import UNAUTHORIZED, VERIFIED_CALLER
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Headers the guard decides on. Sent twice they could be read one way here (the last value) and
+# another way by the application (Starlette's first): a JSON content type for a route's check and
+# a multipart one for the limit. A request repeating one is refused rather than guessed at.
+_SINGLE_HEADERS = frozenset({"content-type", "content-length", "authorization", "transfer-encoding"})
 
 
 def routes_needing_a_caller(app: FastAPI, prefix: str = "") -> list[tuple[str, re.Pattern[str]]]:
@@ -60,6 +64,10 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        repeated = _repeated(scope["headers"])
+        if repeated:
+            await _refuse(send, 400, "header_repeated", f"send the {repeated} header once")
+            return
         limit = self.limit_for(headers.get("content-type", ""))
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -103,6 +111,18 @@ class _CountedBody:
     async def send(self, message: Message) -> None:
         if not self._refused:
             await self._send(message)
+
+
+def _repeated(raw: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The first of the guard's headers the request sends more than once, if any."""
+    seen: set[str] = set()
+    for name, _value in raw:
+        lowered = name.decode("latin-1").lower()
+        if lowered in _SINGLE_HEADERS:
+            if lowered in seen:
+                return lowered
+            seen.add(lowered)
+    return None
 
 
 def bearer_token(headers: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Request, status
@@ -48,7 +48,8 @@ class SignedBody:
 
     hotline: Hotline
     signed: Signed
-    body: bytes
+    # The raw body holds what the sender keeps private (a citizen's contact): out of the repr.
+    body: bytes = field(repr=False)
 
     @property
     def body_sha256(self) -> str:

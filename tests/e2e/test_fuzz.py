@@ -33,9 +33,9 @@ from shared.city.model import City
 from shared.core.clock import SimulatedClock
 from tests.e2e.harness import PASSWORDS, PNG, START, _spots, city_settings
 
-# Each service's, then the process's own (log-in, operations, calendar) last: logging out would
-# take its callers' tokens from the rest.
-APIS = ["/intake", "/dispatch", "/handling", "/closure", "/assessment", ""]
+# Each service's (and intake's Open311), then the process's own (log-in, operations, calendar)
+# last: logging out would take its callers' tokens from the rest.
+APIS = ["/intake", "/dispatch", "/handling", "/closure", "/assessment", "/open311", ""]
 CALLERS = ["shiftlead", "inspector1", "dept-street", "hotline"]
 EXAMPLES_PER_OPERATION = 25
 STREET_CATEGORY = "02-05-01"  # routed to dept-street
@@ -237,7 +237,12 @@ def test_every_error_and_every_resent_report_is_documented(mode: str, tmp_path: 
     for prefix, document in documents.items():
         for path, operations in document["paths"].items():
             for method, operation in operations.items():
-                error = operation["responses"]["default"]["content"]["application/json"]["schema"]
+                errors = operation["responses"]["default"]["content"]
+                if prefix == "/open311":  # Open311's own error bodies, in XML or JSON
+                    assert errors["application/json"]["schema"]["items"]["required"] == ["code", "description"]
+                    assert "text/xml" in errors, f"{method} {path}"
+                    continue
+                error = errors["application/json"]["schema"]
                 assert (error["title"], error["required"]) == ("ErrorBody", ["code", "message"]), f"{method} {path}"
         # FastAPI's own 422 shape, which the error handlers never send.
         assert "HTTPValidationError" not in document.get("components", {}).get("schemas", {}), prefix

@@ -94,6 +94,25 @@ async def test_the_console_and_the_apis_at_one_address(gateway: httpx.AsyncClien
     assert created.json()["id"] in [case["id"] for case in found.json()["items"]]
 
 
+async def test_a_service_mount_goes_to_its_service(gateway: httpx.AsyncClient, tmp_path: Path) -> None:
+    services = await gateway.get("/open311/v2/services.xml", headers={"Accept": "text/html"})
+    assert (services.status_code, services.headers["content-type"]) == (200, "text/xml; charset=utf-8")
+    missing = await gateway.get("/open311/v2/nothing.json", headers={"Accept": "text/html"})
+    assert (missing.status_code, missing.json()) == (404, [{"code": 404, "description": "Not Found"}])
+    # A process per service: /open311 is intake's, whichever process answers for the whole city.
+    hosts: list[str] = []
+
+    async def upstream(scope: Any, receive: Any, send: Any) -> None:
+        hosts.append(Request(scope, receive).headers["host"])
+        await JSONResponse([])(scope, receive, send)
+
+    upstreams = {"dispatch": "http://dispatch:8001", "intake": "http://intake:8000"}
+    app = Gateway(upstreams, console_app(tmp_path, ()), httpx.ASGITransport(app=upstream))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://city.example") as client:
+        await client.get("/open311/v2/requests.json")
+    assert hosts == ["intake:8000"]
+
+
 @pytest.mark.parametrize("path", ["/intake/nothing", "/metrics", "/city/nothing", "/nothing.js"])
 async def test_an_unknown_path_is_a_json_404(gateway: httpx.AsyncClient, path: str) -> None:
     answer = await gateway.get(path, headers={"Accept": "text/html"})

@@ -17,6 +17,7 @@ from services.runtime.registry import load_specs
 from shared.core.auth import Principal
 from shared.web.auth import current_principal
 from shared.web.errors import install_error_handlers
+from shared.web.limits import RateLimits, Rules
 from shared.web.photos import router as photos_router
 from tests.service.conftest import ServiceUnderTest
 
@@ -39,6 +40,26 @@ async def served(sut: ServiceUnderTest, caller: Principal) -> AsyncIterator[http
     service.dependency_overrides[current_principal] = as_caller
     app = FastAPI()
     app.mount(f"/{sut.ctx.service}", service)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+        yield client
+
+
+@asynccontextmanager
+async def served_mounts(sut: ServiceUnderTest) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``sut``'s mounts (intake's ``/open311/...``) as its process mounts them: on the
+    service's context, with the project's error handlers and then the mount's own, and rate limits
+    of their own; no caller (a mount's routes that want one ask for it themselves)."""
+    (spec,) = load_specs([sut.ctx.service])
+    app = FastAPI()
+    for prefix, mount in spec.mounts.items():
+        mounted = FastAPI()
+        mounted.state.context = sut.ctx
+        mounted.state.rate_limits = RateLimits(Rules.of(sut.ctx.settings))
+        install_error_handlers(mounted)
+        if mount.install is not None:
+            mount.install(mounted)
+        mounted.include_router(mount.router)
+        app.mount(prefix, mounted)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
         yield client
 

@@ -561,6 +561,17 @@ def test_users_link_to_known_inspectors_and_departments(tmp_path: Path) -> None:
     assert "users.yaml users[1] (p): unknown department 'water'" in problems
 
 
+def test_the_city_id_is_written_or_made_from_the_english_name(tmp_path: Path, demo: City) -> None:
+    assert demo.id == "demo.citycase"
+    tiny = TinyCity()
+    assert load_city(tiny.write(tmp_path)).id == "tiny-town"
+    tiny.manifest["id"] = "Tiny Town"
+    assert "city.yaml: id: 'Tiny Town' is not lowercase letters, digits, dots and dashes" in _problems(tiny, tmp_path)
+    tiny.manifest.pop("id")
+    tiny.manifest["name_en"] = "小城"
+    assert "city.yaml: id: name_en gives no id of letters and digits; write one" in _problems(tiny, tmp_path)
+
+
 def test_every_problem_of_a_folder_is_reported_at_once(tmp_path: Path) -> None:
     tiny = TinyCity()
     tiny.manifest["timezone"] = "Mars/Olympus"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,8 @@ from unittest import mock
 import pytest
 import yaml
 
-from services.runtime.runtime import SharedParts
+from services.runtime.registry import load_specs
+from services.runtime.runtime import Runtime, SharedParts
 from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.clock import SimulatedClock
@@ -123,7 +125,7 @@ def test_every_problem_is_listed_with_its_field_and_no_secret(tmp_path: Path, ci
             hotline(account="nobody"),
             hotline(
                 name="x",
-                inbound={"secrets": [{"id": "a", "env": "UNSET_VARIABLE"}, {"id": "a", "value": "whsec_c2hvcnQ="}]},
+                inbound={"secrets": [{"id": "a", "env": "SOME_VARIABLE"}, {"id": "a", "value": "whsec_c2hvcnQ="}]},
             ),
         ],
         "departments": [
@@ -137,7 +139,6 @@ def test_every_problem_is_listed_with_its_field_and_no_secret(tmp_path: Path, ci
     assert found == [
         "hotlines[0].account: 'nobody' is not an account of users.yaml",
         "hotlines[1].inbound.secrets: two with id 'a'",
-        "hotlines[1].inbound.secrets[0].env: the environment variable UNSET_VARIABLE is not set",
         "hotlines[1].inbound.secrets[1]: a standard-webhooks secret holds 24 to 64 random bytes, this one 5",
         "departments[0].department_id: 'dept-nowhere' is not a department of departments.csv",
         "hotlines: two with id '12345'",
@@ -231,6 +232,116 @@ def test_a_secret_from_the_environment(tmp_path: Path, city: City) -> None:
     content = {"hotlines": [hotline(inbound={"secrets": [{"id": "env", "env": "CITYCASE_HOTLINE_SECRET"}]})]}
     loaded = load(tmp_path, city, content, {"CITYCASE_HOTLINE_SECRET": OTHER_SECRET})
     assert loaded.hotline("12345").verifier.secrets[0].value == OTHER_SECRET
+
+
+def test_secrets_in_the_environment_are_read_where_something_signs_or_verifies(tmp_path: Path, city: City) -> None:
+    content = {
+        "hotlines": [
+            hotline(
+                reopen_on_unsatisfied=True,
+                inbound={"secrets": [{"id": "a", "env": "CITYCASE_IN"}]},
+                outbound={"url": "https://hotline.example", "secrets": [{"id": "o", "env": "CITYCASE_OUT"}]},
+            )
+        ]
+    }
+    environ: dict[str, str] = {}
+    # Loaded without them: what closure reads needs no secret.
+    loaded = load_integrations_with(tmp_path, city, content, environ)
+    assert loaded.hotline("12345").reopen_on_unsatisfied is True
+    assert [endpoint.name for endpoint in loaded.endpoints] == ["hotline:12345"]
+    with pytest.raises(IntegrationsError) as missing:
+        loaded.resolve_secrets()
+    assert missing.value.problems == (
+        "hotlines[0].inbound.secrets[0].env: the environment variable CITYCASE_IN is not set",
+        "hotlines[0].outbound.secrets[0].env: the environment variable CITYCASE_OUT is not set",
+    )
+    with pytest.raises(IntegrationsError, match="CITYCASE_OUT is not set"):
+        _ = loaded.endpoint("hotline:12345").signer
+    # Read when needed, and checked then for their scheme (never shown).
+    environ.update(CITYCASE_IN=OTHER_SECRET, CITYCASE_OUT="whsec_c2hvcnQ=")
+    with pytest.raises(IntegrationsError) as malformed:
+        loaded.resolve_secrets()
+    assert malformed.value.problems == (
+        "hotlines[0].outbound.secrets[0]: a standard-webhooks secret holds 24 to 64 random bytes, this one 5",
+    )
+    environ["CITYCASE_OUT"] = WEBHOOK_SECRET
+    loaded.resolve_secrets()
+    assert loaded.hotline("12345").verifier.secrets[0].value == OTHER_SECRET
+    assert loaded.endpoint("hotline:12345").signer.secrets[0].value == WEBHOOK_SECRET
+
+
+def load_integrations_with(tmp_path: Path, city: City, content: Any, environ: dict[str, str]) -> Integrations:
+    """Like ``load``, reading secrets from ``environ`` itself (the test changes it afterwards)."""
+    (tmp_path / "integrations.yaml").write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
+    return load_integrations(tmp_path, city, environ)
+
+
+def test_only_intake_starts_with_the_secrets_the_other_services_start_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    city_dir = tmp_path / "city"
+    shutil.copytree(Settings().city_dir, city_dir)
+    content = {
+        "hotlines": [
+            hotline(
+                account="hotline", reopen_on_unsatisfied=True, inbound={"secrets": [{"id": "a", "env": "CITYCASE_T7"}]}
+            )
+        ]
+    }
+    (city_dir / "integrations.yaml").write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
+    monkeypatch.delenv("CITYCASE_T7", raising=False)
+    settings = Settings(city_dir=city_dir, data_dir=tmp_path)
+    shared = SharedParts.load(settings, SimulatedClock(datetime(2026, 11, 16, 1, 0, tzinfo=UTC)))
+    others = Runtime(load_specs(["dispatch", "handling", "closure", "assessment"]), shared)
+    assert [service.name for service in others.services] == ["dispatch", "handling", "closure", "assessment"]
+    with pytest.raises(IntegrationsError, match="the environment variable CITYCASE_T7 is not set"):
+        Runtime(load_specs(["intake"]), shared)
+    monkeypatch.setenv("CITYCASE_T7", OTHER_SECRET)
+    (intake,) = Runtime(load_specs(["intake"]), shared).services
+    assert intake.name == "intake"
+
+
+def test_a_retry_policy_needs_an_age_or_a_count_of_attempts(tmp_path: Path, city: City) -> None:
+    assert problems(tmp_path, city, {"retry": {"max_age_hours": None}}) == [
+        "retry: Value error, a retry policy needs max_age_hours or max_attempts: without either, a message the"
+        " endpoint always refuses is tried forever and its case's later messages wait forever behind it"
+    ]
+    outbound = {"url": "https://h.example", "secrets": [{"id": "o", "value": WEBHOOK_SECRET}]}
+    unbounded = hotline(outbound={**outbound, "retry": {"max_age_hours": None}})
+    assert problems(tmp_path, city, {"hotlines": [unbounded]})[0].startswith(
+        "hotlines[0].outbound.retry: Value error, a retry policy needs max_age_hours or max_attempts"
+    )
+    # Counted only, or an endpoint back to unlimited attempts where the file's default counts them.
+    counted = load(
+        tmp_path, city, {"retry": {"max_age_hours": None, "max_attempts": 30}, "hotlines": [hotline(outbound=outbound)]}
+    )
+    assert (
+        counted.endpoint("hotline:12345").retry.max_attempts,
+        counted.endpoint("hotline:12345").retry.max_age_hours,
+    ) == (30, None)
+    unlimited = hotline(outbound={**outbound, "retry": {"max_attempts": None}})
+    loaded = load(tmp_path, city, {"retry": {"max_attempts": 30}, "hotlines": [unlimited]})
+    assert loaded.endpoint("hotline:12345").retry == RetryPolicy()
+
+
+def test_attempts_that_run_out_long_before_the_age_are_warned_of(
+    tmp_path: Path, city: City, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbound = {"url": "https://h.example", "secrets": [{"id": "o", "value": WEBHOOK_SECRET}]}
+    content = {
+        "retry": {"max_attempts": 12},
+        "hotlines": [hotline(outbound=outbound)],
+        "departments": [{"department_id": "co-water", "outbound": {**outbound, "retry": {"max_attempts": 200}}}],
+    }
+    with caplog.at_level(logging.WARNING, logger="shared.integration.endpoints"):
+        loaded = load(tmp_path, city, content)
+    assert loaded.endpoint("hotline:12345").retry.max_attempts == 12
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert warning == (
+        f"{tmp_path / 'integrations.yaml'}: hotlines[0].outbound.retry: max_attempts 12 gives up after 1h44m of trying"
+        " at most, long before max_age_hours 48: an endpoint down longer than that has its messages dead-lettered"
+        " (leave max_attempts out to retry for the whole age)"
+    )
 
 
 def test_hmac_sm3_is_refused_at_start_where_openssl_lacks_it(tmp_path: Path, city: City) -> None:

@@ -1,7 +1,7 @@
 """Delivering messages to other systems (``intake.delivery``) on the embedded store and a simulated
 clock, against endpoints played by an in-process HTTP transport: signed, keyed and in order per
-case; retried on a persisted schedule; given up on with the reason and redriven; one sender per
-message at a time."""
+case; retried on a persisted schedule; given up on with the reason, redriven or discarded; one
+sender per message at a time, a few per endpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import json
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -23,8 +24,12 @@ from intake.delivery import DeliveryState, Selection, Sender
 from intake.models import deliveries
 from intake.outbound import Kind, OutboundMessage, StatusMessage, message_id
 from services.runtime.registry import load_specs
+from services.tools.cli import main
 from shared.core.auth import Role
+from shared.core.clock import Clock, SimulatedClock
+from shared.core.errors import NotFound
 from shared.core.ids import new_id
+from shared.core.settings import Mode
 from shared.events.envelope import Event
 from shared.integration.endpoints import Integrations
 from shared.integration.signing import Scheme, Secret, Verifier, verify
@@ -97,14 +102,24 @@ async def sender(city_intake: ServiceUnderTest, endpoints: Endpoints) -> AsyncIt
     await started.close()
 
 
-def a_sender(intake: ServiceUnderTest, endpoints: Endpoints, integrations: Integrations | None = None) -> Sender:
-    """A sender of ``intake`` (as a process of its own would run one) talking to ``endpoints``."""
+def a_sender(
+    intake: ServiceUnderTest,
+    endpoints: Endpoints,
+    integrations: Integrations | None = None,
+    *,
+    lease_clock: Clock | None = None,
+    per_endpoint: int = 4,
+) -> Sender:
+    """A sender of ``intake`` (as a process of its own would run one) talking to ``endpoints``;
+    its leases on ``lease_clock`` (the system clock unless given)."""
     return Sender(
         intake.store,
         integrations or intake.ctx.integrations,
         intake.clock,
         transport=httpx.MockTransport(endpoints.handle),
         rng=Ceiling(),
+        lease_clock=lease_clock,
+        per_endpoint=per_endpoint,
     )
 
 
@@ -297,13 +312,16 @@ async def test_two_senders_never_hold_one_message_until_its_lease_runs_out(
     await schedule(city_intake, sent)
     answered = asyncio.Event()
     endpoints.answers["hotline.test"] = [answered.wait]
-    one, two = a_sender(city_intake, endpoints), a_sender(city_intake, endpoints)
-    one.lease = timedelta(minutes=1)  # the endpoint's answer may take longer than the lease here
+    real_time = SimulatedClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
+    one, two = (a_sender(city_intake, endpoints, lease_clock=real_time) for _ in range(2))
     try:
         assert await one.start_due() == 1
         await asyncio.sleep(0.05)  # the request is out, unanswered
         assert await two.start_due() == 0
-        city_intake.clock.advance(timedelta(minutes=1))
+        # A simulated city's clock runs ahead of the request: the lease, on the real clock, holds.
+        city_intake.clock.advance(hours(6))
+        assert await two.start_due() == 0
+        real_time.advance(one.lease)
         assert await two.send_due() == 1  # the lease ran out: the row is free to take over
         answered.set()
         await one.send_due()
@@ -313,6 +331,51 @@ async def test_two_senders_never_hold_one_message_until_its_lease_runs_out(
     assert len(endpoints.requests) == 2  # the same message, with the same key, twice
     assert {r.headers["idempotency-key"] for r in endpoints.requests} == {str(sent.message_id)}
     assert (await row(city_intake, sent))["attempts"] == 1  # the late answer of the first is not counted
+
+
+async def test_a_sender_never_takes_again_a_message_it_is_still_sending(
+    city_intake: ServiceUnderTest, endpoints: Endpoints
+) -> None:
+    sent = message(new_id(), 1)
+    await schedule(city_intake, sent)
+    answered = asyncio.Event()
+    endpoints.answers["hotline.test"] = [answered.wait]
+    real_time = SimulatedClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
+    lone = a_sender(city_intake, endpoints, lease_clock=real_time)
+    try:
+        assert await lone.start_due() == 1
+        await asyncio.sleep(0.05)
+        real_time.advance(lone.lease * 2)  # its own lease ran out (a stalled process, say)
+        assert await lone.start_due() == 0
+        answered.set()
+        await lone.send_due()
+    finally:
+        await lone.close()
+    assert len(endpoints.requests) == 1
+    assert (await row(city_intake, sent))["state"] == "delivered"
+
+
+async def test_a_hanging_endpoint_holds_its_own_places_only(
+    city_intake: ServiceUnderTest, endpoints: Endpoints
+) -> None:
+    to_hotline = [message(new_id(), n) for n in range(10)]
+    to_water = [message(new_id(), 100 + n, WATER_ENDPOINT) for n in range(3)]
+    await schedule(city_intake, *to_hotline, *to_water)
+    answered = asyncio.Event()
+    endpoints.answers["hotline.test"] = [answered.wait for _ in to_hotline]
+    lone = a_sender(city_intake, endpoints, per_endpoint=4)
+    try:
+        assert await lone.start_due() == 4 + 3
+        await asyncio.sleep(0.05)
+        # The water company's were answered; the hotline still hangs on its four, and has no more.
+        assert await states(city_intake, *to_water) == ["delivered"] * 3
+        assert await lone.start_due() == 0
+        answered.set()
+        await lone.send_due()  # the four answered
+        assert await lone.send_due() == 6
+    finally:
+        await lone.close()
+    assert await states(city_intake, *to_hotline) == ["delivered"] * 10
 
 
 async def test_messages_for_an_endpoint_no_longer_configured_are_dead(
@@ -338,6 +401,139 @@ async def test_delivered_messages_are_cleared_after_their_retention(
     await schedule(city_intake, pending)
     assert await sender.purge_delivered() == 1
     assert [r["message_id"] for r in await city_intake.rows(deliveries)] == [pending.message_id]
+
+
+async def test_a_dead_message_discarded_lets_its_case_go_on_and_is_kept_with_who_when_why(
+    city_intake: ServiceUnderTest, sender: Sender, endpoints: Endpoints
+) -> None:
+    refused = message(new_id(), 1)
+    behind = message(refused.case_id, 2)
+    other = message(new_id(), 3)
+    await schedule(city_intake, refused, behind, other)
+    endpoints.answers["hotline.test"] = [422, 200, 422, 422]  # the endpoint never takes the first
+    for _ in range(3):
+        await sender.send_due()
+        city_intake.clock.advance(timedelta(seconds=60))
+    assert await states(city_intake, refused, behind, other) == ["dead", "pending", "delivered"]
+    # A redrive would only send it to its death again: it is discarded, with the reason.
+    discarded = await delivery.discard(
+        city_intake.store, city_intake.clock, [refused.message_id], "shiftlead", "the hotline closed it by phone"
+    )
+    assert [r["message_id"] for r in discarded] == [refused.message_id]
+    stored = await row(city_intake, refused)
+    assert (stored["state"], stored["discarded_by"], stored["discard_reason"]) == (
+        "discarded",
+        "shiftlead",
+        "the hotline closed it by phone",
+    )
+    assert stored["discarded_at"] == city_intake.clock.now()
+    assert stored["dead_reason"].startswith("HTTP 422")  # why it died stays too
+    assert await sender.send_due() == 1
+    assert await states(city_intake, refused, behind) == ["discarded", "delivered"]
+    assert numbers(endpoints) == [1, 3, 1, 1, 2]
+    # Not redriven with its endpoint's dead, not counted as pending or dead.
+    assert await delivery.redrive(city_intake.store, city_intake.clock, Selection(endpoint=HOTLINE_ENDPOINT)) == []
+    await sender.refresh_metrics()
+    assert gauge("citycase_deliveries_dead", HOTLINE_ENDPOINT) == 0
+    assert gauge("citycase_deliveries_pending", HOTLINE_ENDPOINT) == 0
+    page = await delivery.listed(city_intake.store, DeliveryState.DISCARDED, Selection(), 10)
+    assert [r["message_id"] for r in page.rows] == [refused.message_id]
+
+
+async def test_only_a_dead_message_is_discarded_and_a_refusal_discards_nothing(
+    city_intake: ServiceUnderTest, sender: Sender, endpoints: Endpoints
+) -> None:
+    (dead,) = await dead_messages(city_intake, sender, endpoints, 1)
+    pending = message(new_id(), 9)
+    await schedule(city_intake, pending)
+    with pytest.raises(delivery.NotDead) as not_dead:
+        await delivery.discard(city_intake.store, city_intake.clock, [dead, pending.message_id], "lead", "why")
+    assert not_dead.value.details == {"states": {str(pending.message_id): "pending"}}
+    with pytest.raises(NotFound):
+        await delivery.discard(city_intake.store, city_intake.clock, [dead, new_id()], "lead", "why")
+    assert await states(city_intake, pending) == ["pending"]
+    assert (await city_intake.rows(deliveries, message_id=dead))[0]["state"] == "dead"
+    await delivery.discard(city_intake.store, city_intake.clock, [dead], "lead", "why")
+    with pytest.raises(delivery.NotDead):  # discarded already
+        await delivery.discard(city_intake.store, city_intake.clock, [dead], "lead", "why")
+
+
+async def test_the_shift_lead_discards_dead_messages_and_lists_them(
+    city_intake: ServiceUnderTest, sender: Sender, endpoints: Endpoints
+) -> None:
+    ids = await dead_messages(city_intake, sender, endpoints, 2)
+    async with served(city_intake, principal(Role.SHIFT_LEAD, "lead1")) as client:
+        body = {"ids": [str(ids[0])], "reason": "the hotline refuses its content"}
+        response = await client.post("/intake/deliveries/discard", json=body)
+        assert response.status_code == 200, response.text
+        (discarded,) = response.json()
+        assert (discarded["id"], discarded["state"], discarded["discarded_by"]) == (str(ids[0]), "discarded", "lead1")
+        assert discarded["discard_reason"] == "the hotline refuses its content"
+        listed = (await client.get("/intake/deliveries", params={"state": "discarded"})).json()
+        assert [item["id"] for item in listed] == [str(ids[0])]
+        assert [item["id"] for item in (await client.get("/intake/deliveries")).json()] == [str(ids[1])]
+        again = await client.post("/intake/deliveries/discard", json=body)
+        assert again.status_code == 409, again.text
+        unknown = await client.post("/intake/deliveries/discard", json={"ids": [str(new_id())], "reason": "x"})
+        assert unknown.status_code == 404, unknown.text
+    async with served(city_intake, principal(Role.OPERATOR)) as client:
+        refused = await client.post("/intake/deliveries/discard", json={"ids": [str(ids[1])], "reason": "x"})
+        assert refused.status_code == 403
+    assert await states_by_id(city_intake, ids) == ["discarded", "dead"]
+
+
+async def test_a_dead_message_is_discarded_from_the_command_line(
+    city_intake: ServiceUnderTest,
+    sender: Sender,
+    endpoints: Endpoints,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dead, kept = await dead_messages(city_intake, sender, endpoints, 2)
+    # The command reads the intake database of the data folder, the one this intake runs on.
+    monkeypatch.setenv("CITYCASE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYCASE_MODE", "embedded")
+    discard = ["deliveries", "discard", "--id", str(dead), "--reason", "answered by phone"]
+    assert await asyncio.to_thread(main, discard) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("1 dead message(s) discarded\n")
+    assert f"{dead}  {HOTLINE_ENDPOINT}" in printed
+    assert "(cli) at " in printed
+    assert ": answered by phone\n    dead: HTTP 500: try later" in printed
+    assert await states_by_id(city_intake, [dead, kept]) == ["discarded", "dead"]
+    assert await asyncio.to_thread(main, ["deliveries", "list", "--discarded"]) == 0
+    assert capsys.readouterr().out.startswith("1 discarded message(s)\n")
+    # Not dead (any more): refused, with the reason, and nothing changes.
+    assert await asyncio.to_thread(main, [*discard[:3], str(dead), "--id", str(kept), "--reason", "x"]) == 1
+    assert "only dead messages are discarded" in capsys.readouterr().err
+    assert await states_by_id(city_intake, [dead, kept]) == ["discarded", "dead"]
+
+
+async def test_production_intake_will_not_start_to_send_in_the_clear_or_link_to_itself(
+    intake: ServiceUnderTest,
+) -> None:
+    (spec,) = load_specs(["intake"])
+    production = intake.ctx.settings.model_copy(update={"mode": Mode.PRODUCTION})
+    plain = replace(intake.ctx, settings=production, integrations=integrations("http://hotline.example.cn/in"))
+    with pytest.raises(RuntimeError) as refused:
+        spec.consumers(plain)  # as intake's process builds them, before it serves
+    problems = str(refused.value).splitlines()[1:]
+    assert [problem.strip()[:60] for problem in problems] == [
+        "CITYCASE_PUBLIC_URL is http://127.0.0.1:8000, this machine: ",
+        "hotline:12345 is plain http (http://hotline.example.cn/in): ",
+    ]
+    # Told the network is the city's own, with its real address: it starts.
+    allowed = production.model_copy(
+        update={"public_url": "https://citycase.example.gov.cn", "allow_plain_http_endpoints": True}
+    )
+    assert len(spec.consumers(replace(plain, settings=allowed))) == 2
+    # Nothing to send (the demo city's hotline without a url): nothing to refuse.
+    assert len(spec.consumers(replace(plain, integrations=integrations(None)))) == 2
+
+
+async def states_by_id(intake: ServiceUnderTest, ids: list[UUID]) -> list[str]:
+    return [(await intake.rows(deliveries, message_id=i))[0]["state"] for i in ids]
 
 
 def gauge(name: str, endpoint: str) -> float | None:
@@ -386,8 +582,22 @@ async def test_the_shift_lead_lists_dead_messages_in_pages_and_redrives_them(
         ("POST", "/intake/deliveries/redrive", {}),
         ("POST", "/intake/deliveries/redrive", {"endpoint": "hotline:12345", "everything": True}),
         ("POST", "/intake/deliveries/redrive", {"ids": ["not-a-uuid"]}),
+        ("POST", "/intake/deliveries/discard", {"ids": [str(new_id())]}),
+        ("POST", "/intake/deliveries/discard", {"ids": [], "reason": "x"}),
+        ("POST", "/intake/deliveries/discard", {"endpoint": "hotline:12345", "reason": "x"}),
+        ("POST", "/intake/deliveries/discard", {"ids": [str(new_id())], "reason": "bell\u0007"}),
     ],
-    ids=["delivered is no list", "no such endpoint name", "naming nothing", "unknown field", "a bad id"],
+    ids=[
+        "delivered is no list",
+        "no such endpoint name",
+        "naming nothing",
+        "unknown field",
+        "a bad id",
+        "a discard without a reason",
+        "a discard naming nothing",
+        "a discard of a whole endpoint",
+        "a reason with a control character",
+    ],
 )
 async def test_a_bad_request_about_deliveries_is_refused_with_422(
     city_intake: ServiceUnderTest, method: str, path: str, body: Any

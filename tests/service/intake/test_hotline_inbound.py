@@ -339,6 +339,23 @@ async def test_a_body_over_the_limit_is_a_413_and_creates_nothing(
     await nothing_created(hotlines, staff)
 
 
+async def test_a_content_type_sent_twice_is_refused_before_the_body_is_read(
+    hotlines: ServiceUnderTest, hotline: httpx.AsyncClient, staff: httpx.AsyncClient
+) -> None:
+    # JSON first (what the route checks), multipart last (the larger limit): read two ways, a
+    # stranger's body far over the JSON limit would be read in full before any signature check.
+    raw = json.dumps(work_order(hotlines, description="井" * hotlines.ctx.settings.max_body_bytes)).encode()
+    signed = sign(SIGNERS["12345"], "msg_0002_twice", hotlines.clock.now(), raw)
+    headers = [
+        ("content-type", "application/json"),
+        ("content-type", "multipart/form-data; boundary=x"),
+        *signed.items(),
+    ]
+    response = await hotline.post("/intake/hotline/12345/work-orders", content=raw, headers=headers)
+    refusal(response, 400, "header_repeated")
+    await nothing_created(hotlines, staff)
+
+
 async def test_the_signed_routes_ask_for_no_token_and_the_bearer_route_still_does(hotlines: ServiceUnderTest) -> None:
     (spec,) = load_specs(["intake"])
     service = FastAPI()

@@ -23,6 +23,7 @@ from shared.core.clock import SimulatedClock
 from shared.core.ids import new_id
 from shared.events.catalogue import (
     CaseAccepted,
+    CaseCancelled,
     CaseClosed,
     CaseDispatched,
     CaseHandled,
@@ -72,9 +73,13 @@ class Follower:
 
     async def own_events(self) -> None:
         """Apply the case events intake committed since the last call."""
+        await self.intake.deliver_events(await self.fresh_events())
+
+    async def fresh_events(self) -> list[Event]:
+        """The case events intake committed since the last call (not applied: the test applies them)."""
         events = [event for topic, event in await self._outbox() if topic == "case"]
         fresh, self._rows_seen = events[self._rows_seen :], len(events)
-        await self.intake.deliver_events(fresh)
+        return fresh
 
     async def messages(self) -> list[OutboundMessage]:
         """The integration messages committed since the last call, in order."""
@@ -355,3 +360,127 @@ def test_a_work_order_refused_before_anyone_went_to_look_gets_a_refusing_receipt
         "reason": "a private courtyard",
     }
     assert receipt.body["timestamp"] == "2026-11-02T01:00:00Z"
+
+
+# --- work orders merged into another case ----------------------------------------------------
+
+
+async def merged_work_orders(intake: ServiceUnderTest, follower: Follower) -> tuple[UUID, list[UUID]]:
+    """An inspector's case, and two work orders of hotline 12345 (WO-1, WO-2) and one of a hotline
+    with no endpoint merged into it, their receipts sent; the case's id and the two work orders'."""
+    open_case = await send(intake, ReportSource.INSPECTOR, category=ORDINARY)
+    await follower.own_events()
+    work_orders = []
+    for number in ("WO-1", "WO-2"):
+        merged = await send(
+            intake, ReportSource.HOTLINE, category=ORDINARY, reporter_id=HOTLINE_ID, external_ref=number
+        )
+        work_orders.append(merged["id"])
+    await send(intake, ReportSource.HOTLINE, category=ORDINARY, reporter_id="hotline-12319", external_ref="WO-3")
+    await follower.own_events()
+    assert [data(m)["decision"] for m in await follower.messages()] == ["merged", "merged"]
+    return open_case["id"], work_orders
+
+
+async def test_work_orders_merged_into_a_case_hear_when_it_closes_each_under_its_own_number(
+    city_intake: ServiceUnderTest,
+) -> None:
+    intake, follower = city_intake, Follower(city_intake)
+    case_id, work_orders = await merged_work_orders(intake, follower)
+    number = (await intake.row(cases, case_id))["case_number"]
+    await intake.deliver(dispatched(URBAN), case_id)
+    await intake.deliver(
+        CaseHandled(department_id=URBAN, handled_by="clerk", result="cover replaced", photos=[PHOTO]), case_id
+    )
+    # The steps in between are the case's own: a merged work order hears none of them.
+    assert await follower.messages() == []
+
+    closed = await intake.deliver(CaseClosed(closed_by="insp-001", on_time=True), case_id)
+    replies = await follower.messages()
+    assert [(m.kind, m.endpoint, m.case_id) for m in replies] == [
+        (Kind.REPLY, HOTLINE_ENDPOINT, work_order) for work_order in work_orders
+    ]
+    assert [m.message_id for m in replies] == [message_id(closed.id, HOTLINE_ENDPOINT, w) for w in work_orders]
+    assert len({m.message_id for m in replies}) == 2
+    assert data(replies[0]) == {
+        "work_order": "WO-1",
+        "case_id": str(work_orders[0]),
+        "case_number": None,
+        "merged_into": {"case_id": str(case_id), "case_number": number},
+        "result": "cover replaced",
+        "department": {"id": URBAN, "name": intake.ctx.city.department(URBAN).name},
+        "handled_at": "2026-11-02T01:00:00Z",
+        "closed_at": "2026-11-02T01:00:00Z",
+        "on_time": True,
+        "photos": [f"{PUBLIC_URL}/handling/photos/{PHOTO}"],
+    }
+    assert data(replies[1])["work_order"] == "WO-2"
+
+    # Reopened for rework and closed again: they hear both, and the second reply.
+    await intake.deliver(CaseReopened(department_id=URBAN, reason="the citizen says it is back"), case_id)
+    await intake.deliver(CaseHandled(department_id=URBAN, handled_by="clerk", result="welded shut"), case_id)
+    await intake.deliver(CaseClosed(closed_by="insp-001", on_time=False), case_id)
+    heard = await follower.messages()
+    assert [(m.case_id, m.kind, data(m).get("status"), data(m).get("result")) for m in heard] == [
+        (work_orders[0], Kind.STATUS, "reopened", None),
+        (work_orders[1], Kind.STATUS, "reopened", None),
+        (work_orders[0], Kind.REPLY, None, "welded shut"),
+        (work_orders[1], Kind.REPLY, None, "welded shut"),
+    ]
+    assert data(heard[0])["reason"] == "the citizen says it is back"
+
+
+async def test_work_orders_merged_into_a_case_hear_it_cancelled(city_intake: ServiceUnderTest) -> None:
+    intake, follower = city_intake, Follower(city_intake)
+    case_id, work_orders = await merged_work_orders(intake, follower)
+    await intake.deliver(CaseCancelled(cancelled_by="lead", reason="filed twice"), case_id)
+    heard = await follower.messages()
+    assert [(m.case_id, data(m)["status"], data(m)["reason"]) for m in heard] == [
+        (work_order, "cancelled", "filed twice") for work_order in work_orders
+    ]
+
+
+@pytest.mark.parametrize("order", ["merge first", "closure first"])
+async def test_a_work_order_merged_in_the_batch_of_the_closure_hears_its_receipt_then_the_reply(
+    city_intake: ServiceUnderTest, order: str
+) -> None:
+    intake, follower = city_intake, Follower(city_intake)
+    open_case = await send(intake, ReportSource.INSPECTOR, category=ORDINARY)
+    await follower.own_events()
+    case_id = open_case["id"]
+    await intake.deliver(CaseHandled(department_id=URBAN, handled_by="clerk", result="fixed"), case_id)
+    merged = await send(intake, ReportSource.HOTLINE, category=ORDINARY, reporter_id=HOTLINE_ID, external_ref="WO-7")
+    merge = await follower.fresh_events()  # the work order received, and merged
+    closure = Event.occurred(
+        CaseClosed(closed_by="insp-001", on_time=True), subject=case_id, source="/citycase/closure", clock=intake.clock
+    )
+    await intake.deliver_events([*merge, closure] if order == "merge first" else [closure, *merge])
+    heard = await follower.messages()
+    assert [(m.kind, m.case_id) for m in heard] == [(Kind.RECEIPT, merged["id"]), (Kind.REPLY, merged["id"])]
+    assert (data(heard[1])["work_order"], data(heard[1])["result"]) == ("WO-7", "fixed")
+
+
+async def test_a_work_order_merged_into_a_case_closed_since_hears_the_reply_after_its_receipt(
+    city_intake: ServiceUnderTest,
+) -> None:
+    """The merge was decided while the case file still had the case open, and reaches it after
+    the closure (another partition): the reply follows the receipt at once, never before it."""
+    intake, follower = city_intake, Follower(city_intake)
+    open_case = await send(intake, ReportSource.INSPECTOR, category=ORDINARY)
+    await follower.own_events()
+    case_id = open_case["id"]
+    merged = await send(intake, ReportSource.HOTLINE, category=ORDINARY, reporter_id=HOTLINE_ID, external_ref="WO-8")
+    await intake.deliver(CaseHandled(department_id=URBAN, handled_by="clerk", result="fixed"), case_id)
+    intake.clock.advance(hours(2))
+    await intake.deliver(CaseClosed(closed_by="insp-001", on_time=False), case_id)
+    assert await follower.messages() == []  # its merge not applied yet: nothing before its receipt
+    await follower.own_events()
+    receipt, reply = await follower.messages()
+    assert (receipt.kind, data(receipt)["decision"]) == (Kind.RECEIPT, "merged")
+    assert (reply.kind, reply.case_id, reply.endpoint) == (Kind.REPLY, merged["id"], HOTLINE_ENDPOINT)
+    assert (data(reply)["result"], data(reply)["on_time"], data(reply)["closed_at"]) == (
+        "fixed",
+        False,
+        "2026-11-02T03:00:00Z",
+    )
+    assert receipt.message_id != reply.message_id
