@@ -415,6 +415,7 @@ class _Checker:
     def _hotline(self, where: str, hotline: _HotlineIn, retry: RetryPolicy) -> Hotline | None:
         if hotline.account is not None:
             self._check_account(f"{where}.account", hotline.account)
+        self._check_reporter(f"{where}.id", hotline.id, hotline.account)
         verifier = self._verifier(f"{where}.inbound", hotline.inbound)
         outbound = (
             None
@@ -451,6 +452,22 @@ class _Checker:
             return
         if user.role is not Role.HOTLINE:
             self.problems.append(f"{where}: {username!r} has role {user.role.value}, not hotline")
+
+    def _check_reporter(self, where: str, hotline_id: str, account: str | None) -> None:
+        """A signed work order's reporter is the hotline's id, and a report is shown to whoever
+        reported it: an account or an inspector with that name would read the hotline's work
+        orders (its own ``account`` may share it)."""
+        if hotline_id != account:
+            try:
+                self.city.user(hotline_id)
+                self.problems.append(f"{where}: {hotline_id!r} is the name of an account of users.yaml too")
+            except KeyError:
+                pass
+        try:
+            self.city.inspector(hotline_id)
+            self.problems.append(f"{where}: {hotline_id!r} is the id of an inspector too")
+        except KeyError:
+            pass
 
     def _verifier(self, where: str, inbound: _InboundIn) -> Callable[[], Verifier] | None:
         secrets = self._secrets(where, inbound)

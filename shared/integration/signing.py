@@ -111,7 +111,23 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class Signer:
+class _Keys:
+    """One side's scheme and secrets: what signs and what verifies are made of the same."""
+
+    scheme: Scheme
+    secrets: tuple[Secret, ...]
+    algorithm: Algorithm = Algorithm.HMAC_SHA256
+    app_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.secrets:
+            raise ValueError(f"a {type(self).__name__.lower()} needs a secret")
+        if self.scheme is Scheme.APP_KEY and not self.app_key:
+            raise ValueError(f"an app-key {type(self).__name__.lower()} needs the app key")
+
+
+@dataclass(frozen=True)
+class Signer(_Keys):
     """How we sign what we send to one endpoint.
 
     Standard Webhooks signs with every secret listed (the receiver accepts any, so a rotation
@@ -119,32 +135,10 @@ class Signer:
     room for one signature and signs with the first.
     """
 
-    scheme: Scheme
-    secrets: tuple[Secret, ...]
-    algorithm: Algorithm = Algorithm.HMAC_SHA256
-    app_key: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.secrets:
-            raise ValueError("a signer needs a secret")
-        if self.scheme is Scheme.APP_KEY and not self.app_key:
-            raise ValueError("an app-key signer needs its app key")
-
 
 @dataclass(frozen=True)
-class Verifier:
+class Verifier(_Keys):
     """How one sender signs what it sends us: its scheme and its active secrets (one or two)."""
-
-    scheme: Scheme
-    secrets: tuple[Secret, ...]
-    algorithm: Algorithm = Algorithm.HMAC_SHA256
-    app_key: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.secrets:
-            raise ValueError("a verifier needs a secret")
-        if self.scheme is Scheme.APP_KEY and not self.app_key:
-            raise ValueError("an app-key verifier needs the sender's app key")
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,8 @@ def test_every_problem_is_listed_with_its_field_and_no_secret(tmp_path: Path, ci
             "hotlines[0].inbound.secrets[0]: a standard-webhooks secret starts with 'whsec_'",
         ),
         ({"account": "inspector1"}, "hotlines[0].account: 'inspector1' has role inspector, not hotline"),
+        ({"id": "dispatcher"}, "hotlines[0].id: 'dispatcher' is the name of an account of users.yaml too"),
+        ({"id": "insp-001"}, "hotlines[0].id: 'insp-001' is the id of an inspector too"),
         (
             {"outbound": {"url": "http://127.0.0.1:9"}},
             "hotlines[0].outbound: Value error, an outbound url needs a secret",
