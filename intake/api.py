@@ -91,6 +91,13 @@ class CallbackIn(BaseModel):
     work_order: Text = Field(min_length=1, max_length=64, description="the hotline's work order number")
     verdict: CallbackVerdict
     note: Text | None = Field(default=None, max_length=1000)
+    callback_id: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the hotline's own number for this callback: a resend under it is the same callback,"
+        " whatever its nonce (an app-key sender signs each attempt with a new one)",
+    )
 
 
 class CallbackOut(BaseModel):
@@ -102,6 +109,7 @@ class CallbackOut(BaseModel):
     work_order: str
     verdict: CallbackVerdict
     note: str | None
+    callback_id: str | None
     received_at: datetime
 
 
@@ -333,10 +341,14 @@ async def receive_signed_work_order(signed: SignedByHotline, response: Response,
 async def receive_callback(signed: SignedByHotline, response: Response, ctx: Context) -> CallbackOut:
     """Signed as the work orders are. For a work order of this hotline (404 otherwise) whose case
     is closed (409 otherwise); the city's rules decide whether an unsatisfied verdict reopens it.
-    The same callback sent again under its nonce (a Standard Webhooks retry) answers 200."""
+    The same callback sent again under its nonce (a Standard Webhooks retry) or its ``callback_id``
+    (an app-key sender's retry, under a new nonce) answers 200."""
     body = signed.parsed(CallbackIn)
     row, created = await handlers.record_callback(
-        ctx, signed.hotline, handlers.NewCallback(body.work_order, body.verdict, body.note), _nonce(signed)
+        ctx,
+        signed.hotline,
+        handlers.NewCallback(body.work_order, body.verdict, body.note, body.callback_id),
+        _nonce(signed),
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return CallbackOut.model_validate(dict(row))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from intake.api import router
 from intake.consumers import consumers
 from intake.delivery import Sender
-from intake.handlers import recompute_provisional_deadlines
+from intake.handlers import forget_contacts, recompute_provisional_deadlines
 from intake.models import metadata
 from intake.numbering import CaseNumbers
 from intake.open311 import routes as open311
@@ -16,6 +16,7 @@ from shared.messaging.store import ServiceStore
 from shared.service.context import ServiceContext
 from shared.service.deadlines import recompute_on_official_years
 from shared.service.spec import Mount, ServiceSpec, Worker
+from shared.service.timer import run_timer
 
 
 def resources(store: ServiceStore, _settings: Settings) -> Sequence[object]:
@@ -24,8 +25,13 @@ def resources(store: ServiceStore, _settings: Settings) -> Sequence[object]:
 
 
 def workers(ctx: ServiceContext) -> list[Worker]:
-    """The recompute of provisional deadlines, and the sender of what other systems are told."""
-    return [lambda: recompute_on_official_years(ctx, recompute_provisional_deadlines), lambda: Sender.of(ctx).run()]
+    """The recompute of provisional deadlines, the sender of what other systems are told, and the
+    forgetting of citizens' contacts past their retention."""
+    return [
+        lambda: recompute_on_official_years(ctx, recompute_provisional_deadlines),
+        lambda: Sender.of(ctx).run(),
+        lambda: run_timer("contact retention", lambda: forget_contacts(ctx), ctx.settings.timer_interval_seconds),
+    ]
 
 
 SPEC = ServiceSpec(

@@ -454,6 +454,7 @@ def decide_callback(
     note: str | None,
     nonce: str,
     at: datetime,
+    callback_id: str | None = None,
 ) -> Callback:
     """Record the citizen's verdict on the case a hotline's work order became, once it is closed.
 
@@ -479,6 +480,7 @@ def decide_callback(
         "hotline_id": hotline_id,
         "work_order": work_order,
         "nonce": nonce,
+        "callback_id": callback_id,
         "verdict": verdict.value,
         "note": note,
         "received_at": at,
@@ -489,9 +491,10 @@ def decide_callback(
 def ensure_callback_resend_of(
     existing: Mapping[Any, Any], work_order: str, verdict: CallbackVerdict, note: str | None
 ) -> None:
-    """A callback that comes again under a nonce already recorded must be the same callback."""
+    """A callback that comes again under a nonce or a ``callback_id`` already recorded must be the
+    same callback."""
     if (existing["work_order"], existing["verdict"], existing["note"]) != (work_order, verdict.value, note):
-        raise ReplayedNonce("this nonce was used before for another callback")
+        raise ReplayedNonce("this nonce or callback_id was used before for another callback")
 
 
 def case_number(period: str, sequence: int) -> str:

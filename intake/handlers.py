@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -221,6 +221,7 @@ class NewCallback:
     work_order: str
     verdict: CallbackVerdict
     note: str | None = None
+    callback_id: str | None = None
 
 
 async def record_callback(
@@ -247,7 +248,11 @@ async def _record_callback(
         await _take_nonce(ctx, tx, signed)
         # The same callback sent again: recognised by its nonce, also after the nonce was pruned
         # (a Standard Webhooks sender retries with one webhook-id for hours).
-        query = select(callbacks).where(callbacks.c.hotline_id == hotline.id, callbacks.c.nonce == signed.nonce)
+        # Under its own number too: an app-key sender signs each attempt with a new nonce.
+        same = callbacks.c.nonce == signed.nonce
+        if callback.callback_id is not None:
+            same = or_(same, callbacks.c.callback_id == callback.callback_id)
+        query = select(callbacks).where(callbacks.c.hotline_id == hotline.id, same)
         existing = (await tx.session.execute(query)).mappings().first()
         if existing is not None:
             domain.ensure_callback_resend_of(existing, callback.work_order, callback.verdict, callback.note)
@@ -260,6 +265,7 @@ async def _record_callback(
             work_order=callback.work_order,
             verdict=callback.verdict,
             note=callback.note,
+            callback_id=callback.callback_id,
             nonce=signed.nonce,
             at=now,
         )
@@ -490,3 +496,20 @@ async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
         reports.c.status == domain.ReportStatus.VERIFYING, reports.c.verification_due_provisional
     )
     return await recompute_rows(ctx, query, reports.c.id, recompute)
+
+
+async def forget_contacts(ctx: ServiceContext, batch: int = 500) -> int:
+    """Delete up to ``batch`` contacts kept longer than ``contact_retention_days`` after their
+    report arrived; the number deleted."""
+    before = ctx.clock.now() - timedelta(days=ctx.settings.contact_retention_days)
+    expired = (
+        select(report_contacts.c.report_id)
+        .join(reports, reports.c.id == report_contacts.c.report_id)
+        .where(reports.c.received_at < before)
+        .limit(batch)
+    )
+    async with ctx.store.transaction() as tx:
+        ids = list((await tx.session.execute(expired)).scalars())
+        if ids:
+            await tx.session.execute(delete(report_contacts).where(report_contacts.c.report_id.in_(ids)))
+    return len(ids)

@@ -227,9 +227,12 @@ callbacks = Table(
     Column("nonce", String(128), nullable=False),
     Column("verdict", String(24), nullable=False),
     Column("note", Text, nullable=True),
+    # The hotline's own number for the callback, when it gives one: its resends are one callback.
+    Column("callback_id", String(64), nullable=True),
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("hotline_id", "nonce", name="uq_callbacks_nonce"),
 )
+Index("uq_callbacks_callback_id", callbacks.c.hotline_id, callbacks.c.callback_id, unique=True)
 Index("ix_callbacks_case", callbacks.c.case_id, callbacks.c.received_at)
 # A callback names the hotline's work order: found by the hotline and its number.
 Index("ix_reports_work_order", reports.c.reporter_id, reports.c.external_ref)

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = 50.0
     duplicate_window_hours: float = 72.0
     timer_interval_seconds: float = 5.0
+    # How long intake keeps a citizen's contact (a hotline's or an Open311 app's) after the report
+    # arrived. Nothing in citycase reads it (the hotline calls the citizen back itself), so it is
+    # kept only as the city's record of the work order, and no longer than that needs (PIPL's
+    # minimum necessary); a case open longer than this is rare and loses nothing it uses.
+    contact_retention_days: float = Field(default=180.0, gt=0)
     # Outbound deliveries to the hotlines and departments (intake.delivery): how often the sender
     # looks for messages due when it found none, how many requests it has in flight at once, and
     # how long a delivered message's row is kept (per-case order needs only the undelivered ones).

@@ -62,6 +62,7 @@ def test_a_callback_on_a_closed_case_is_recorded() -> None:
         "hotline_id": "12345",
         "work_order": "GD-1",
         "nonce": "msg_1",
+        "callback_id": None,
         "verdict": "unsatisfied",
         "note": "没修好",
         "received_at": T0,

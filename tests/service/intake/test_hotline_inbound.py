@@ -21,7 +21,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from intake.handlers import verify_report
+from intake.handlers import forget_contacts, verify_report
 from intake.models import callbacks, cases, hotline_nonces, report_contacts, reports
 from services.runtime.registry import load_specs
 from shared.core.auth import Role, TokenIssuer
@@ -396,6 +396,21 @@ async def test_the_citizens_contact_is_kept_apart_and_shown_nowhere(
     assert [text for text in said if PHONE in text or "王女士" in text] == []
 
 
+async def test_a_contact_is_forgotten_once_its_retention_has_passed(
+    hotlines: ServiceUnderTest, hotline: httpx.AsyncClient, staff: httpx.AsyncClient
+) -> None:
+    created = await post(hotline, hotlines, "work-orders", work_order(hotlines))
+    kept = timedelta(days=hotlines.ctx.settings.contact_retention_days)
+    hotlines.clock.advance(kept - timedelta(minutes=1))
+    assert await forget_contacts(hotlines.ctx) == 0
+    assert len(await hotlines.rows(report_contacts)) == 1
+    hotlines.clock.advance(timedelta(minutes=2))
+    assert await forget_contacts(hotlines.ctx) == 1
+    assert await hotlines.rows(report_contacts) == []
+    # The work order itself stays.
+    assert (await staff.get(f"/intake/reports/{created.json()['id']}")).status_code == 200
+
+
 async def test_a_bearer_account_the_city_names_reports_as_its_hotline(
     hotlines: ServiceUnderTest, staff: httpx.AsyncClient
 ) -> None:
@@ -485,6 +500,25 @@ async def test_a_callback_retried_or_resent_under_its_id_is_recorded_once(
     assert len(await hotlines.rows(hotline_nonces)) == 1  # the late one's; the first two pruned
     changed = {**CALLBACK, "verdict": "satisfied"}
     refusal(await post(hotline, hotlines, "callbacks", changed, message_id="msg_the_callback_"), 409, "replayed_nonce")
+
+
+async def test_a_callback_resent_under_a_new_nonce_is_one_callback_by_its_callback_id(
+    hotlines: ServiceUnderTest, hotline: httpx.AsyncClient
+) -> None:
+    # An app-key sender must sign each attempt with a new nonce: its retry after a lost answer is
+    # known by the hotline's own number for the callback, not by the nonce.
+    await a_closed_case(hotlines, hotline)
+    numbered = {**CALLBACK, "callback_id": "HF-20261102-7"}
+    first = await post(hotline, hotlines, "callbacks", numbered, message_id="msg_first_attempt")
+    again = await post(hotline, hotlines, "callbacks", numbered, message_id="msg_second_attempt")
+    assert [r.status_code for r in (first, again)] == [201, 200]
+    assert first.json() == again.json()
+    assert first.json()["callback_id"] == "HF-20261102-7"
+    assert len(await hotlines.rows(callbacks)) == 1
+    assert [event.type for event in await hotlines.emitted()] == ["case.callback_recorded"]
+    other = {**numbered, "verdict": "satisfied"}
+    refusal(await post(hotline, hotlines, "callbacks", other, message_id="msg_third_attempt"), 409, "replayed_nonce")
+    assert len(await hotlines.rows(callbacks)) == 1
 
 
 async def test_a_callback_for_a_work_order_not_the_hotlines_is_a_404(
