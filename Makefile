@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint format infra-up infra-down migrate clean web chromium
+.PHONY: run test bench lint format infra-up infra-down migrate clean web chromium manifest-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,13 +38,18 @@ web: $(WEB_BUILT)
 chromium:
 	deploy/local/chromium.sh
 
-## run: every service in one process (SQLite files, embedded event log) on http://127.0.0.1:8000
+## manifest-tools: docker-compose (Debian) and a pinned kustomize (.cache/bin), which check deploy/ offline
+manifest-tools:
+	deploy/local/manifest-tools.sh
+
+## run: every service in one process (SQLite files, embedded event log) on http://127.0.0.1:8000, data in var/;
+## `make run PORT=8080 DATA=/tmp/city` serves on another port with another data folder
 run: $(STAMP) web
-	$(BIN)/python -m services run all --mode embedded
+	$(if $(DATA),CITYCASE_DATA_DIR='$(DATA)' )$(BIN)/python -m services run all --mode embedded$(if $(PORT), --port $(PORT))
 
 ## test: the whole suite; starts the local PostgreSQL and Kafka when they are not running, builds the
-## console and installs Chromium for its browser tests when missing
-test: $(STAMP) infra-up web chromium
+## console, installs Chromium for its browser tests and the manifests' checkers when missing
+test: $(STAMP) infra-up web chromium manifest-tools
 	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests — that is a failure" >&2; exit 1; fi; \
 	exit $$status

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from assessment import bulletin, domain, queries
 from assessment.queries import Period
 from assessment.stream import STREAM_CONSUMER
-from shared.city.indicators import CITY, INDICATORS, RANKED_KINDS, SCOPE_KINDS
+from shared.city.indicators import CITY, COUNTERS, DERIVED, INDICATORS, RANKED_KINDS, SCOPE_KINDS
 from shared.core.auth import Principal
 from shared.core.errors import InvalidInput
 from shared.service.context import ServiceContext
@@ -80,14 +80,130 @@ def _period_query(
 Asked = Annotated[PeriodQuery, Depends(_period_query)]
 
 
-async def _answer(ctx: ServiceContext, scope_kind: str, scope_id: str, period: Period) -> dict[str, Any]:
+class PeriodOut(BaseModel):
+    """A period as answered: its kind (day, week, month, range) and its first and last days."""
+
+    kind: str
+    start: date
+    end: date
+
+
+class ScopeOut(BaseModel):
+    """What the figures are of: a scope's kind, its id and its name for people."""
+
+    kind: str
+    id: str
+    name: str
+
+
+# A scope's figures, as keyed maps: a scope has only the indicators its kind has (a department no
+# filing and no on-time dispatch, which come before any department has the case).
+Counters = Annotated[
+    dict[str, int], Field(description="the base counters the scope has, by name (assessment/INDICATORS.md)")
+]
+Derived = Annotated[
+    dict[str, float | int | None],
+    Field(description="the indicators derived from them, by name: `due` and the rates, null for a rate over nothing"),
+]
+
+
+class IndicatorsOut(BaseModel):
+    """Every indicator of one scope in one period."""
+
+    scope: ScopeOut
+    period: PeriodOut
+    counters: Counters
+    indicators: Derived
+
+
+class RankedOut(BaseModel):
+    """One scope's place in a ranking: equal values share a rank; a scope without a value (a rate
+    over nothing) comes last, unranked (``rank`` null)."""
+
+    rank: int | None
+    scope_id: str
+    name: str
+    value: float | int | None
+    counters: Counters
+    indicators: Derived
+
+
+class RankingOut(BaseModel):
+    """Scopes of one kind ordered by one indicator in one period."""
+
+    scope_kind: str
+    indicator: str
+    period: PeriodOut
+    ranking: list[RankedOut]
+
+
+if TYPE_CHECKING:
+    FiguresOut = BaseModel
+    BreakdownOut = BaseModel
+else:
+    # Every base counter and derived indicator as a field of its own, made from the one list of
+    # names, as the bulletin answers them (side by side, not in two maps).
+    _FIGURES: dict[str, Any] = dict.fromkeys(COUNTERS, (int, ...)) | dict.fromkeys(DERIVED, (float | int | None, ...))
+    FiguresOut = create_model("FiguresOut", __doc__="Every base counter and every derived indicator.", **_FIGURES)
+    BreakdownOut = create_model(
+        "BreakdownOut",
+        __doc__="The figures of one source (inspector, hotline, public, video) or family (components, events).",
+        id=(str, ...),
+        name=(str, ...),
+        **_FIGURES,
+    )
+
+
+class TopCategoryOut(BaseModel):
+    """One of the month's most reported categories."""
+
+    code: str
+    name: str
+    reports: int
+    filed: int
+
+
+class BacklogOut(BaseModel):
+    """A department's overdue open cases, of every month up to the bulletin's."""
+
+    department_id: str
+    name: str
+    overdue_open: int
+
+
+class BulletinOut(BaseModel):
+    """The monthly bulletin (月度通报) as cities publish it."""
+
+    city: str
+    period: PeriodOut
+    totals: FiguresOut
+    by_source: list[BreakdownOut]
+    by_family: list[BreakdownOut]
+    top_categories: list[TopCategoryOut]
+    department_ranking: list[RankedOut] = Field(description="by on-time closure rate")
+    district_ranking: list[RankedOut] = Field(description="by on-time closure rate")
+    overdue_backlog: list[BacklogOut]
+
+
+class StreamOut(BaseModel):
+    """How far the assessment stream has applied the case event log."""
+
+    consumer: str
+    positions: dict[str, int] = Field(description="`topic/partition`: the offset of the next event to apply")
+
+
+async def _answer(ctx: ServiceContext, scope_kind: str, scope_id: str, period: Period) -> IndicatorsOut:
     counters, indicators = domain.figures(scope_kind, await queries.indicators(ctx, scope_kind, scope_id, period))
-    return {
-        "scope": {"kind": scope_kind, "id": scope_id, "name": bulletin.name_of(ctx.city, scope_kind, scope_id)},
-        "period": period.to_json(),
-        "counters": counters,
-        "indicators": indicators,
-    }
+    return IndicatorsOut(
+        scope=ScopeOut(kind=scope_kind, id=scope_id, name=bulletin.name_of(ctx.city, scope_kind, scope_id)),
+        period=_period_out(period),
+        counters=counters,
+        indicators=indicators,
+    )
+
+
+def _period_out(period: Period) -> PeriodOut:
+    return PeriodOut(kind=period.kind, start=period.start, end=period.end)
 
 
 @router.get("/indicators", summary="Every indicator of one scope in one period (day, week, month or a range)")
@@ -97,7 +213,7 @@ async def get_indicators(
     asked: Asked,
     scope_kind: ScopeKind = "city",
     scope_id: ScopeId = CITY,
-) -> dict[str, Any]:
+) -> IndicatorsOut:
     queries.ensure_may_read(reader, scope_kind, scope_id)
     return await _answer(ctx, scope_kind, scope_id, asked.period(ctx))
 
@@ -115,19 +231,16 @@ async def get_ranking(
     indicator: Indicator = "on_time_closure_rate",
     order: Literal["desc", "asc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-) -> dict[str, Any]:
+) -> RankingOut:
     chosen = asked.period(ctx)
     by_scope = await queries.scopes_of_kind(ctx, scope_kind, chosen)
     rows = bulletin.ranked(ctx.city, scope_kind, by_scope, indicator, descending=order == "desc")
-    return {"scope_kind": scope_kind, "indicator": indicator, "period": chosen.to_json(), "ranking": rows[:limit]}
-
-
-class PeriodOut(BaseModel):
-    """A period as answered: its kind (day, week, month, range) and its first and last days."""
-
-    kind: str
-    start: date
-    end: date
+    return RankingOut(
+        scope_kind=scope_kind,
+        indicator=indicator,
+        period=_period_out(chosen),
+        ranking=[RankedOut.model_validate(row) for row in rows[:limit]],
+    )
 
 
 class IndicatorMapOut(BaseModel):
@@ -158,7 +271,7 @@ async def get_map(
     return IndicatorMapOut(
         scope_kind=scope_kind,
         indicator=indicator,
-        period=PeriodOut(kind=chosen.kind, start=chosen.start, end=chosen.end),
+        period=_period_out(chosen),
         values=values,
     )
 
@@ -194,8 +307,8 @@ async def get_bulletin_workbook(ctx: Context, _reader: Reader, month: Month) -> 
 
 
 @router.get("/bulletins/{month}", summary="The monthly bulletin (月度通报) as JSON")
-async def get_bulletin(ctx: Context, _reader: Reader, month: Month) -> dict[str, Any]:
-    return await bulletin.monthly_bulletin(ctx, _month(month))
+async def get_bulletin(ctx: Context, _reader: Reader, month: Month) -> BulletinOut:
+    return BulletinOut.model_validate(await bulletin.monthly_bulletin(ctx, _month(month)))
 
 
 async def _readable_scope(reader: Reader, scope_kind: ScopeKind = "city", scope_id: ScopeId = CITY) -> tuple[str, str]:
@@ -217,7 +330,7 @@ async def live_indicators(
     count: Annotated[int | None, Query(ge=1, description="end the stream after this many events")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     scope_kind, scope_id = scope
-    last: dict[str, Any] | None = None
+    last: IndicatorsOut | None = None
     sequence = 0
     # Polling one counter row is cheap and sees the changes of every assessment instance alike.
     while not await request.is_disconnected():
@@ -232,8 +345,8 @@ async def live_indicators(
 
 
 @router.get("/stream", summary="How far the stream has applied the case event log, per partition")
-async def stream_status(ctx: Context, _lead: Lead) -> dict[str, Any]:
-    return {"consumer": STREAM_CONSUMER, "positions": await queries.stream_positions(ctx)}
+async def stream_status(ctx: Context, _lead: Lead) -> StreamOut:
+    return StreamOut(consumer=STREAM_CONSUMER, positions=await queries.stream_positions(ctx))
 
 
 @router.get(

@@ -2,10 +2,12 @@
 Kafka, each service its own process — and write ``bench/results.json`` and the table in
 ``bench/README.md``.
 
-Phases, in this order so that each measures on a quiet machine: intake (reports, then the
-departments' reports back), end-to-end latency under a steady load, the services' peak memory;
-then, with the services stopped, the stream's replay of a two-million-event log beside a bare
-consumer reading the same log; then query cost at 10k, 100k and 1M cases.
+Phases, in this order so that each measures on a quiet machine: intake alone; intake's scale-out
+(two processes against one) and tracing's cost (on against off), each pair back to back; with the
+whole city running, intake (reports, then the departments' reports back), end-to-end latency under
+a steady load, the services' peak memory; then, with the services stopped, the stream's scale-out
+(two members against one, catching up a log), the stream's replay of a two-million-event log beside
+a bare consumer reading the same log; then query cost at 10k, 100k and 1M cases.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +36,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import console, eventlog, query, report, workload
 from bench.load import Job, percentiles, write_job
-from services.tools.launcher import ServiceProcesses, launch, settings_env
+from bench.tracesink import TraceSink
+from services.tools.launcher import ServiceProcesses, launch, replica_names, settings_env
 from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.auth import Principal, Role, TokenIssuer
@@ -47,6 +50,13 @@ BENCH_DATABASE = "citycase_bench"
 BENCH_SECRET = "citycase-benchmark-secret-0123456789abcdef"
 TOPIC_PREFIX = "citycase-bench."
 BASE_PORT = 8300
+# Second and later processes of a service (scale-out) listen from here on.
+REPLICA_BASE_PORT = BASE_PORT + 20
+DEFAULT_OUT = REPO / "bench" / "results.json"
+# Closed-loop connections that saturate intake, split evenly between its processes.
+SATURATING_CONNECTIONS = 32
+# The inspectors' reports of every saturation of intake alone: each one of a pair gets the same.
+REPORTS_SEED = 2
 
 
 def bench_settings(run: str) -> Settings:
@@ -391,21 +401,148 @@ async def intake_alone(settings: Settings, city: City, seconds: float) -> dict[s
     """
     _say("intake alone: saturation")
     async with running_city(settings, ["intake"]) as processes:
-        phases = Phases(settings, city, processes)
-        requests = phases.reports(int(seconds * 2500))
-        pid = processes.pids["intake"]
-        before = _cpu_seconds(pid)
-        result = await generate(Job(processes.urls["intake"], requests, connections=32, duration_s=seconds))
-        # No warm-up here, so every request answered is in the count of the CPU spent.
-        result["cpu_ms_per_report"] = round((_cpu_seconds(pid) - before) / max(result["ok"], 1) * 1000, 2)
+        result = await saturate_intake(settings, city, processes, seconds)
     _say(f"intake alone: {result['ok_per_s']} reports/s, {result['cpu_ms_per_report']} ms of CPU each")
-    return _summary(result)
+    return result
+
+
+async def saturate_intake(
+    settings: Settings, city: City, processes: ServiceProcesses, seconds: float
+) -> dict[str, Any]:
+    """Saturate every intake process running (closed loop, ``SATURATING_CONNECTIONS`` in all, split
+    evenly): one load generator per process, started together, each sending its share of the same
+    reports (every n-th). Reports/s in all, the intake processes' CPU per report, and how busy the
+    machine was meanwhile (every core, the generators, PostgreSQL and Kafka included).
+    """
+    names = [name for name in processes.urls if name == "intake" or name.startswith("intake-")]
+    phases = Phases(settings, city, processes)
+    count = int(seconds * 2500)
+    jobs = []
+    for n, name in enumerate(names):
+        url = processes.urls[name]
+        reports = workload.inspector_reports(city, phases.inspectors, url.removeprefix("http://"), count, REPORTS_SEED)
+        connections = SATURATING_CONNECTIONS // len(names)
+        jobs.append(Job(url, reports[n :: len(names)], connections=connections, duration_s=seconds))
+    pids = [processes.pids[name] for name in names]
+    before = sum(_cpu_seconds(pid) for pid in pids)
+    machine = _MachineCpu()
+    results = await asyncio.gather(*(generate(job) for job in jobs))
+    busy = machine.busy_percent()
+    cpu = sum(_cpu_seconds(pid) for pid in pids) - before
+    ok = sum(result["ok"] for result in results)
+    # No warm-up here, so every request answered is in the count of the CPU spent.
+    summary = _summary(results[0]) if len(results) == 1 else {"per_process": [_summary(r) for r in results]}
+    return {
+        **summary,
+        "processes": len(names),
+        "ok": ok,
+        "ok_per_s": round(sum(result["ok_per_s"] for result in results), 1),
+        "cpu_ms_per_report": round(cpu / max(ok, 1) * 1000, 2),
+        "machine_busy_percent": busy,
+        "generators_cpu_s": round(sum(result["generator_cpu_s"] for result in results), 2),
+    }
+
+
+async def intake_scale_out(run: str, city: City, seconds: float) -> dict[str, Any]:
+    """The same saturating load on one intake process, then on two (sharing the database and the
+    bus, each with its own consumer member and relay candidate), each from an empty database.
+    """
+    figures = {}
+    for count in (1, 2):
+        settings = bench_settings(f"{run}-intake-x{count}")
+        await reset_database(settings)
+        _say(f"scale-out: intake saturated on {count} process(es)")
+        async with running_city(settings, ["intake"], replicas={"intake": count}) as processes:
+            figures[count] = await saturate_intake(settings, city, processes, seconds)
+        measured = figures[count]
+        _say(
+            f"scale-out: intake x{count}: {measured['ok_per_s']} reports/s, "
+            f"{measured['cpu_ms_per_report']} ms of CPU each, machine {measured['machine_busy_percent']}% busy"
+        )
+    one, two = figures[1], figures[2]
+    return {
+        "ratio": round(two["ok_per_s"] / one["ok_per_s"], 2) if one["ok_per_s"] else None,
+        "one_reports_per_s": one["ok_per_s"],
+        "two_reports_per_s": two["ok_per_s"],
+        "one_cpu_ms_per_report": one["cpu_ms_per_report"],
+        "two_cpu_ms_per_report": two["cpu_ms_per_report"],
+        "detail": {"one": one, "two": two},
+    }
+
+
+async def tracing_cost(run: str, city: City, seconds: float) -> dict[str, Any]:
+    """Intake alone saturated with tracing off, then on (``CITYCASE_TRACING=otlp``, every request
+    traced, exported over OTLP to a sink in this process that counts what arrives), each from an
+    empty database. Passed as environment variables over the settings, so that the phase runs the
+    same whichever way the setting is spelled in ``Settings``.
+    """
+    figures = {}
+    _say("tracing: intake alone, tracing off")
+    settings = bench_settings(f"{run}-tracing-off")
+    await reset_database(settings)
+    async with running_city(settings, ["intake"]) as processes:
+        figures["off"] = await saturate_intake(settings, city, processes, seconds)
+    _say("tracing: intake alone, tracing on (OTLP to a local sink)")
+    settings = bench_settings(f"{run}-tracing-on")
+    await reset_database(settings)
+    with TraceSink() as sink:
+        env = {
+            "CITYCASE_TRACING": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+            # Over any traces endpoint of this environment, which would win over the one above.
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink.endpoint + "/v1/traces",
+        }
+        async with running_city(settings, ["intake"], env=env) as processes:
+            figures["on"] = await saturate_intake(settings, city, processes, seconds)
+        received = sink.figures()  # the processes flushed their last spans as they stopped
+    off, on = figures["off"], figures["on"]
+    spans_per_report = round(received["spans"] / max(on["ok"], 1), 1)
+    if received["bytes"] == 0:
+        _say("tracing: NO spans reached the sink: tracing was not on, the figures compare off with off")
+    _say(
+        f"tracing: {off['ok_per_s']} → {on['ok_per_s']} reports/s, {off['cpu_ms_per_report']} → "
+        f"{on['cpu_ms_per_report']} ms of CPU each; {received['spans']:,} spans ({spans_per_report} a report), "
+        f"{received['bytes']:,} bytes"
+    )
+    return {
+        "throughput_ratio": round(on["ok_per_s"] / off["ok_per_s"], 3) if off["ok_per_s"] else None,
+        "cpu_ratio": round(on["cpu_ms_per_report"] / off["cpu_ms_per_report"], 3) if off["cpu_ms_per_report"] else None,
+        "off_reports_per_s": off["ok_per_s"],
+        "on_reports_per_s": on["ok_per_s"],
+        "off_cpu_ms_per_report": off["cpu_ms_per_report"],
+        "on_cpu_ms_per_report": on["cpu_ms_per_report"],
+        "spans_exported": received["bytes"] > 0,
+        "spans_received": received["spans"],
+        "spans_per_report": spans_per_report,
+        "bytes_received": received["bytes"],
+        "exports_received": received["exports"],
+        "detail": {"off": off, "on": on},
+    }
 
 
 def _cpu_seconds(pid: int) -> float:
     """User and system CPU a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _MachineCpu:
+    """How busy all the machine's cores were from its creation on (``/proc/stat``): a scale-out
+    that cannot go faster because the cores are full shows near 100%."""
+
+    def __init__(self) -> None:
+        self.start = self._times()
+
+    @staticmethod
+    def _times() -> tuple[int, int]:
+        # cpu  user nice system idle iowait irq softirq steal ...: (busy, all) in clock ticks
+        ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        idle = ticks[3] + ticks[4]
+        return sum(ticks) - idle, sum(ticks)
+
+    def busy_percent(self) -> float:
+        busy, total = self._times()
+        return round((busy - self.start[0]) / max(total - self.start[1], 1) * 100, 1)
 
 
 async def stream_phase(settings: Settings, city: City, events: int) -> dict[str, Any]:
@@ -471,6 +608,117 @@ async def query_phase(settings: Settings, sizes: Sequence[int]) -> dict[str, Any
         return figures
 
 
+async def stream_scale_out(run: str, city: City, events: int) -> dict[str, Any]:
+    """The assessment stream catching up a log of ``events`` events with one member, then with two
+    (two assessment processes in one consumer group, each with half the partitions), each into an
+    empty assessment database.
+    """
+    bootstrap = bench_settings(run).kafka_bootstrap_servers
+    _say(f"scale-out: making sure a log of {events:,} events is on the broker")
+    log = await eventlog.ensure_log(
+        bootstrap=bootstrap,
+        topic=f"{TOPIC_PREFIX}stream-{_size(events)}",
+        city=city,
+        events=events,
+        partitions=bench_settings(run).kafka_partitions,
+    )
+    figures = {}
+    for members in (1, 2):
+        # A consumer group of its own each time (the positions that count are in the database).
+        settings = bench_settings(f"{run}-stream-x{members}").model_copy(update={"topic_case_events": log.topic})
+        await reset_database(settings)
+        _say(f"scale-out: the stream catching up {log.records:,} events with {members} member(s)")
+        figures[members] = await _catch_up(settings, members)
+        _say(
+            f"scale-out: stream x{members}: {figures[members]['events_per_s']:,} events/s "
+            f"(caught up {figures[members]['catch_up_seconds']}s after ready), "
+            f"machine {figures[members]['machine_busy_percent']}% busy"
+        )
+    one, two = figures[1], figures[2]
+    return {
+        "ratio": round(two["events_per_s"] / one["events_per_s"], 2) if one["events_per_s"] else None,
+        "one_events_per_s": one["events_per_s"],
+        "two_events_per_s": two["events_per_s"],
+        "events": log.records,
+        "log_reused": log.reused,
+        "detail": {"one": one, "two": two},
+    }
+
+
+async def _catch_up(settings: Settings, members: int, timeout_s: float = 900) -> dict[str, Any]:
+    """Start ``members`` assessment processes on a log and poll their stored positions until they
+    reach its end. The rate counts from the first poll that finds the group stable with every
+    member in it (the joins and the rebalance a second member causes are start-up, not
+    throughput); the catch-up time from when every process answered ready.
+    """
+    headers = _lead_headers(settings)
+    bus = KafkaBus(settings.kafka_bootstrap_servers, client_id="citycase-bench")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        ends = {
+            partition: end for (_topic, partition), end in (await bus.end_offsets(settings.topic_case_events)).items()
+        }
+        total = sum(ends.values())
+        async with (
+            running_city(settings, ["assessment"], replicas={"assessment": members}) as processes,
+            httpx.AsyncClient(base_url=processes.urls["assessment"], headers=headers, timeout=10) as client,
+        ):
+            ready_at = time.monotonic()
+            pids = list(processes.pids.values())
+            cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+            machine = _MachineCpu()
+            steady: tuple[float, int] | None = None  # (when, events applied) once every member is in
+            deadline = ready_at + timeout_s
+            while True:
+                body = (await client.get("/assessment/stream")).json()
+                now = time.monotonic()
+                applied = sum(
+                    min(offset, ends.get(partition, 0)) for partition, offset in _partition_positions(body).items()
+                )
+                if applied >= total or now > deadline:
+                    break
+                if steady is None and await _group_complete(
+                    admin, settings.kafka_group_prefix + body["consumer"], members
+                ):
+                    steady = (now, applied)
+                await asyncio.sleep(0.25)
+            cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
+            busy = machine.busy_percent()
+    finally:
+        await admin.close()
+        await bus.close()
+    if applied < total:
+        _say(f"scale-out: the stream applied {applied:,} of {total:,} events within {timeout_s:.0f}s")
+    since, applied_then = steady or (ready_at, 0)
+    return {
+        "members": members,
+        "events": total,
+        "applied": applied,
+        "events_per_s": round((applied - applied_then) / max(now - since, 1e-3)),
+        "catch_up_seconds": round(now - ready_at, 1),
+        "applied_before_steady": applied_then,
+        "group_seen_complete": steady is not None,
+        "cpu_us_per_event": round(cpu / max(applied, 1) * 1e6, 1),
+        "machine_busy_percent": busy,
+    }
+
+
+async def _group_complete(admin: AIOKafkaAdminClient, group: str, members: int) -> bool:
+    """Whether ``group`` is stable with ``members`` members (a rebalance done, every member assigned)."""
+    for response in await admin.describe_consumer_groups([group]):
+        for _error, _group, state, _kind, _protocol, joined in response.groups:
+            return bool(state == "Stable" and len(joined) == members)
+    return False
+
+
+def _lead_headers(settings: Settings) -> dict[str, str]:
+    """A shift lead's authorisation (what ``GET /assessment/stream`` asks for)."""
+    lead = Principal(username="bench", role=Role.SHIFT_LEAD, name="benchmark")
+    token = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=2)).issue_machine(lead)
+    return {"Authorization": f"Bearer {token}"}
+
+
 def peak_rss_mb(pids: dict[str, int]) -> dict[str, float]:
     """Each process's peak resident memory (``VmHWM``) so far."""
     peaks = {}
@@ -501,10 +749,21 @@ def machine() -> str:
 
 
 @asynccontextmanager
-async def running_city(settings: Settings, services: Sequence[str]) -> AsyncIterator[ServiceProcesses]:
-    """The services as their own processes, logs under var/bench/logs."""
+async def running_city(
+    settings: Settings,
+    services: Sequence[str],
+    *,
+    replicas: Mapping[str, int] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[ServiceProcesses]:
+    """The services as their own processes (``replicas``: more than one of a service), logs under
+    var/bench/logs; ``env`` goes to every process over the settings."""
     ports = {service: BASE_PORT + n for n, service in enumerate(SERVICE_NAMES)}
-    async with launch(settings, services, ports, log_dir=settings.data_dir / "logs") as processes:
+    extra = [name for service, count in (replicas or {}).items() for name in replica_names(service, count)[1:]]
+    ports |= {name: REPLICA_BASE_PORT + n for n, name in enumerate(extra)}
+    async with launch(
+        settings, services, ports, log_dir=settings.data_dir / "logs", replicas=replicas, env=env
+    ) as processes:
         yield processes
 
 
@@ -514,6 +773,37 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     city = load_city(settings.city_dir)
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     await drop_old_topics(settings)
+    if args.scale_out:
+        results["scale_out"] = {"intake": await intake_scale_out(run, city, args.seconds)}
+    if args.tracing:
+        results["tracing"] = await tracing_cost(run, city, args.seconds)
+    if args.city:
+        await whole_city(run, city, args, results)
+    if args.scale_out and args.scale_out_events:
+        results.setdefault("scale_out", {})["stream"] = await stream_scale_out(run, city, args.scale_out_events)
+    if args.events:
+        results["stream"] = await stream_phase(settings, city, args.events)
+        peaks = results.setdefault("memory", {}).setdefault("peak_rss_mb", {})
+        peaks["assessment rebuild"] = results["stream"]["rebuild_peak_rss_mb"]
+    if args.console:
+        _say("console: bundle size and the dashboard's first render in Chromium")
+        results["console"] = await console.run()
+    if args.sizes:
+        figures = await query_phase(settings, args.sizes)
+        results["query"] = {
+            "indicator_p99_ms": figures["indicator_p99_ms"],
+            "sql_p99_ms": figures["sql_p99_ms"],
+            "ranking_p99_ms": figures["ranking_p99_ms"],
+            "ranking_sql_p99_ms": figures["ranking_sql_p99_ms"],
+            "detail": figures,
+        }
+    return results
+
+
+async def whole_city(run: str, city: City, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Intake alone, then the phases with every service running: intake, report back, end to end,
+    memory."""
+    settings = bench_settings(run)
     await reset_database(settings)
     alone = await intake_alone(bench_settings(run + "-alone"), city, args.seconds)
     await reset_database(settings)
@@ -547,31 +837,45 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "detail": e2e,
         }
         results["memory"] = {"peak_rss_mb": peak_rss_mb(processes.pids)}
-    if args.events:
-        results["stream"] = await stream_phase(settings, city, args.events)
-        results["memory"]["peak_rss_mb"]["assessment rebuild"] = results["stream"]["rebuild_peak_rss_mb"]
-    if args.console:
-        _say("console: bundle size and the dashboard's first render in Chromium")
-        results["console"] = await console.run()
-    if args.sizes:
-        figures = await query_phase(settings, args.sizes)
-        results["query"] = {
-            "indicator_p99_ms": figures["indicator_p99_ms"],
-            "sql_p99_ms": figures["sql_p99_ms"],
-            "ranking_p99_ms": figures["ranking_p99_ms"],
-            "ranking_sql_p99_ms": figures["ranking_sql_p99_ms"],
-            "detail": figures,
-        }
-    return results
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="where the figures go; the table in bench/README.md is rewritten only when this is "
+        "bench/results.json (the default): a trial elsewhere prints its table instead",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured load")
     parser.add_argument("--profile", type=Path, help="sample the services with py-spy into this folder")
     parser.add_argument("--e2e-rate", type=float, default=50.0, help="reports/s of the end-to-end load")
     parser.add_argument("--events", type=int, default=2_000_000, help="events in the replayed log (0: skip)")
+    parser.add_argument(
+        "--city",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="intake alone, and the phases with the whole city running (intake, report back, end to end, memory)",
+    )
+    parser.add_argument(
+        "--scale-out",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="two intake processes against one, and two members of the stream against one",
+    )
+    parser.add_argument(
+        "--scale-out-events",
+        type=int,
+        default=200_000,
+        help="events in the log the stream's members catch up (0: skip the stream's scale-out)",
+    )
+    parser.add_argument(
+        "--tracing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="intake alone with tracing off, then on (OTLP to a local sink)",
+    )
     parser.add_argument(
         "--console",
         action=argparse.BooleanOptionalAction,
@@ -593,7 +897,10 @@ def entry(argv: Sequence[str] | None = None) -> int:
     results = asyncio.run(main(args))
     results["seconds"] = round(time.monotonic() - started, 1)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    report.write(results, REPO / "bench" / "README.md")
+    if args.out.resolve() == DEFAULT_OUT:
+        report.write(results, REPO / "bench" / "README.md")
+    else:
+        print(report.table(results), flush=True)
     _say(f"done in {results['seconds']:.0f}s: {args.out}")
     return 0
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from closure import handlers
 from closure.domain import ClosureStatus
 from closure.models import cases
 from shared.service.context import ServiceContext
-from shared.service.timer import run_timer
+from shared.service.timer import Timer, run_timer
 
 
 async def report_missed_checks(ctx: ServiceContext, batch: int = 500) -> int:
@@ -38,16 +38,19 @@ def unreported_missed_checks(now: datetime, batch: int) -> Select[Any]:
     """The open check tasks whose deadline passed before ``now``, not reported yet, earliest
     deadline first (the index ``ix_closure_check_timer`` serves exactly this; the rule is
     ``domain.is_check_missed``)."""
-    return (
-        select(cases)
-        .where(
-            cases.c.status == ClosureStatus.CHECKING.value,
-            cases.c.check_missed_at.is_(None),
-            cases.c.check_deadline < now,
-        )
-        .order_by(cases.c.check_deadline)
-        .limit(batch)
-    )
+    return select(cases).where(*missed_unreported(now)).order_by(cases.c.check_deadline).limit(batch)
+
+
+def missed_unreported(now: datetime) -> list[ColumnElement[bool]]:
+    """The timer's rule: the check is open, its deadline passed before ``now``, not reported yet."""
+    return [
+        cases.c.status == ClosureStatus.CHECKING.value,
+        cases.c.check_missed_at.is_(None),
+        cases.c.check_deadline < now,
+    ]
+
+
+CHECK_TIMER = Timer("check", cases, cases.c.check_deadline, missed_unreported)
 
 
 async def run_check_timer(ctx: ServiceContext) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from dispatch import domain
 from dispatch.domain import CaseState
 from dispatch.handlers import save
 from dispatch.models import cases
 from shared.service.context import ServiceContext
-from shared.service.timer import run_timer
+from shared.service.timer import Timer, run_timer
 
 
 async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
@@ -37,16 +37,19 @@ async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
 def unreported_missed_deadlines(now: datetime, batch: int) -> Select[Any]:
     """The cases whose clock runs and whose deadline has passed by ``now``, not reported yet,
     earliest deadline first (the index ``ix_dispatch_cases_timer`` serves exactly this)."""
-    return (
-        select(cases)
-        .where(
-            cases.c.status.in_([s.value for s in domain.CLOCK_RUNNING]),
-            cases.c.deadline_missed_at.is_(None),
-            cases.c.handling_deadline <= now,
-        )
-        .order_by(cases.c.handling_deadline)
-        .limit(batch)
-    )
+    return select(cases).where(*missed_unreported(now)).order_by(cases.c.handling_deadline).limit(batch)
+
+
+def missed_unreported(now: datetime) -> list[ColumnElement[bool]]:
+    """The timer's rule: the case's clock runs, its deadline has passed by ``now``, not reported yet."""
+    return [
+        cases.c.status.in_([s.value for s in domain.CLOCK_RUNNING]),
+        cases.c.deadline_missed_at.is_(None),
+        cases.c.handling_deadline <= now,
+    ]
+
+
+DEADLINE_TIMER = Timer("deadline", cases, cases.c.handling_deadline, missed_unreported)
 
 
 async def run_deadline_timer(ctx: ServiceContext) -> None:

@@ -34,13 +34,37 @@ def workers(ctx: ServiceContext) -> list[Worker]:
     ]
 
 
+DESCRIPTION = """\
+Where every problem enters the city's books (信息收集, 案卷建立), and the case file (案卷) that follows each case to its
+end.
+
+- **Reports**: grid inspectors report what they find on patrol (filed at once, or handled on the spot, 自行处置);
+  the 12345/12319 hotlines push citizens' work orders; citizens report in public; video analytics push
+  detections. Hotline and public reports go to the cell's inspector to verify on site (核实); video detections
+  wait for an operator, who files (立案) or rejects them (不予立案). A report of an open case's problem (same
+  category, within 50 m and 72 hours) is merged into it.
+- **The case file**: every case's status and its timeline (who, when, why), told by the events of every service;
+  the command center's search.
+- **Deliveries**: what the hotlines and the departments' own systems are told (receipts, status, the final
+  reply), sent with retries; the dead ones for a shift lead to send again or discard.
+- **Open311** GeoReport v2 for citizen apps is under `/open311`, with documentation of its own.
+
+Called by the inspectors' phone app, the operator's workbench and the case search of the console, the hotlines'
+and video systems. Every route needs a bearer token from `POST /auth/token` (OAuth2 password flow, at the root
+of the process, not under this prefix), and admits only the roles it names; a refused token is 401, a role not
+admitted 403. The hotlines' routes under `/hotline/{hotline_id}/` take a signature over the body with the
+hotline's secret (Standard Webhooks) instead of a token, and `POST /public/reports` takes no caller at all
+(rate-limited per address).
+"""
+
 SPEC = ServiceSpec(
     name="intake",
     title="citycase intake",
+    description=DESCRIPTION,
     metadata=metadata,
     router=router,
     consumers=consumers,
     workers=workers,
     resources=resources,
-    mounts={open311.PREFIX: Mount(router=open311.router, install=open311.install)},
+    mounts={open311.PREFIX: Mount(router=open311.router, description=open311.DESCRIPTION, install=open311.install)},
 )

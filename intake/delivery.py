@@ -59,9 +59,11 @@ from sqlalchemy.engine import RowMapping
 
 from intake.models import deliveries
 from intake.outbound import OutboundMessage
+from shared.core import tracing
 from shared.core.clock import Clock, SystemClock
 from shared.core.errors import DomainError, NotFound
 from shared.core.ids import new_id
+from shared.core.logs import SERVICE, working_on
 from shared.core.settings import Mode
 from shared.db.keyset import Keyset, Page, Position
 from shared.events.envelope import Event
@@ -319,6 +321,7 @@ class _Claimed:
     seq: int
     message_id: UUID
     endpoint: str
+    case_id: UUID
     body: str
     attempts: int
     first_attempt_at: datetime | None
@@ -376,6 +379,7 @@ class Sender:
     async def run(self) -> None:
         """Send what is due, as many at once as ``concurrency`` allows, forever; the metrics every
         few seconds, and delivered rows past their retention cleared now and then."""
+        SERVICE.set(self.store.service)  # in the log lines of this task (its own context) for its life
         loop = asyncio.get_running_loop()
         last_metrics = last_purge = -float("inf")
         try:
@@ -496,6 +500,7 @@ class Sender:
                 deliveries.c.seq,
                 deliveries.c.message_id,
                 deliveries.c.endpoint,
+                deliveries.c.case_id,
                 deliveries.c.body,
                 deliveries.c.attempts,
                 deliveries.c.first_attempt_at,
@@ -504,18 +509,25 @@ class Sender:
         async with self.store.transaction() as tx:
             rows = (await tx.session.execute(statement)).all()
         claimed = [
-            _Claimed(row.seq, row.message_id, row.endpoint, row.body, row.attempts, row.first_attempt_at, claim)
+            _Claimed(
+                row.seq, row.message_id, row.endpoint, row.case_id, row.body, row.attempts, row.first_attempt_at, claim
+            )
             for row in rows
         ]
         return sorted(claimed, key=lambda row: row.seq)
 
     async def _deliver(self, row: _Claimed) -> None:
         """Send one row and record what came of it. Should the record fail (the database away),
-        the row stays leased until the lease runs out, and is sent again then."""
-        try:
-            await self._attempt(row)
-        except Exception:
-            log.warning("delivery %s to %s: the attempt was not recorded", row.message_id, row.endpoint, exc_info=True)
+        the row stays leased until the lease runs out, and is sent again then. While tracing, the
+        attempt is a trace of its own (the row does not keep its case's)."""
+        attributes = {"citycase.endpoint": row.endpoint, "citycase.case_id": str(row.case_id)}
+        with working_on(case_id=row.case_id, event_id=row.message_id), tracing.span("delivery", attributes):
+            try:
+                await self._attempt(row)
+            except Exception:
+                log.warning(
+                    "delivery %s to %s: the attempt was not recorded", row.message_id, row.endpoint, exc_info=True
+                )
 
     async def _attempt(self, row: _Claimed) -> None:
         try:

@@ -57,6 +57,14 @@ from shared.web.context import Context
 PREFIX = "/open311"
 """Where the runtime mounts the router (``intake.app``): its paths begin with ``/v2``."""
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+DESCRIPTION = """\
+Open311 GeoReport v2 (https://wiki.open311.org/GeoReport_v2/) for citizen apps: the city's categories as
+services, requests posted with an API key (`python -m services open311 keys issue`) and verified on site by the
+cell's inspector like a public report, and the status of each case, in JSON or XML as the path's format says.
+Reading needs no key; posting needs the app's `api_key` (rate-limited per key). Errors are the spec's
+`<errors>`, not the project's.
+"""
+"""The head of the mount's OpenAPI document."""
 # "may not span more than 90 days"; "when not specified, the range defaults to most recent 90 days".
 MOST_DAYS = timedelta(days=90)
 

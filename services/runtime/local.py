@@ -36,7 +36,10 @@ async def serve(settings: Settings, clock: Clock | None = None, host: str = "127
     ``settings.data_dir`` (embedded) or the databases (production) when the server stops.
     """
     app = create_app(["all"], settings, clock)
-    config = uvicorn.Config(app, host=host, port=0, lifespan="on", access_log=False, log_level="warning")
+    # log_config=None: uvicorn's lines go through the process's own handler, in its format.
+    config = uvicorn.Config(
+        app, host=host, port=0, lifespan="on", access_log=False, log_level="warning", log_config=None
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name="citycase-local-server")
     try:

@@ -118,6 +118,8 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
             retention=timedelta(hours=settings.outbox_retention_hours),
             max_attempts=settings.outbox_max_attempts,
+            # A round hung past the time readiness calls a stall is given up, and its leadership with it.
+            round_timeout=timedelta(seconds=settings.outbox_stall_seconds),
         )
         self.consumers = self._consumers()
         self.tracked_consumers = self._tracked_consumers()
@@ -179,6 +181,24 @@ class ServiceRuntime:
         """Raise unless the service's database answers."""
         async with self.store.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+
+    async def relay_stall(self) -> str | None:
+        """Why this process's relay counts as stalled, if it does: it leads (or runs alone), rows
+        wait to be published, and it has made no progress for longer than ``outbox_stall_seconds``.
+        A replica whose relay stands by is not blamed for the leader's stall: the leader's own
+        readiness says it (or its probe times out, when it hangs), and taking every replica out of
+        service would stop the city's intake over one relay; the outbox gauges are the same in all.
+        """
+        idle = self.relay.stalled_for()
+        if idle is None or idle <= self.settings.outbox_stall_seconds:
+            return None
+        health = await outbox_health(self.store)
+        if not health.backlog:
+            return None
+        return (
+            f"stalled: {health.backlog} row(s) waiting to be published, and the relay has made no progress"
+            f" for {idle:.0f} s (see the log of the outbox relay of {self.name})"
+        )
 
     async def outbox_warning(self) -> str | None:
         """Why an operator should look at the service's outbox, if they should: parked rows (the

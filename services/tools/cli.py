@@ -31,6 +31,7 @@ from services.runtime.app import create_app
 from services.runtime.gateway import gateway_app
 from services.runtime.registry import load_specs
 from services.runtime.runtime import build_bus, settle_heap
+from services.tools.banner import AnnouncingServer
 from services.tools.launcher import launch, run_stoppable, stop_with_parent
 from services.tools.reconcile import RECONCILED_SERVICES, Endpoints
 from services.tools.reconcile import run as reconcile_run
@@ -40,6 +41,7 @@ from shared.city.calendar import OfficialYears, load_calendar, read_official_yea
 from shared.city.loader import CityDataError, load_city
 from shared.core.clock import FileClock, SystemClock, clock_of_folder
 from shared.core.errors import DomainError
+from shared.core.logs import configure_logging
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
 from shared.db.engine import create_engine
 from shared.db.migrations import upgrade_to_head
@@ -77,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {"mode": args.mode} if getattr(args, "mode", None) else {}
     settings = Settings(**overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        # A service's process is named for its services; any other for its command.
+        configure_logging(settings.log_format, settings.log_level, getattr(args, "service", None) or args.command)
+    except ValueError as exc:
+        parser.error(f"CITYCASE_LOG_LEVEL: {exc}")
     if args.command == "simulate":
         return simulator_cli.run(args)
     try:
@@ -132,8 +138,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.stop_with_parent:
         stop_with_parent()
     app = create_app([args.service], settings, own_process=True)
-    uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port)
-    return 0
+    port = settings.http_port if args.port is None else args.port
+    # log_config=None: uvicorn's lines go through the process's handler (configure_logging), in its format.
+    config = uvicorn.Config(app, host=args.host or settings.http_host, port=port, log_config=None)
+    server = AnnouncingServer(config, settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 1
 
 
 def _add_migrate(commands: Commands) -> None:
@@ -215,7 +226,13 @@ def _serve_gateway(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn logs every request already; httpx would log each one again as the gateway passes it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The gateway is where the city's network begins: a caller's X-Forwarded-For is not believed.
-    uvicorn.run(app, host=args.host or settings.http_host, port=args.port or settings.http_port, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=args.host or settings.http_host,
+        port=args.port or settings.http_port,
+        proxy_headers=False,
+        log_config=None,  # the process's handler and format (configure_logging)
+    )
     return 0
 
 
@@ -662,8 +679,7 @@ async def _migrate(specs: Sequence[ServiceSpec], settings: Settings) -> None:
     for spec in specs:
         engine = create_engine(settings.database_url(spec.name))
         try:
-            await upgrade_to_head(spec.name, engine)
-            print(f"{spec.name}: schema at head")
+            print(f"{spec.name}: schema {await upgrade_to_head(spec.name, engine)}")
         finally:
             await engine.dispose()
 

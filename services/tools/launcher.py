@@ -77,32 +77,58 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def replica_names(service: str, count: int) -> list[str]:
+    """The names of ``count`` processes of ``service``: the service's own name, then
+    ``<service>-2``, ``<service>-3``, ... (the keys of ``ServiceProcesses``, of ports and logs)."""
+    if count < 1:
+        raise ValueError(f"{service} needs at least one process, not {count}")
+    return [service, *(f"{service}-{n}" for n in range(2, count + 1))]
+
+
 class ServiceProcesses:
-    """The running processes, one per service, and where each one listens."""
+    """The running processes, one per service unless told otherwise (see ``replica_names``), and
+    where each one listens."""
 
     def __init__(self) -> None:
+        # Process name → base URL; the name is the service's own for its first (or only) process.
         self.urls: dict[str, str] = {}
         self._processes: dict[str, asyncio.subprocess.Process] = {}
+        # Process name → the service it runs, where they differ (a second process of a service).
+        self._services: dict[str, str] = {}
 
     @property
     def pids(self) -> dict[str, int]:
-        """Each service's operating-system process id."""
+        """Each process's operating-system process id, by process name."""
         return {service: process.pid for service, process in self._processes.items()}
 
     def alive(self) -> bool:
         """Whether every process is still running."""
         return all(process.returncode is None for process in self._processes.values())
 
-    async def start(self, service: str, port: int, settings: Settings, log: IO[bytes] | None) -> None:
-        """Start ``service`` listening on 127.0.0.1:``port``."""
+    async def start(
+        self,
+        service: str,
+        port: int,
+        settings: Settings,
+        log: IO[bytes] | None,
+        *,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start ``service`` listening on 127.0.0.1:``port``, known as ``name`` (default: the
+        service's name; another process of a service needs a name of its own). ``env`` is added to
+        the process's environment last, over the settings (e.g. variables no setting holds)."""
+        name = name or service
         host = "127.0.0.1"
-        env = {**os.environ, **settings_env(settings)}
+        env = {**os.environ, **settings_env(settings), **(env or {})}
         command = [sys.executable, "-m", "services", "run", service, "--port", str(port), "--host", host]
         command += ["--mode", settings.mode.value, "--stop-with-parent"]
-        self._processes[service] = await asyncio.create_subprocess_exec(
+        self._processes[name] = await asyncio.create_subprocess_exec(
             *command, env=env, cwd=_REPO, stdout=log, stderr=asyncio.subprocess.STDOUT if log else None
         )
-        self.urls[service] = f"http://{host}:{port}"
+        self.urls[name] = f"http://{host}:{port}"
+        if name != service:
+            self._services[name] = service
 
     async def start_gateway(self, port: int, settings: Settings, log: IO[bytes] | None = None) -> str:
         """Start the gateway (``python -m services gateway``) on 127.0.0.1:``port`` in front of
@@ -111,12 +137,14 @@ class ServiceProcesses:
         host = "127.0.0.1"
         env = {**os.environ, **settings_env(settings)}
         command = [sys.executable, "-m", "services", "gateway", "--port", str(port), "--host", host]
-        command += ["--stop-with-parent", *(f"--service-url={name}={url}" for name, url in self.urls.items())]
+        # One process per service behind it: the first of each (the gateway balances nothing).
+        upstreams = {name: url for name, url in self.urls.items() if name not in self._services}
+        command += ["--stop-with-parent", *(f"--service-url={name}={url}" for name, url in upstreams.items())]
         self._processes["gateway"] = await asyncio.create_subprocess_exec(
             *command, env=env, cwd=_REPO, stdout=log, stderr=asyncio.subprocess.STDOUT if log else None
         )
         url = f"http://{host}:{port}"
-        first = next(iter(self.urls))
+        first = next(iter(upstreams))
         async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(_READY_TIMEOUT_S):
             # Through the gateway to a service: both are up.
             await self._wait_answering(client, "gateway", f"{url}/{first}/readyz")
@@ -125,8 +153,8 @@ class ServiceProcesses:
     async def wait_ready(self) -> None:
         """Wait until every process answers its service's readiness probe (database and bus up)."""
         async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(_READY_TIMEOUT_S):
-            for service, url in self.urls.items():
-                await self._wait_answering(client, service, f"{url}/{service}/readyz")
+            for name, url in self.urls.items():
+                await self._wait_answering(client, name, f"{url}/{self._services.get(name, name)}/readyz")
 
     async def _wait_answering(self, client: httpx.AsyncClient, name: str, probe: str) -> None:
         """Wait until ``probe`` answers 200; fail when process ``name`` exits first."""
@@ -154,17 +182,28 @@ class ServiceProcesses:
 
 @contextlib.asynccontextmanager
 async def launch(
-    settings: Settings, services: Sequence[str], ports: Mapping[str, int], log_dir: Path | None = None
+    settings: Settings,
+    services: Sequence[str],
+    ports: Mapping[str, int],
+    log_dir: Path | None = None,
+    *,
+    replicas: Mapping[str, int] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ServiceProcesses]:
     """Start one process per service on its port, wait until each is ready, and stop them all when
     the block ends (normally, on an error or on Ctrl-C). Each process's output goes to
-    ``log_dir/<service>.log`` when given, else to this program's terminal.
+    ``log_dir/<process name>.log`` when given, else to this program's terminal.
+
+    ``replicas`` asks for more processes of a service (the benchmark's scale-out): they are named
+    by ``replica_names``, and ``ports`` needs a port for each name. ``env`` goes to every process
+    (see ``ServiceProcesses.start``).
     """
+    names = {name: service for service in services for name in replica_names(service, (replicas or {}).get(service, 1))}
     processes = ServiceProcesses()
-    logs = _open_logs(log_dir, services)
+    logs = _open_logs(log_dir, list(names))
     try:
-        for service in services:
-            await processes.start(service, ports[service], settings, logs.get(service))
+        for name, service in names.items():
+            await processes.start(service, ports[name], settings, logs.get(name), name=name, env=env)
         await processes.wait_ready()
         yield processes
     finally:
@@ -173,8 +212,8 @@ async def launch(
             log.close()
 
 
-def _open_logs(log_dir: Path | None, services: Sequence[str]) -> dict[str, IO[bytes]]:
+def _open_logs(log_dir: Path | None, names: Sequence[str]) -> dict[str, IO[bytes]]:
     if log_dir is None:
         return {}
     log_dir.mkdir(parents=True, exist_ok=True)
-    return {service: (log_dir / f"{service}.log").open("ab") for service in services}
+    return {name: (log_dir / f"{name}.log").open("ab") for name in names}

@@ -30,6 +30,22 @@ class Exposure(StrEnum):
     OFF = "off"
 
 
+class LogFormat(StrEnum):
+    """How a process writes its log lines."""
+
+    AUTO = "auto"  # human text when standard error is a terminal, JSON lines otherwise
+    JSON = "json"
+    TEXT = "text"
+
+
+class Tracing(StrEnum):
+    """Whether a process records traces (OpenTelemetry)."""
+
+    OFF = "off"
+    # Exported over OTLP (HTTP/protobuf) to where the standard OTEL_EXPORTER_OTLP_* variables say.
+    OTLP = "otlp"
+
+
 class Settings(BaseSettings):
     """Every tunable of a citycase process.
 
@@ -74,6 +90,11 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 3
     # Readiness warns when an outbox row has waited longer than this to be published.
     outbox_backlog_warning_seconds: float = 60.0
+    # Readiness fails when this process's relay leads (or runs alone), rows wait, and it has made
+    # no progress (published, or found nothing publishable) for longer than this.
+    outbox_stall_seconds: float = 60.0
+    # How often a process reads its services' outboxes, consumer lags and due timers into the gauges.
+    metrics_refresh_seconds: float = 10.0
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 3
     stream_batch_size: int = 1000
@@ -147,6 +168,12 @@ class Settings(BaseSettings):
     # system clock; ``real_time`` puts a simulated city on the system clock from now on.
     clock_file: Path | None = None
     real_time: bool = False
+
+    # Log lines: JSON for a collector (time, level, service, logger, message and the case, event,
+    # trace and request ids of the work at hand), text for a person at a terminal.
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = "INFO"
+    tracing: Tracing = Tracing.OFF
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000

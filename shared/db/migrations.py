@@ -6,9 +6,12 @@ schema (the role's search path) and the version table sits beside its tables.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,19 +25,35 @@ def alembic_config(service: str) -> Config:
     return config
 
 
-async def upgrade_to_head(service: str, engine: AsyncEngine) -> None:
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What ``upgrade_to_head`` did to a service's schema: its revision before (``None``: a new
+    schema) and after."""
+
+    before: str | None
+    after: str | None
+
+    def __str__(self) -> str:
+        if self.before == self.after:
+            return f"at {self.after}"
+        return f"{self.before or 'new'} → {self.after}"
+
+
+async def upgrade_to_head(service: str, engine: AsyncEngine) -> SchemaUpgrade:
     """Bring the service's schema to the newest revision."""
     config = alembic_config(service)
 
-    def _upgrade(connection: Connection) -> None:
+    def _upgrade(connection: Connection) -> SchemaUpgrade:
         if connection.dialect.name == "postgresql":
             # Replicas of a service start together; one migrates while the others wait for it.
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"migrate.{service}"})
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        return SchemaUpgrade(before, MigrationContext.configure(connection).get_current_revision())
 
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        return await connection.run_sync(_upgrade)
 
 
 def run_migrations(target_metadata: MetaData) -> None:

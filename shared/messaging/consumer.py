@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.core.errors import DomainError
+from shared.core.logs import working_on
 from shared.core.metrics import EVENTS_CONSUMED
 from shared.core.outage_logs import StateLog
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
@@ -31,6 +32,7 @@ from shared.events.envelope import Event
 from shared.messaging.binding import MalformedEvent, decode
 from shared.messaging.bus import Bus, Message, Record
 from shared.messaging.bus.base import TopicPartition
+from shared.messaging.spans import EventSpans
 from shared.messaging.store import ServiceStore, Transaction
 
 log = logging.getLogger(__name__)
@@ -156,7 +158,8 @@ class ConsumerRunner:
 
     async def run(self) -> None:
         """Join the group and apply batches forever, rejoining after a lost connection."""
-        await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
+        with working_on(service=self.store.service):
+            await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
 
     async def _consume(self, joined: Callable[[], None]) -> None:
         subscription = await self.bus.subscribe(self.spec.name, self.spec.topics)
@@ -197,7 +200,7 @@ class ConsumerRunner:
 
     async def _apply_once(self, records: Sequence[Record], *, careful: bool) -> None:
         outcomes: Counter[str] = Counter()
-        async with self.store.transaction() as tx:
+        async with EventSpans(self.spec.name) as spans, self.store.transaction() as tx:
             decoded: list[tuple[Record, Event]] = []
             for record in records:
                 if not is_for(record, self.spec.name):
@@ -214,6 +217,7 @@ class ConsumerRunner:
             wanted = [inbox_key(record, event) for record, event in decoded if event.type in self.spec.handlers]
             seen = await self.store.already_processed(tx, self.spec.name, wanted)
             fresh = _fresh(decoded, self.spec.handlers, seen, outcomes)
+            spans.start(tx, fresh)
             # Dead-lettered events count as processed too, so a second copy of the same poison
             # event in a later batch is dropped instead of retried. A redriven event that fails
             # again does not: its new dead letter may be redriven in turn.
@@ -221,7 +225,8 @@ class ConsumerRunner:
             if careful:
                 processed = []
                 for record, event in fresh:
-                    outcome = await self._handle(tx, self.spec.handlers[event.type], record, event)
+                    with spans.handling(event):
+                        outcome = await self._handle(tx, self.spec.handlers[event.type], record, event)
                     outcomes[outcome] += 1
                     if outcome == "applied" or record.header(REDRIVE_FOR) is None:
                         processed.append((record, event))
@@ -231,7 +236,8 @@ class ConsumerRunner:
                 outcomes["applied"] += len(fresh)
             else:
                 for _, event in fresh:
-                    await _without_savepoints(self.spec.handlers[event.type](tx, event))
+                    with spans.handling(event):
+                        await _without_savepoints(self.spec.handlers[event.type](tx, event))
                 outcomes["applied"] += len(fresh)
             # A redriven event under its own key (``inbox_key``), not under the event's id.
             await self.store.mark_processed(

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, Exists, FromClause, exists, func, select, update
 
+from shared.core.metrics import OUTBOX_BACKLOG_ROWS, OUTBOX_OLDEST_UNSENT_SECONDS, OUTBOX_PARKED_ROWS
 from shared.messaging.store import ServiceStore
 
 
@@ -137,3 +138,12 @@ def held_by_a_parked_row(outbox: FromClause) -> Exists:
 
 def _same_case_after(row: FromClause, earlier: FromClause) -> tuple[ColumnElement[bool], ...]:
     return (row.c.topic == earlier.c.topic, row.c.key == earlier.c.key, row.c.seq > earlier.c.seq)
+
+
+async def refresh_outbox_gauges(store: ServiceStore) -> None:
+    """Read ``store``'s parked rows, backlog and oldest waiting row into the gauges."""
+    health = await outbox_health(store)
+    service = store.service
+    OUTBOX_PARKED_ROWS.labels(service).set(health.parked)
+    OUTBOX_BACKLOG_ROWS.labels(service).set(health.backlog)
+    OUTBOX_OLDEST_UNSENT_SECONDS.labels(service).set(health.oldest_waiting(store.clock.now()).total_seconds())

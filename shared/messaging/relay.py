@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,16 +27,11 @@ from typing import Any
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.core.metrics import (
-    OUTBOX_BACKLOG_ROWS,
-    OUTBOX_OLDEST_UNSENT_SECONDS,
-    OUTBOX_PARKED,
-    OUTBOX_PARKED_ROWS,
-    OUTBOX_PUBLISHED,
-)
+from shared.core.logs import SERVICE, working_on
+from shared.core.metrics import OUTBOX_PARKED, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from shared.core.outage_logs import StateLog
 from shared.messaging.bus import Bus, Message, PublishFailed, Unpublishable
-from shared.messaging.parking import held_by_a_parked_row, outbox_health
+from shared.messaging.parking import held_by_a_parked_row
 from shared.messaging.store import ServiceStore
 from shared.messaging.tables import headers_from_json
 
@@ -43,7 +40,6 @@ log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 5.0
 _LEADERSHIP_CHECK_S = 5.0
 _PURGE_EVERY_S = 300.0
-_METRICS_EVERY_S = 10.0
 
 
 class OutboxRelay:
@@ -58,23 +54,36 @@ class OutboxRelay:
         poll_seconds: float = 0.2,
         retention: timedelta = timedelta(hours=24),
         max_attempts: int = 3,
+        round_timeout: timedelta = timedelta(seconds=60),
     ) -> None:
+        """``round_timeout``: a round that takes longer (a publish or a statement that hangs) is
+        given up, and the relay steps down so that another replica's may lead."""
         self.store = store
         self.bus = bus
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.retention = retention
         self.max_attempts = max_attempts
+        self.round_timeout_s = round_timeout.total_seconds()
+        # The series exists from the start: an alert on "nothing published for 5 minutes" cannot see
+        # a relay that never published if its counter appears only at the first publish.
+        OUTBOX_PUBLISHED.labels(store.service)
         self._lock_key = zlib.crc32(f"citycase.outbox.{store.service}".encode())
         self._leader_connection: AsyncConnection | None = None
         # A broker outage fails every round: logged as it begins and ends, not once per round.
         self._health = StateLog(log, f"the outbox relay of {store.service}")
+        # Another replica's relay leads: this one waits, and its progress means nothing.
+        self.standby = False
+        # When a round last ended well (published, or found nothing publishable), on the monotonic clock.
+        self._progressed_at = time.monotonic()
 
     async def run(self) -> None:
         """Relay forever: publish what is there, wait for more, back off while the bus is down."""
+        SERVICE.set(self.store.service)  # in the log lines of this task (its own context) for its life
         backoff = self.poll_seconds
         loop = asyncio.get_running_loop()
-        last_check = last_purge = last_metrics = loop.time()
+        last_check = last_purge = loop.time()
+        self._progressed_at = time.monotonic()
         try:
             while True:
                 try:
@@ -84,13 +93,11 @@ class OutboxRelay:
                     if not await self._is_leader(force_check=check):
                         await asyncio.sleep(_LEADERSHIP_CHECK_S)
                         continue
-                    published = await self.relay_once()
+                    async with asyncio.timeout(self.round_timeout_s):
+                        published = await self.relay_once()
                     if loop.time() - last_purge > _PURGE_EVERY_S:
                         await self.purge_sent()
                         last_purge = loop.time()
-                    if loop.time() - last_metrics > _METRICS_EVERY_S:
-                        await self.refresh_metrics()
-                        last_metrics = loop.time()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -100,6 +107,7 @@ class OutboxRelay:
                     backoff = min(backoff * 2, _MAX_BACKOFF_S)
                     continue
                 self._health.succeeded()
+                self._progressed_at = time.monotonic()
                 backoff = self.poll_seconds
                 if published < self.batch_size:
                     await self.store.wait_for_outbox(self.poll_seconds)
@@ -114,7 +122,7 @@ class OutboxRelay:
         if not rows:
             return 0
         try:
-            await self.bus.publish([_message(row) for row in rows])
+            await self._publish([_message(row) for row in rows])
         except PublishFailed as failed:
             await self._mark_sent([row.seq for n, row in enumerate(rows) if n not in failed.failures])
             if not any(isinstance(failure, Unpublishable) for failure in failed.failures.values()):
@@ -136,6 +144,18 @@ class OutboxRelay:
         async with self.store.engine.connect() as connection:
             return [_Row(*row) for row in await connection.execute(query)]
 
+    async def _publish(self, messages: list[Message]) -> None:
+        try:
+            await self.bus.publish(messages)
+        except Exception as exc:
+            OUTBOX_PUBLISH_FAILURES.labels(self.store.service, failure_kind(exc)).inc()
+            raise
+
+    def stalled_for(self) -> float | None:
+        """Seconds since this relay last made progress (published, or found nothing publishable),
+        or None while another replica's relay leads: this one is not the one to blame then."""
+        return None if self.standby else time.monotonic() - self._progressed_at
+
     async def _publish_one_by_one(self, rows: list[_Row]) -> int:
         """Publish ``rows`` alone, in order, to learn which ones the bus refuses for themselves;
         charge each of those an attempt. The later rows of a refused row's case wait for the next
@@ -147,12 +167,13 @@ class OutboxRelay:
             if row.key is not None and (row.topic, row.key) in refused:
                 continue
             try:
-                await self.bus.publish([_message(row)])
+                await self._publish([_message(row)])
             except PublishFailed as failed:
                 (failure,) = failed.failures.values()
                 if not isinstance(failure, Unpublishable):
                     raise
-                await self._charge_attempt(row, failure)
+                with _about(row):
+                    await self._charge_attempt(row, failure)
                 if row.key is not None:
                     refused.add((row.topic, row.key))
                 continue
@@ -193,14 +214,6 @@ class OutboxRelay:
             )
         OUTBOX_PUBLISHED.labels(self.store.service).inc(len(seqs))
 
-    async def refresh_metrics(self) -> None:
-        """Read the outbox's parked rows, backlog and oldest waiting row into the gauges."""
-        health = await outbox_health(self.store)
-        service = self.store.service
-        OUTBOX_PARKED_ROWS.labels(service).set(health.parked)
-        OUTBOX_BACKLOG_ROWS.labels(service).set(health.backlog)
-        OUTBOX_OLDEST_UNSENT_SECONDS.labels(service).set(health.oldest_waiting(self.store.clock.now()).total_seconds())
-
     async def purge_sent(self) -> int:
         """Delete rows published longer ago than the retention; the number deleted."""
         outbox = self.store.outbox
@@ -227,8 +240,12 @@ class OutboxRelay:
             raise
         if acquired:
             self._leader_connection = connection
+            if self.standby:  # taking over from another replica: its stall counts from now
+                self.standby = False
+                self._progressed_at = time.monotonic()
             return True
         await connection.close()
+        self.standby = True
         return False
 
     async def _step_down(self) -> None:
@@ -252,6 +269,24 @@ class _Row:
     headers: list[list[str]]
     value: bytes
     attempts: int
+
+
+def failure_kind(error: Exception) -> str:
+    """The reason a failed publish is counted under: ``refused`` (the bus refuses a row for good),
+    ``timeout`` or ``unavailable``; a partly failed publish by its first failure (the later ones are
+    often rows held behind it)."""
+    if isinstance(error, PublishFailed):
+        error = error.failures[min(error.failures)]
+    if isinstance(error, Unpublishable):
+        return "refused"
+    return "timeout" if isinstance(error, TimeoutError) else "unavailable"
+
+
+def _about(row: _Row) -> AbstractContextManager[None]:
+    """The log lines written about ``row`` name its case and event."""
+    case_id = row.key.decode("utf-8", errors="replace") if row.key is not None else None
+    event_id = next((item[1] for item in row.headers if item[0] == "ce_id" and len(item) == 2), None)
+    return working_on(case_id=case_id, event_id=event_id)
 
 
 def _message(row: _Row) -> Message:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared.core import tracing
 from shared.core.clock import Clock
 from shared.core.ids import new_id
 from shared.db.engine import is_sqlite, writer
@@ -21,6 +23,10 @@ from shared.events.envelope import Event
 from shared.messaging.binding import encode
 from shared.messaging.bus import Message
 from shared.messaging.tables import headers_to_json
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,9 @@ class Transaction:
         self.session = session
         self._store = store
         self._pending: list[_Pending] = []
+        # The trace of each case whose events the transaction handles (consumers applying a batch),
+        # by message key: a message about the case continues it.
+        self._traces: dict[bytes, Context] = {}
 
     @property
     def clock(self) -> Clock:
@@ -55,9 +64,18 @@ class Transaction:
         """Publish any message (dead letters, integration traffic) if this transaction commits.
 
         A message id seen before is published once: redelivered input that re-sends the same
-        message with the same id does not duplicate it.
+        message with the same id does not duplicate it. While tracing, the message carries the
+        current span's trace (the request's, or the event's being handled), else that of its case's
+        event in the batch (``follow_trace``: a batch applied at once has no current event).
         """
+        if tracing.active() and not tracing.carries_trace(message.headers):
+            context = None if tracing.in_span() or message.key is None else self._traces.get(message.key)
+            message = replace(message, headers=(*message.headers, *tracing.trace_headers(context)))
         self._pending.append(_Pending(message_id or new_id(), message))
+
+    def follow_trace(self, case_id: str, span: Span) -> None:
+        """Carry ``span``'s trace on in the messages about ``case_id`` this transaction sends."""
+        self._traces[case_id.encode()] = tracing.context_of(span)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

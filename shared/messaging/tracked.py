@@ -20,13 +20,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Table, select, text, tuple_
 
-from shared.core.metrics import EVENTS_CONSUMED
+from shared.core.logs import working_on
+from shared.core.metrics import EVENTS_CONSUMED, STREAM_LAST_APPLIED
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
 from shared.events.envelope import Event
 from shared.messaging.binding import MalformedEvent, decode
 from shared.messaging.bus import Bus, Record
 from shared.messaging.bus.base import Subscription, TopicPartition
 from shared.messaging.consumer import dead_letter, is_for, is_infrastructure_error, rejoin_forever
+from shared.messaging.spans import EventSpans
 from shared.messaging.store import ServiceStore, Transaction
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,8 @@ class TrackedConsumer:
 
     async def run(self) -> None:
         """Join the group and apply batches forever, rejoining after a lost connection."""
-        await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
+        with working_on(service=self.store.service):
+            await rejoin_forever(self.spec.name, self._consume, self.retry_delay_s)
 
     async def _consume(self, joined: Callable[[], None]) -> None:
         self._sought.clear()
@@ -158,7 +161,7 @@ class TrackedConsumer:
         outcomes: Counter[str] = Counter()
         seeks: dict[TopicPartition, int] = {}
         new_positions: dict[TopicPartition, int] = {}
-        async with self.store.transaction() as tx:
+        async with EventSpans(self.spec.name) as spans, self.store.transaction() as tx:
             if tx.on_postgresql:
                 # The positions commit with the effects: a crash that loses the last commits
                 # loses their positions too, and the batches are applied again. No fsync to wait for.
@@ -178,12 +181,16 @@ class TrackedConsumer:
                 fresh.extend(batch)
                 new_positions[partition] = batch[-1].offset + 1
             events = self._decode(tx, fresh, outcomes)
-            await self._apply_events(tx, events, outcomes)
+            spans.start(tx, events)
+            await self._apply_events(tx, events, outcomes, spans)
             await self._store_positions(tx, new_positions)
         self._sought.update(seeks)
         self._reached.update(new_positions)
         for outcome, count in outcomes.items():
             EVENTS_CONSUMED.labels(self.spec.name, outcome).inc(count)
+        if fresh:
+            # The log's time, not the event's: a simulated city's clock is not the scraper's.
+            STREAM_LAST_APPLIED.labels(self.spec.name).set(max(record.timestamp_ms for record in fresh) / 1000)
         return BatchOutcome(new_positions, seeks, outcomes["applied"])
 
     def _decode(self, tx: Transaction, records: Sequence[Record], outcomes: Counter[str]) -> list[tuple[Record, Event]]:
@@ -204,7 +211,9 @@ class TrackedConsumer:
                 outcomes["dead_lettered"] += 1
         return decoded
 
-    async def _apply_events(self, tx: Transaction, decoded: list[tuple[Record, Event]], outcomes: Counter[str]) -> None:
+    async def _apply_events(
+        self, tx: Transaction, decoded: list[tuple[Record, Event]], outcomes: Counter[str], spans: EventSpans
+    ) -> None:
         """The whole batch at once; if it fails on an event, event by event so only that one is
         dead-lettered (the handler is deterministic: retrying the same event cannot help).
         """
@@ -221,13 +230,15 @@ class TrackedConsumer:
             log.warning("consumer %s: a batch failed; applying its events one by one", self.spec.name)
         for record, event in decoded:
             try:
-                async with tx.savepoint():
-                    await self.spec.apply(tx, [event])
+                with spans.handling(event):
+                    async with tx.savepoint():
+                        await self.spec.apply(tx, [event])
                 outcomes["applied"] += 1
             except Exception as exc:
                 if is_infrastructure_error(exc):
                     raise
-                log.error("consumer %s: dead-lettering %s %s", self.spec.name, event.type, event.id, exc_info=True)
+                with spans.handling(event):
+                    log.error("consumer %s: dead-lettering %s %s", self.spec.name, event.type, event.id, exc_info=True)
                 self._dead_letter(tx, record, f"handler failed: {type(exc).__name__}: {exc}")
                 outcomes["dead_lettered"] += 1
 

@@ -17,6 +17,7 @@ from shared.messaging.consumer import ConsumerSpec
 from shared.messaging.store import ServiceStore
 from shared.messaging.tracked import TrackedConsumerSpec
 from shared.service.context import ServiceContext
+from shared.service.timer import Timer
 
 if TYPE_CHECKING:
     # Only the names of the types: the web framework stays out of the contract's imports.
@@ -54,9 +55,11 @@ class Mount:
     """Routes a service serves under a prefix of their own rather than its name, for clients that
     expect a standard's address (Open311's ``/open311/v2/...``): mounted by the runtime with the
     service's context, like the service's own routes. ``install`` prepares the mount's app before
-    its routes are added: error handlers of the standard's shape, in place of the project's."""
+    its routes are added: error handlers of the standard's shape, in place of the project's.
+    ``description`` heads the mount's OpenAPI document, as a service's does."""
 
     router: APIRouter
+    description: str
     install: Callable[[FastAPI], None] | None = None
 
 
@@ -73,10 +76,14 @@ class ServiceSpec:
     where a service has one, empties the state it derives from the log and replays the log.
     ``resources`` makes the service's own machinery once per process (``ServiceContext.resources``).
     ``mounts`` are more routes under prefixes of their own (``/open311``), by prefix.
+    ``description`` heads the service's OpenAPI document (Markdown): what the service does, who
+    calls it and how a caller proves who it is.
+    ``timers`` say what the persisted timers among the workers have due (for the gauges).
     """
 
     name: str
     title: str
+    description: str
     metadata: MetaData
     router: APIRouter
     consumers: Callable[[ServiceContext], Sequence[ConsumerSpec]] = _none
@@ -85,3 +92,4 @@ class ServiceSpec:
     rebuild: Rebuild | None = None
     resources: Callable[[ServiceStore, Settings], Sequence[object]] = _no_resources
     mounts: Mapping[str, Mount] = field(default_factory=_no_mounts)
+    timers: Sequence[Timer] = ()

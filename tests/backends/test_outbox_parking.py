@@ -31,7 +31,7 @@ from shared.events.envelope import Event
 from shared.messaging.binding import encode
 from shared.messaging.bus import Message, PublishFailed, Record, TopicSpec
 from shared.messaging.bus.kafka import KafkaBus
-from shared.messaging.parking import outbox_health, parked_rows, unpark
+from shared.messaging.parking import outbox_health, parked_rows, refresh_outbox_gauges, unpark
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.store import ServiceStore
 from shared.messaging.tables import service_metadata
@@ -106,7 +106,7 @@ async def test_a_row_over_the_size_limit_is_parked_while_every_other_case_flows_
 
     health = await outbox_health(intake)
     assert (health.parked, health.backlog) == (1, 1)
-    await relay.refresh_metrics()
+    await refresh_outbox_gauges(intake)
     assert _sample("citycase_outbox_parked_rows") == 1
     assert _sample("citycase_outbox_backlog_rows") == 1
     assert _sample("citycase_outbox_parked_total") == parked_before + 1

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 
 from services.runtime.app import create_app
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
+from shared.db.migrations import alembic_config
 from tests.conftest import REPO, production_settings
 
 
@@ -44,10 +46,16 @@ async def test_all_services_run_in_one_process_each_under_its_prefix(mode: str, 
     async with serve(create_app(["all"], _settings(mode, tmp_path))) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = (await wait_ready(client)).json()
-        assert ready == {"ready": True, "checks": {**{f"{s}.database": "ok" for s in SERVICE_NAMES}, "bus": "ok"}}
+        checks = {
+            **{f"{s}.database": "ok" for s in SERVICE_NAMES},
+            "bus": "ok",
+            **{f"{s}.outbox": "ok" for s in SERVICE_NAMES},
+        }
+        assert ready == {"ready": True, "checks": checks}
         for service in SERVICE_NAMES:
             assert (await client.get(f"/{service}/healthz")).json() == {"status": "ok", "service": service}
-            assert (await wait_ready(client, f"/{service}/readyz")).json()["checks"] == {"database": "ok", "bus": "ok"}
+            checks = (await wait_ready(client, f"/{service}/readyz")).json()["checks"]
+            assert checks == {"database": "ok", "bus": "ok", "outbox": "ok"}
             spec = (await client.get(f"/{service}/openapi.json")).json()
             assert spec["info"]["title"] == f"citycase {service}"
             assert (await client.get(f"/{service}/docs")).status_code == 200
@@ -79,16 +87,22 @@ async def test_errors_have_one_json_shape(tmp_path: Path) -> None:
 
 
 def test_cli_migrates_the_embedded_schemas(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "services", "migrate", "--mode", "embedded"],
-        cwd=REPO,
-        env={"CITYCASE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"{s}: schema at head" for s in SERVICE_NAMES]
+    def migrate() -> list[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "services", "migrate", "--mode", "embedded"],
+            cwd=REPO,
+            env={"CITYCASE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    heads = {s: ScriptDirectory.from_config(alembic_config(s)).get_current_head() for s in SERVICE_NAMES}
+    # One line per service: what the first run did, and that the second found nothing to do.
+    assert migrate() == [f"{s}: schema new → {heads[s]}" for s in SERVICE_NAMES]
+    assert migrate() == [f"{s}: schema at {heads[s]}" for s in SERVICE_NAMES]
     assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(f"{s}.db" for s in SERVICE_NAMES)
 
 

@@ -141,6 +141,10 @@ class Bus(Protocol):
         """The offset the next record of each partition of ``topic`` will get."""
         ...
 
+    async def committed_offsets(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """The next offset ``group`` committed in each partition of ``topics`` where it committed one."""
+        ...
+
     async def ping(self) -> None:
         """Raise when the backend cannot be reached."""
         ...

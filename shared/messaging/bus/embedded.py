@@ -289,6 +289,18 @@ class EmbeddedLog:
             raise UnknownTopic(topic)
         return {(topic, p): self._next_offsets.get((topic, p), 0) for p in range(self._partitions[topic])}
 
+    async def committed_offsets(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """The next offset ``group`` committed in each partition of ``topics`` where it committed one."""
+        async with (
+            self._lock,
+            self.db.execute(
+                f"SELECT topic, partition, next_offset FROM group_offsets WHERE group_id = ?"
+                f" AND topic IN ({','.join('?' * len(topics))})",
+                (group, *topics),
+            ) as cursor,
+        ):
+            return {(topic, partition): next_offset async for topic, partition, next_offset in cursor}
+
     def leave(self, group: str) -> None:
         """Forget the member of ``group``."""
         self._members.discard(group)

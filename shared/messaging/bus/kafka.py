@@ -152,6 +152,13 @@ class KafkaBus:
         self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
+        # Asked for the consumer groups' offsets every few seconds (the lag gauges): kept open.
+        self._admin: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
+        # Kept between asks: the gauges ask for the end offsets every few seconds, and a consumer
+        # made per ask would bootstrap and reach every partition's leader each time.
+        self._offsets: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect the producer; raises when no broker answers."""
@@ -185,6 +192,44 @@ class KafkaBus:
     async def close(self) -> None:
         """Flush pending messages (for a bounded time: the broker may be gone) and disconnect."""
         await self._discard_producer()
+        await self._discard_admin()
+        await self._discard_offsets()
+
+    async def _ready_admin(self) -> AIOKafkaAdminClient:
+        async with self._admin_lock:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+                try:
+                    await admin.start()
+                except BaseException:
+                    await _stop_within(admin.close(), "admin client")
+                    raise
+                self._admin = admin
+            return self._admin
+
+    async def _ready_offsets(self) -> AIOKafkaConsumer:
+        async with self._offsets_lock:
+            if self._offsets is None:
+                consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+                try:
+                    await consumer.start()
+                except BaseException:
+                    await _stop_within(consumer.stop(), "consumer")
+                    raise
+                self._offsets = consumer
+            return self._offsets
+
+    async def _discard_offsets(self) -> None:
+        async with self._offsets_lock:
+            consumer, self._offsets = self._offsets, None
+        if consumer is not None:
+            await _stop_within(consumer.stop(), "consumer")
+
+    async def _discard_admin(self) -> None:
+        async with self._admin_lock:
+            admin, self._admin = self._admin, None
+        if admin is not None:
+            await _stop_within(admin.close(), "admin client")
 
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
         """Create missing topics with the configured replication factor."""
@@ -314,14 +359,31 @@ class KafkaBus:
     async def end_offsets(self, topic: str) -> dict[Position, int]:
         """The next offset of each partition of ``topic``, asked of the broker."""
         partitions = await (await self._ready_producer()).partitions_for(topic)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        consumer = await self._ready_offsets()
         try:
-            # Started inside: a start that fails (the broker gone) must close what it opened too.
-            await consumer.start()
             ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
-            return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
-        finally:
-            await _stop_within(consumer.stop(), "consumer")
+        except BaseException:
+            # A client that failed once may be left connected to a broker that is gone.
+            await self._discard_offsets()
+            raise
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def committed_offsets(self, group: str, topics: Sequence[str]) -> dict[Position, int]:
+        """The next offset ``group`` committed in each partition of ``topics`` where it committed one,
+        asked of the group's coordinator."""
+        admin = await self._ready_admin()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.group_prefix + group)
+        except BaseException:
+            # A client that failed once may be left connected to a broker that is gone.
+            await self._discard_admin()
+            raise
+        wanted = set(topics)
+        return {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in committed.items()
+            if tp.topic in wanted and meta.offset >= 0
+        }
 
     async def ping(self) -> None:
         """Raise unless a broker answers a metadata request within a few seconds."""
