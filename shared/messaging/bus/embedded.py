@@ -268,16 +268,7 @@ class EmbeddedLog:
         if group in self._members:
             raise RuntimeError(f"consumer group {group!r} already has its one embedded member")
         positions = {(t, p): 0 for t in topics for p in range(self._partitions[t])}
-        async with (
-            self._lock,
-            self.db.execute(
-                f"SELECT topic, partition, next_offset FROM group_offsets WHERE group_id = ?"
-                f" AND topic IN ({','.join('?' * len(topics))})",
-                (group, *topics),
-            ) as cursor,
-        ):
-            async for topic, partition, next_offset in cursor:
-                positions[(topic, partition)] = next_offset
+        positions.update(await self.committed_offsets(group, topics))
         if start_at is not None:
             positions.update(await start_at(list(positions)))
         self._members.add(group)
