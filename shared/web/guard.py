@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.routing import Mount, compile_path
@@ -27,18 +29,38 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _SINGLE_HEADERS = frozenset({"content-type", "content-length", "authorization", "transfer-encoding"})
 
 
-def routes_needing_a_caller(app: FastAPI, prefix: str = "") -> list[tuple[str, re.Pattern[str]]]:
+@dataclass(frozen=True, slots=True)
+class DocumentedPath:
+    """A path of an app's OpenAPI document, or of an app mounted in it, with the mounts' prefixes."""
+
+    pattern: re.Pattern[str]
+    template: str
+    # Method (upper case) to its operation in the document.
+    operations: dict[str, dict[str, Any]]
+
+
+def documented_paths(app: FastAPI, prefix: str = "") -> list[DocumentedPath]:
+    """Every path of ``app``'s OpenAPI document and of the apps mounted in it, the mounted ones first."""
+    found: list[DocumentedPath] = []
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, FastAPI):
+            found += documented_paths(route.app, prefix + route.path)
+    for path, operations in app.openapi().get("paths", {}).items():
+        pattern, template, _ = compile_path(prefix + path)
+        found.append(DocumentedPath(pattern, template, {method.upper(): op for method, op in operations.items()}))
+    return found
+
+
+def routes_needing_a_caller(app: FastAPI) -> list[tuple[str, re.Pattern[str]]]:
     """Every route of ``app`` and of the apps mounted in it that asks who calls, as (method, path
     pattern): read from the OpenAPI document, where a route depending on the bearer token
     carries a security requirement."""
-    found: list[tuple[str, re.Pattern[str]]] = []
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, FastAPI):
-            found += routes_needing_a_caller(route.app, prefix + route.path)
-    for path, operations in app.openapi().get("paths", {}).items():
-        pattern, _, _ = compile_path(prefix + path)
-        found += [(method.upper(), pattern) for method, operation in operations.items() if operation.get("security")]
-    return found
+    return [
+        (method, path.pattern)
+        for path in documented_paths(app)
+        for method, operation in path.operations.items()
+        if operation.get("security")
+    ]
 
 
 class RequestGuard:

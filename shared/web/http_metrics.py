@@ -16,10 +16,11 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.routing import Mount, compile_path
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.core.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from shared.web.guard import documented_paths
 
 UNMATCHED = "unmatched"
 # The server takes some thirty methods (PROPFIND, MKCALENDAR...): any a caller invents would be a
@@ -96,17 +97,10 @@ class HttpMetrics:
         return (taking or [template for template, _ in known] or [UNMATCHED])[0]
 
 
-def route_templates(app: FastAPI, prefix: str = "") -> list[tuple[re.Pattern[str], str, frozenset[str]]]:
+def route_templates(app: FastAPI) -> list[tuple[re.Pattern[str], str, frozenset[str]]]:
     """Every route of ``app`` and of the apps mounted in it, as (path pattern, template with the
     mounts' prefixes, methods): read from the OpenAPI documents, as the guard reads them."""
-    found: list[tuple[re.Pattern[str], str, frozenset[str]]] = []
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, FastAPI):
-            found += route_templates(route.app, prefix + route.path)
-    for path, operations in app.openapi().get("paths", {}).items():
-        pattern, template, _ = compile_path(prefix + path)
-        found.append((pattern, template, frozenset(method.upper() for method in operations)))
-    return found
+    return [(path.pattern, path.template, frozenset(path.operations)) for path in documented_paths(app)]
 
 
 def labelled(app: ASGIApp, label: str) -> ASGIApp:
