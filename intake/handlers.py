@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -120,7 +120,11 @@ async def _receive(ctx: ServiceContext, new: NewReport, signed: SignedNonce | No
         if signed is not None:
             # A retry repeats the work order number too: the resend below answers it.
             await _take_nonce(ctx, tx, signed)
-        if new.client_ref is not None:
+        if new.client_ref is not None and (new.reporter_id is None or signed is not None):
+            # A reporter's resend is caught at the insert, by the unique (reporter, client_ref)
+            # constraint (``receive_report`` answers it), which spares every report a query. Looked
+            # for first: an anonymous resend (no reporter for the constraint to hold), and a
+            # hotline's, whose signed retry must find its report after taking its nonce again.
             existing = await _by_client_ref(tx, new.reporter_id, new.client_ref)
             if existing is not None:
                 domain.ensure_resend_of(existing, _sent(new))
@@ -151,7 +155,7 @@ async def _save_arrival(
     for review."""
     report_id = row["id"]
     if arrival.merged is not None:
-        await tx.session.execute(reports.insert().values(row))
+        await tx.session.execute(reports.insert(), row)
         tx.emit(ctx.event(arrival.merged, report_id, at=row["received_at"]))
         return await REPORTS.get(tx, report_id)
     if arrival.status is domain.ReportStatus.FILED:
@@ -165,7 +169,7 @@ async def _save_arrival(
         changes, requested = domain.decide_verification_request(inspector.id, due)
         row.update(changes)
         tx.emit(ctx.event(requested, report_id))
-    saved = await tx.session.execute(reports.insert().values(row).returning(*reports.c))
+    saved = await tx.session.execute(_INSERT_REPORT, row)
     return saved.mappings().one()
 
 
@@ -356,14 +360,15 @@ async def _save_filing(
 ) -> RowMapping:
     """Write a filing: the report's row as it now stands. ``insert_row``: the report arrives
     filed, and one statement writes it whole."""
+    if insert_row is not None:
+        # A resend fails here, on its client_ref, before the number can be committed.
+        result = await tx.session.execute(_INSERT_REPORT, {**insert_row, **filing.report_changes})
+    else:
+        statement = update(reports).where(reports.c.id == filing.case_id).values(filing.report_changes)
+        result = await tx.session.execute(statement.returning(*reports.c))
     number.use()  # from here the number may be committed: never released
-    statement = (
-        reports.insert().values({**insert_row, **filing.report_changes})
-        if insert_row is not None
-        else update(reports).where(reports.c.id == filing.case_id).values(filing.report_changes)
-    )
-    saved: RowMapping = (await tx.session.execute(statement.returning(*reports.c))).mappings().one()
-    await tx.session.execute(cases.insert().values(filing.case_row))
+    saved: RowMapping = result.mappings().one()
+    await tx.session.execute(_INSERT_CASE, filing.case_row)
     tx.emit(ctx.event(filing.event, filing.case_id, at=filing.at))
     return saved
 
@@ -437,12 +442,14 @@ async def _find_duplicate(
     dlat = rule.radius_m / _METRES_PER_DEGREE
     dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
     rows = await tx.session.execute(
-        select(cases.c.id, cases.c.category_code, cases.c.lon, cases.c.lat, cases.c.reported_at).where(
-            cases.c.category_code == category_code,
-            cases.c.status.in_([s.value for s in domain.OPEN_CASE_STATUSES]),
-            cases.c.lat.between(lat - dlat, lat + dlat),
-            cases.c.lon.between(lon - dlon, lon + dlon),
-        )
+        _OPEN_CASES_NEAR,
+        {
+            "category_code": category_code,
+            "south": lat - dlat,
+            "north": lat + dlat,
+            "west": lon - dlon,
+            "east": lon + dlon,
+        },
     )
     candidates = [domain.OpenCase(str(r.id), r.category_code, r.lon, r.lat, r.reported_at) for r in rows]
     return rule.find(category_code, lon, lat, ctx.clock.now(), candidates)
@@ -469,11 +476,29 @@ def _sent(new: NewReport) -> dict[str, Any]:
 
 
 async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: str) -> RowMapping | None:
-    query = select(reports).where(reports.c.client_ref == client_ref)
-    query = query.where(
-        reports.c.reporter_id.is_(None) if reporter_id is None else reports.c.reporter_id == reporter_id
-    )
-    return (await tx.session.execute(query)).mappings().first()
+    if reporter_id is None:
+        found = await tx.session.execute(_ANONYMOUS_RESEND, {"client_ref": client_ref})
+    else:
+        found = await tx.session.execute(_RESEND, {"client_ref": client_ref, "reporter_id": reporter_id})
+    return found.mappings().first()
+
+
+# The statements of a filing, built once: building one per request (its bound values, its cache
+# key) cost more CPU than running it (bench/README.md, "Intake near its floor").
+_INSERT_REPORT = reports.insert().returning(*reports.c)
+_INSERT_CASE = cases.insert()
+_OPEN_CASES_NEAR = select(cases.c.id, cases.c.category_code, cases.c.lon, cases.c.lat, cases.c.reported_at).where(
+    cases.c.category_code == bindparam("category_code"),
+    cases.c.status.in_(sorted(s.value for s in domain.OPEN_CASE_STATUSES)),
+    cases.c.lat.between(bindparam("south"), bindparam("north")),
+    cases.c.lon.between(bindparam("west"), bindparam("east")),
+)
+_RESEND = select(reports).where(
+    reports.c.client_ref == bindparam("client_ref"), reports.c.reporter_id == bindparam("reporter_id")
+)
+_ANONYMOUS_RESEND = select(reports).where(
+    reports.c.client_ref == bindparam("client_ref"), reports.c.reporter_id.is_(None)
+)
 
 
 async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:

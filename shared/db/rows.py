@@ -10,7 +10,7 @@ from uuid import UUID
 
 from sqlalchemy import Select, Table, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.core.clock import Clock
 from shared.core.errors import NotFound
@@ -21,7 +21,7 @@ class UnitOfWork(Protocol):
     (a service's ``Transaction``)."""
 
     @property
-    def session(self) -> AsyncSession:
+    def session(self) -> AsyncConnection:
         """The open session."""
         ...
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.core import tracing
 from shared.core.clock import Clock
@@ -38,7 +38,7 @@ class _Pending:
 class Transaction:
     """One open database transaction of a service, with the messages it will publish."""
 
-    def __init__(self, session: AsyncSession, store: ServiceStore) -> None:
+    def __init__(self, session: AsyncConnection, store: ServiceStore) -> None:
         self.session = session
         self._store = store
         self._pending: list[_Pending] = []
@@ -108,7 +108,7 @@ class Transaction:
             }
             for pending in self._pending
         ]
-        await self.session.execute(self._store.insert_ignoring_duplicates(self._store.outbox, "message_id"), rows)
+        await self.session.execute(self._store.insert_into_outbox, rows)
 
 
 class ServiceStore:
@@ -122,6 +122,8 @@ class ServiceStore:
         self.case_events_topic = case_events_topic
         self.outbox: Table = metadata.tables["outbox"]
         self.inbox: Table = metadata.tables["inbox"]
+        # Built once: every transaction that sends a message runs it.
+        self.insert_into_outbox = self.insert_ignoring_duplicates(self.outbox, "message_id")
         self._outbox_written = asyncio.Event()
         self.writer = writer(engine)
 
@@ -133,7 +135,7 @@ class ServiceStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Open a transaction; commit on normal exit (outbox rows included), roll back on error."""
-        async with AsyncSession(self.writer, expire_on_commit=False) as session, session.begin():
+        async with self.writer.begin() as session:
             tx = Transaction(session, self)
             yield tx
             await tx._flush_outbox()

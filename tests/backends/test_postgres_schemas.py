@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -30,3 +31,21 @@ async def test_a_service_role_sees_only_its_own_schema(
         async with intake.engine.connect() as connection:
             with pytest.raises(ProgrammingError, match="permission denied"):
                 await connection.execute(text(forbidden))
+
+
+@pytest.mark.parametrize("backend", ["postgres-kafka"], indirect=True)
+async def test_a_pooled_connection_the_server_closed_is_replaced_before_any_statement_fails(
+    backend: Backend, pg_admin: Callable[[str], Awaitable[list[tuple[object, ...]]]]
+) -> None:
+    """A restart or a failover closes every connection waiting in the pool; the next
+    transactions get new ones, without the round trips of a ping at every checkout."""
+    intake = await backend.store("intake")
+
+    async def backend_pid() -> int:
+        async with intake.engine.connect() as connection:
+            return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+    pooled = await backend_pid()
+    await pg_admin(f"SELECT pg_terminate_backend({pooled})")
+    await asyncio.sleep(0.2)  # the driver reads the server's goodbye on the idle socket meanwhile
+    assert await backend_pid() != pooled

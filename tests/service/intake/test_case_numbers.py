@@ -45,6 +45,9 @@ async def test_a_number_a_refused_filing_kept_aside_is_released_and_reused(intak
 
 async def test_a_merged_report_or_a_resend_takes_no_number(intake: ServiceUnderTest) -> None:
     first = await send(intake, ReportSource.INSPECTOR, client_ref="r-1")
+    # Caught at the insert by its client_ref, after a number was kept aside for it.
+    resent = await send(intake, ReportSource.INSPECTOR, client_ref="r-1", resent=True)
+    assert (resent["id"], resent["case_number"]) == (first["id"], first["case_number"])
     merged = await send(intake, ReportSource.INSPECTOR)
     assert merged["case_number"] is None
     following = await send(intake, ReportSource.INSPECTOR, cell=OTHER_CELL)
