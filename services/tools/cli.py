@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import uvicorn
+from fastapi import FastAPI
 from pwdlib import PasswordHash
 
 from intake.delivery import DeliveryState, Selection
@@ -32,7 +34,7 @@ from services.runtime.gateway import gateway_app
 from services.runtime.registry import load_specs
 from services.runtime.runtime import build_bus, settle_heap
 from services.tools.banner import AnnouncingServer
-from services.tools.launcher import launch, run_stoppable, stop_with_parent
+from services.tools.launcher import launch, run_stoppable, settings_env, stop_with_parent
 from services.tools.reconcile import RECONCILED_SERVICES, Endpoints
 from services.tools.reconcile import run as reconcile_run
 from services.tools.simulator import cli as simulator_cli
@@ -131,14 +133,56 @@ def _add_run(commands: Commands) -> None:
     run.add_argument(
         "--stop-with-parent", action="store_true", help="stop when the program that started this one ends (launch)"
     )
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes serving on the one port (production mode): each with its own consumers and relay "
+        "candidate, sharing nothing but the database and the bus, as replicas do; one that dies is replaced",
+    )
     run.set_defaults(run_command=_serve)
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {number}")
+    return number
+
+
+# The service the workers of ``run --workers`` serve: they read it, as their settings, from the
+# environment their supervisor leaves them (uvicorn starts them afresh, from an import string).
+_WORKERS_SERVE = "CITYCASE_WORKERS_SERVE"
+
+
+def workers_app() -> FastAPI:
+    """One worker's app, for uvicorn's supervisor of ``run --workers``."""
+    stop_with_parent()
+    settings = Settings()
+    service = os.environ[_WORKERS_SERVE]
+    configure_logging(settings.log_format, settings.log_level, service)
+    return create_app([service], settings, own_process=True)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.stop_with_parent:
         stop_with_parent()
-    app = create_app([args.service], settings, own_process=True)
     port = settings.http_port if args.port is None else args.port
+    if args.workers > 1:
+        if settings.mode is not Mode.PRODUCTION:
+            # The embedded city's SQLite files and event log belong to one process.
+            raise _UsageError("--workers needs production mode (PostgreSQL and Kafka)")
+        os.environ.update({**settings_env(settings), _WORKERS_SERVE: args.service})
+        uvicorn.run(
+            "services.tools.cli:workers_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host or settings.http_host,
+            port=port,
+            log_config=None,
+        )
+        return 0
+    app = create_app([args.service], settings, own_process=True)
     # log_config=None: uvicorn's lines go through the process's handler (configure_logging), in its format.
     config = uvicorn.Config(app, host=args.host or settings.http_host, port=port, log_config=None)
     server = AnnouncingServer(config, settings)

@@ -27,6 +27,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # another way by the application (Starlette's first): a JSON content type for a route's check and
 # a multipart one for the limit. A request repeating one is refused rather than guessed at.
 _SINGLE_HEADERS = frozenset({"content-type", "content-length", "authorization", "transfer-encoding"})
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,13 @@ class RequestGuard:
     ) -> None:
         self.app = app
         self.tokens = tokens
-        self.guarded = list(guarded)
+        # One pattern per method, the routes' patterns as alternatives: a request is matched once,
+        # not once per route (intake alone has dozens). Their named groups, which may repeat
+        # from one route to the next, are dropped: only whether one matches counts here.
+        by_method: dict[str, list[str]] = {}
+        for method, pattern in guarded:
+            by_method.setdefault(method, []).append("(?:" + _NAMED_GROUP.sub("(?:", pattern.pattern) + ")")
+        self.guarded = {method: re.compile("|".join(patterns)) for method, patterns in by_method.items()}
         self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,8 +112,8 @@ class RequestGuard:
         await self.app(scope, body.receive, body.send)
 
     def _needs_caller(self, scope: Scope) -> bool:
-        method, path = scope["method"], scope["path"]
-        return any(method == wanted and pattern.match(path) for wanted, pattern in self.guarded)
+        pattern = self.guarded.get(scope["method"])
+        return pattern is not None and pattern.match(scope["path"]) is not None
 
 
 class _CountedBody:
