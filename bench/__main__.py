@@ -2,12 +2,17 @@
 Kafka, each service its own process — and write ``bench/results.json`` and the table in
 ``bench/README.md``.
 
-Phases, in this order so that each measures on a quiet machine: intake alone; intake's scale-out
-(two processes against one) and tracing's cost (on against off), each pair back to back; with the
-whole city running, intake (reports, then the departments' reports back), end-to-end latency under
-a steady load, the services' peak memory; then, with the services stopped, the stream's scale-out
-(two members against one, catching up a log), the stream's replay of a two-million-event log beside
-a bare consumer reading the same log; then query cost at 10k, 100k and 1M cases.
+Phases, in this order so that each measures on a quiet machine: intake's scale-out (two processes
+against one) and tracing's cost (on against off); intake alone against the filing floor
+(``bench/floor.py``); with the whole city running, intake (reports, then the departments' reports
+back), end-to-end latency under a steady load, the CPU every process of the city spends per report,
+the services' peak memory; then, with the services stopped, the stream's scale-out (two members
+against one, catching up a log), the stream's replay of a two-million-event log against a bare
+consumer reading the same log; then query cost at 10k, 100k and 1M cases.
+
+A figure that bounds another, or is compared with it, is measured in the same run as A/B rounds:
+the two loads alternated, several rounds, the median of the rounds' ratios (``ab_rounds``), so
+that the machine's drift, which moves both loads of a round alike, cancels out.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -52,6 +58,8 @@ TOPIC_PREFIX = "citycase-bench."
 BASE_PORT = 8300
 # Second and later processes of a service (scale-out) listen from here on.
 REPLICA_BASE_PORT = BASE_PORT + 20
+# The filing floor (bench/floor.py), beside the services' ports.
+FLOOR_PORT = BASE_PORT + 19
 DEFAULT_OUT = REPO / "bench" / "results.json"
 # Closed-loop connections that saturate intake, split evenly between its processes.
 SATURATING_CONNECTIONS = 32
@@ -200,17 +208,22 @@ class Phases:
         base = self.url("intake")
         _say(f"intake: saturation, {seconds:.0f}s")
         requests = self.reports(int(seconds * 2500))
+        account = await _CityCpu.start(self.settings, self.processes.pids)
         async with self.profiled("intake"):
             closed = await generate(Job(base, requests, connections=32, duration_s=seconds, warmup_s=2))
         _say(f"intake: {closed['ok_per_s']} reports/s, p99 {closed['latency_ms']['p99']} ms at 32 connections")
         await self.drain()
+        cpu = await account.per_report(generator_cpu_s=closed["generator_cpu_s"])
+        _say(
+            f"intake: the city's CPU {cpu['ms_per_report']} ms a report, {cpu['cores_for_1000_per_s']} cores at 1,000/s"
+        )
         rate = min(1000.0, round(closed["ok_per_s"] * 0.8, -1))
         _say(f"intake: steady {rate:.0f}/s, {seconds:.0f}s")
         steady = await generate(
             Job(base, self.reports(int(rate * (seconds + 2))), connections=64, duration_s=seconds, rate=rate)
         )
         _say(f"intake: steady p50 {steady['latency_ms']['p50']} ms p99 {steady['latency_ms']['p99']} ms")
-        return {"saturation": _summary(closed), "steady": _summary(steady)}
+        return {"saturation": _summary(closed), "steady": _summary(steady), "cpu": cpu}
 
     async def assigned_cases(self, wanted: int, wait_s: float = 120) -> list[tuple[str, str]]:
         """(case id, department id) of cases handling holds as dispatched and not yet signed for."""
@@ -273,6 +286,7 @@ class Phases:
         await watcher.start()
         positions = _StreamPositions(self.url("assessment"), self.lead)
         polling = asyncio.create_task(positions.poll())
+        account = await _CityCpu.start(self.settings, self.processes.pids)
         try:
             _say(f"end to end: {rate:.0f} reports/s for {seconds:.0f}s")
             job = Job(
@@ -286,10 +300,12 @@ class Phases:
             async with self.profiled("end-to-end"):
                 result = await generate(job)
             await asyncio.sleep(5)  # the last reports' way through the services
+            await self.drain()
         finally:
             polling.cancel()
             await watcher.stop()
-        return _end_to_end_figures(result, watcher, positions)
+        cpu = await account.per_report(generator_cpu_s=result["generator_cpu_s"])
+        return {**_end_to_end_figures(result, watcher, positions), "cpu": cpu}
 
 
 class _CaseEventWatcher:
@@ -395,46 +411,163 @@ def _end_to_end_figures(
     }
 
 
-async def intake_alone(settings: Settings, city: City, seconds: float) -> dict[str, Any]:
-    """Intake saturated with no other service running (its consumer and relay still do their
-    part): what one process can take when it has a core to itself, and its CPU per report.
-    """
-    _say("intake alone: saturation")
-    async with running_city(settings, ["intake"]) as processes:
-        result = await saturate_intake(settings, city, processes, seconds)
-    _say(f"intake alone: {result['ok_per_s']} reports/s, {result['cpu_ms_per_report']} ms of CPU each")
-    return result
-
-
-async def saturate_intake(
-    settings: Settings, city: City, processes: ServiceProcesses, seconds: float
+async def intake_against_floor(
+    run: str, city: City, seconds: float, rounds: int, *, floor: bool = True
 ) -> dict[str, Any]:
-    """Saturate every intake process running (closed loop, ``SATURATING_CONNECTIONS`` in all, split
-    evenly): one load generator per process, started together, each sending its share of the same
-    reports (every n-th). Reports/s in all, the intake processes' CPU per report, and how busy the
-    machine was meanwhile (every core, the generators, PostgreSQL and Kafka included).
+    """Intake alone (no other service; its consumer and relay still do their part) against the
+    filing floor (``bench/floor.py``), in A/B rounds: both processes run throughout, each round
+    saturates one then the other with the same reports (``SATURATING_CONNECTIONS``, closed loop),
+    the order alternating from round to round. The figures are the medians over the rounds, and the
+    median of each round's ratios, so that the machine's drift, which moves both of a round alike,
+    cancels out. Without ``floor``, the rounds load intake alone.
     """
-    names = [name for name in processes.urls if name == "intake" or name.startswith("intake-")]
-    phases = Phases(settings, city, processes)
+    settings = bench_settings(run + "-alone")
+    await reset_database(settings)
+    inspectors = _inspectors(settings, city)
+    async with running_city(settings, ["intake"]) as processes, _floor_process(settings, run, enabled=floor) as bare:
+        intake_url, intake_pid = processes.urls["intake"], processes.pids["intake"]
+
+        async def intake(seed: int, span: float) -> dict[str, Any]:
+            return await saturate([intake_url], [intake_pid], city, inspectors, span, seed)
+
+        async def floor_load(seed: int, span: float) -> dict[str, Any]:
+            assert bare is not None
+            return await saturate([bare[0]], [bare[1]], city, inspectors, span, seed)
+
+        _say("intake against the floor: warming both up")
+        await intake(REPORTS_SEED + 1000, 2)
+        if bare is not None:
+            await floor_load(REPORTS_SEED + 1000, 2)
+        return await ab_rounds("intake", intake, "floor" if bare else None, floor_load, rounds=rounds, seconds=seconds)
+
+
+async def ab_rounds(
+    a_name: str,
+    a: Callable[[int, float], Awaitable[dict[str, Any]]],
+    b_name: str | None,
+    b: Callable[[int, float], Awaitable[dict[str, Any]]],
+    *,
+    rounds: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """``rounds`` rounds of load ``a`` and load ``b`` (``b_name`` None: ``a`` only), each given the
+    round's reports (seed) and ``seconds``, b first in even rounds and a first in odd ones. Per
+    round each one's reports/s and CPU per report, a/b of the reports/s and b/a of the CPU per report;
+    the medians of all of them.
+    """
+    per_round: list[dict[str, Any]] = []
+    for n in range(rounds):
+        seed = REPORTS_SEED + n
+        order = [(a_name, a)] if b_name is None else [(b_name, b), (a_name, a)][:: 1 if n % 2 == 0 else -1]
+        measured: dict[str, Any] = {"round": n + 1}
+        for name, load in order:
+            measured[name] = await load(seed, seconds)
+            _say(
+                f"round {n + 1}/{rounds}, {name}: {measured[name]['ok_per_s']} reports/s, "
+                f"{measured[name]['cpu_ms_per_report']} ms of CPU each"
+            )
+        if b_name is not None:
+            measured["throughput_ratio"] = _ratio(measured[a_name]["ok_per_s"], measured[b_name]["ok_per_s"])
+            measured["cpu_ratio"] = _ratio(measured[b_name]["cpu_ms_per_report"], measured[a_name]["cpu_ms_per_report"])
+        per_round.append(measured)
+    figures: dict[str, Any] = {"rounds": len(per_round)}
+    for name in [a_name] if b_name is None else [a_name, b_name]:
+        figures[f"{name}_reports_per_s"] = _median([r[name]["ok_per_s"] for r in per_round])
+        figures[f"{name}_cpu_ms_per_report"] = _median([r[name]["cpu_ms_per_report"] for r in per_round], 2)
+    if b_name is not None:
+        figures["throughput_ratio"] = _median([r["throughput_ratio"] for r in per_round], 3)
+        figures["cpu_ratio"] = _median([r["cpu_ratio"] for r in per_round], 3)
+    figures["detail"] = per_round
+    return figures
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 3) if denominator else None
+
+
+def _median(values: Sequence[float | None], digits: int = 1) -> float | None:
+    known = [value for value in values if value is not None]
+    return round(statistics.median(known), digits) if known else None
+
+
+def _inspectors(settings: Settings, city: City) -> list[workload.Caller]:
+    tokens = TokenIssuer(settings.jwt_secret, SystemClock(), ttl=timedelta(hours=2))
+    return workload.callers(city, tokens, Role.INSPECTOR)
+
+
+@asynccontextmanager
+async def _floor_process(
+    settings: Settings, run: str, *, enabled: bool = True
+) -> AsyncIterator[tuple[str, int] | None]:
+    """The filing floor (``python -m bench.floor``) on ``FLOOR_PORT``, on the benchmark's database
+    and a topic of this run's; (its URL, its process id), or None when not ``enabled``."""
+    if not enabled:
+        yield None
+        return
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{FLOOR_PORT}"
+    with (log_dir / "floor.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bench.floor", "--port", str(FLOOR_PORT), "--topic", f"{TOPIC_PREFIX}{run}.floor"),
+            env={**os.environ, **settings_env(settings)},
+            cwd=REPO,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(120):
+                while True:
+                    if process.returncode is not None:
+                        raise RuntimeError(f"the floor exited with status {process.returncode}: see {log.name}")
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get(f"{url}/floor/readyz")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.2)
+            yield url, process.pid
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+async def saturate(
+    urls: Sequence[str],
+    pids: Sequence[int],
+    city: City,
+    inspectors: Sequence[workload.Caller],
+    seconds: float,
+    seed: int = REPORTS_SEED,
+) -> dict[str, Any]:
+    """Saturate the processes at ``urls`` (closed loop, ``SATURATING_CONNECTIONS`` in all, split
+    evenly): one load generator per process, started together, each sending its share of the same
+    reports (every n-th). Reports/s in all; the CPU per report of ``pids`` from the load's start
+    until they are idle again (``_settle``: what the relay and the consumer do for the load's
+    reports counts too); how busy the machine was meanwhile (every core, the generators,
+    PostgreSQL and Kafka included).
+    """
     count = int(seconds * 2500)
     jobs = []
-    for n, name in enumerate(names):
-        url = processes.urls[name]
-        reports = workload.inspector_reports(city, phases.inspectors, url.removeprefix("http://"), count, REPORTS_SEED)
-        connections = SATURATING_CONNECTIONS // len(names)
-        jobs.append(Job(url, reports[n :: len(names)], connections=connections, duration_s=seconds))
-    pids = [processes.pids[name] for name in names]
+    for n, url in enumerate(urls):
+        reports = workload.inspector_reports(city, inspectors, url.removeprefix("http://"), count, seed)
+        connections = SATURATING_CONNECTIONS // len(urls)
+        jobs.append(Job(url, reports[n :: len(urls)], connections=connections, duration_s=seconds))
     before = sum(_cpu_seconds(pid) for pid in pids)
     machine = _MachineCpu()
     results = await asyncio.gather(*(generate(job) for job in jobs))
     busy = machine.busy_percent()
+    await _settle(pids)
     cpu = sum(_cpu_seconds(pid) for pid in pids) - before
     ok = sum(result["ok"] for result in results)
     # No warm-up here, so every request answered is in the count of the CPU spent.
     summary = _summary(results[0]) if len(results) == 1 else {"per_process": [_summary(r) for r in results]}
     return {
         **summary,
-        "processes": len(names),
+        "processes": len(urls),
         "ok": ok,
         "ok_per_s": round(sum(result["ok_per_s"] for result in results), 1),
         "cpu_ms_per_report": round(cpu / max(ok, 1) * 1000, 2),
@@ -443,48 +576,67 @@ async def saturate_intake(
     }
 
 
-async def intake_scale_out(run: str, city: City, seconds: float) -> dict[str, Any]:
-    """The same saturating load on one intake process, then on two (sharing the database and the
-    bus, each with its own consumer member and relay candidate), each from an empty database.
+async def _settle(pids: Sequence[int], timeout_s: float = 30.0) -> None:
+    """Wait until ``pids`` are idle (under 5% of a core each over half a second): a load's last
+    outbox rows published, its events consumed."""
+    window = 0.5
+    deadline = time.monotonic() + timeout_s
+    last = sum(_cpu_seconds(pid) for pid in pids)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(window)
+        now = sum(_cpu_seconds(pid) for pid in pids)
+        if now - last < 0.05 * window * len(pids):
+            return
+        last = now
+    _say(f"processes {list(pids)} still busy {timeout_s:.0f}s after the load; measuring anyway")
+
+
+async def saturate_intake(
+    settings: Settings, city: City, processes: ServiceProcesses, seconds: float, seed: int = REPORTS_SEED
+) -> dict[str, Any]:
+    """``saturate`` every intake process running."""
+    names = [name for name in processes.urls if name == "intake" or name.startswith("intake-")]
+    urls, pids = [processes.urls[name] for name in names], [processes.pids[name] for name in names]
+    return await saturate(urls, pids, city, _inspectors(settings, city), seconds, seed)
+
+
+async def intake_scale_out(run: str, city: City, seconds: float, rounds: int) -> dict[str, Any]:
+    """The same saturating load on one intake process and on two (sharing the database and the
+    bus, each with its own consumer member and relay candidate), each from an empty database, in
+    ``rounds`` A/B rounds (``ab_rounds``): the ratios are the medians of the rounds'.
     """
-    figures = {}
-    for count in (1, 2):
-        settings = bench_settings(f"{run}-intake-x{count}")
-        await reset_database(settings)
-        _say(f"scale-out: intake saturated on {count} process(es)")
-        async with running_city(settings, ["intake"], replicas={"intake": count}) as processes:
-            figures[count] = await saturate_intake(settings, city, processes, seconds)
-        measured = figures[count]
-        _say(
-            f"scale-out: intake x{count}: {measured['ok_per_s']} reports/s, "
-            f"{measured['cpu_ms_per_report']} ms of CPU each, machine {measured['machine_busy_percent']}% busy"
-        )
-    one, two = figures[1], figures[2]
+
+    def on(count: int) -> Callable[[int, float], Awaitable[dict[str, Any]]]:
+        async def load(seed: int, span: float) -> dict[str, Any]:
+            settings = bench_settings(f"{run}-intake-x{count}-{seed}")
+            await reset_database(settings)
+            async with running_city(settings, ["intake"], replicas={"intake": count}) as processes:
+                measured = await saturate_intake(settings, city, processes, span, seed)
+            _say(f"scale-out: intake x{count}: machine {measured['machine_busy_percent']}% busy")
+            return measured
+
+        return load
+
+    _say("scale-out: intake saturated on one process and on two")
+    figures = await ab_rounds("two", on(2), "one", on(1), rounds=rounds, seconds=seconds)
     return {
-        "ratio": round(two["ok_per_s"] / one["ok_per_s"], 2) if one["ok_per_s"] else None,
-        "one_reports_per_s": one["ok_per_s"],
-        "two_reports_per_s": two["ok_per_s"],
-        "one_cpu_ms_per_report": one["cpu_ms_per_report"],
-        "two_cpu_ms_per_report": two["cpu_ms_per_report"],
-        "detail": {"one": one, "two": two},
+        "ratio": figures["throughput_ratio"],
+        "one_reports_per_s": figures["one_reports_per_s"],
+        "two_reports_per_s": figures["two_reports_per_s"],
+        "one_cpu_ms_per_report": figures["one_cpu_ms_per_report"],
+        "two_cpu_ms_per_report": figures["two_cpu_ms_per_report"],
+        "rounds": figures["rounds"],
+        "detail": figures["detail"],
     }
 
 
-async def tracing_cost(run: str, city: City, seconds: float) -> dict[str, Any]:
-    """Intake alone saturated with tracing off, then on (``CITYCASE_TRACING=otlp``, every request
+async def tracing_cost(run: str, city: City, seconds: float, rounds: int) -> dict[str, Any]:
+    """Intake alone saturated with tracing off and on (``CITYCASE_TRACING=otlp``, every request
     traced, exported over OTLP to a sink in this process that counts what arrives), each from an
-    empty database. Passed as environment variables over the settings, so that the phase runs the
-    same whichever way the setting is spelled in ``Settings``.
+    empty database, in ``rounds`` A/B rounds (``ab_rounds``). Passed as environment variables over
+    the settings, so that the phase runs the same whichever way the setting is spelled in
+    ``Settings``.
     """
-    figures = {}
-    _say("tracing: intake alone, tracing off")
-    settings = bench_settings(f"{run}-tracing-off")
-    await reset_database(settings)
-    async with running_city(settings, ["intake"]) as processes:
-        figures["off"] = await saturate_intake(settings, city, processes, seconds)
-    _say("tracing: intake alone, tracing on (OTLP to a local sink)")
-    settings = bench_settings(f"{run}-tracing-on")
-    await reset_database(settings)
     with TraceSink() as sink:
         env = {
             "CITYCASE_TRACING": "otlp",
@@ -492,31 +644,44 @@ async def tracing_cost(run: str, city: City, seconds: float) -> dict[str, Any]:
             # Over any traces endpoint of this environment, which would win over the one above.
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink.endpoint + "/v1/traces",
         }
-        async with running_city(settings, ["intake"], env=env) as processes:
-            figures["on"] = await saturate_intake(settings, city, processes, seconds)
+
+        def traced(tracing: bool) -> Callable[[int, float], Awaitable[dict[str, Any]]]:
+            async def load(seed: int, span: float) -> dict[str, Any]:
+                settings = bench_settings(f"{run}-tracing-{'on' if tracing else 'off'}-{seed}")
+                await reset_database(settings)
+                async with running_city(settings, ["intake"], env=env if tracing else None) as processes:
+                    return await saturate_intake(settings, city, processes, span, seed)
+
+            return load
+
+        _say("tracing: intake alone, tracing off and on (OTLP to a local sink)")
+        figures = await ab_rounds("on", traced(True), "off", traced(False), rounds=rounds, seconds=seconds)
         received = sink.figures()  # the processes flushed their last spans as they stopped
-    off, on = figures["off"], figures["on"]
-    spans_per_report = round(received["spans"] / max(on["ok"], 1), 1)
+    on_reports = sum(r["on"]["ok"] for r in figures["detail"])
+    spans_per_report = round(received["spans"] / max(on_reports, 1), 1)
     if received["bytes"] == 0:
         _say("tracing: NO spans reached the sink: tracing was not on, the figures compare off with off")
+    cpu_ratio = _median(
+        [_ratio(r["on"]["cpu_ms_per_report"], r["off"]["cpu_ms_per_report"]) for r in figures["detail"]], 3
+    )
     _say(
-        f"tracing: {off['ok_per_s']} → {on['ok_per_s']} reports/s, {off['cpu_ms_per_report']} → "
-        f"{on['cpu_ms_per_report']} ms of CPU each; {received['spans']:,} spans ({spans_per_report} a report), "
-        f"{received['bytes']:,} bytes"
+        f"tracing: on / off {figures['throughput_ratio']} of the reports/s, {cpu_ratio} of the CPU per report; "
+        f"{received['spans']:,} spans ({spans_per_report} a report), {received['bytes']:,} bytes"
     )
     return {
-        "throughput_ratio": round(on["ok_per_s"] / off["ok_per_s"], 3) if off["ok_per_s"] else None,
-        "cpu_ratio": round(on["cpu_ms_per_report"] / off["cpu_ms_per_report"], 3) if off["cpu_ms_per_report"] else None,
-        "off_reports_per_s": off["ok_per_s"],
-        "on_reports_per_s": on["ok_per_s"],
-        "off_cpu_ms_per_report": off["cpu_ms_per_report"],
-        "on_cpu_ms_per_report": on["cpu_ms_per_report"],
+        "throughput_ratio": figures["throughput_ratio"],
+        "cpu_ratio": cpu_ratio,
+        "off_reports_per_s": figures["off_reports_per_s"],
+        "on_reports_per_s": figures["on_reports_per_s"],
+        "off_cpu_ms_per_report": figures["off_cpu_ms_per_report"],
+        "on_cpu_ms_per_report": figures["on_cpu_ms_per_report"],
+        "rounds": figures["rounds"],
         "spans_exported": received["bytes"] > 0,
         "spans_received": received["spans"],
         "spans_per_report": spans_per_report,
         "bytes_received": received["bytes"],
         "exports_received": received["exports"],
-        "detail": {"off": off, "on": on},
+        "detail": figures["detail"],
     }
 
 
@@ -545,9 +710,93 @@ class _MachineCpu:
         return round((busy - self.start[0]) / max(total - self.start[1], 1) * 100, 1)
 
 
-async def stream_phase(settings: Settings, city: City, events: int) -> dict[str, Any]:
+# PostgreSQL's backends serving other databases of the cluster (other work on this machine).
+_OTHER_DATABASES = "postgres (other databases)"
+
+
+class _CityCpu:
+    """The CPU seconds the city spends over a window, and per report filed in it: every service
+    process, PostgreSQL (its processes on this machine: the backends of the benchmark's database
+    and the shared ones — writer, checkpointer, WAL writer, autovacuum; backends of other
+    databases are counted apart, outside the total) and Kafka (the broker's java process, which
+    other users of the broker share). The load generator is left out (its CPU is beside it).
+    Processes that start during the window count from zero; those that end in it are missed.
+    """
+
+    def __init__(self, settings: Settings, pids: Mapping[str, int], reports_before: int) -> None:
+        self.settings = settings
+        self.pids = dict(pids)
+        self.reports_before = reports_before
+        self.before = self._sample()
+
+    @classmethod
+    async def start(cls, settings: Settings, pids: Mapping[str, int]) -> _CityCpu:
+        return cls(settings, pids, await _reports_received(settings))
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        """Group → process id → CPU seconds so far."""
+        groups: dict[str, dict[int, float]] = {name: {} for name in [*self.pids, "postgres", _OTHER_DATABASES, "kafka"]}
+        for service, pid in self.pids.items():
+            groups[service][pid] = _cpu_seconds(pid)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                pid, comm = int(entry.name), (entry / "comm").read_text().strip()
+                if comm.startswith("postgres"):
+                    # "postgres: 15/main: <user> <database> <host>(<port>) <state>" for a backend
+                    title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    words = title.split(": ", 2)[-1].split()
+                    backend = "(" in title or "[local]" in title
+                    other = backend and len(words) > 1 and words[1] != self.settings.pg_database
+                    groups[_OTHER_DATABASES if other else "postgres"][pid] = _cpu_seconds(pid)
+                elif comm == "java" and b"kafka" in (entry / "cmdline").read_bytes():
+                    groups["kafka"][pid] = _cpu_seconds(pid)
+        return groups
+
+    async def per_report(self, *, generator_cpu_s: float) -> dict[str, Any]:
+        """Each group's CPU per report received since the start, their total (PostgreSQL's other
+        databases and the generator left out), and the cores 1,000 reports/s would keep busy."""
+        after = self._sample()
+        reports = await _reports_received(self.settings) - self.reports_before
+        seconds = {
+            group: sum(cpu - self.before[group].get(pid, 0.0) for pid, cpu in pids.items())
+            for group, pids in after.items()
+        }
+        per_report = {group: round(cpu / max(reports, 1) * 1000, 2) for group, cpu in seconds.items()}
+        total = sum(ms for group, ms in per_report.items() if group != _OTHER_DATABASES)
+        return {
+            "reports": reports,
+            "cpu_seconds": {group: round(cpu, 2) for group, cpu in seconds.items()},
+            "ms_per_report_by_process": per_report,
+            "ms_per_report": round(total, 2),
+            # ms of CPU a report × 1,000 reports/s ÷ 1,000 ms a core gives a second: the same number.
+            "cores_for_1000_per_s": round(total, 1),
+            "generator_ms_per_report_left_out": round(generator_cpu_s / max(reports, 1) * 1000, 2),
+        }
+
+
+async def _reports_received(settings: Settings) -> int:
+    """Reports intake holds (each one accepted, filed or merged)."""
+    connection = await asyncpg.connect(
+        host=settings.pg_host,
+        port=settings.pg_port,
+        user="citycase_admin",
+        password="citycase_admin",
+        database=settings.pg_database,
+    )
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM intake.reports"))
+    finally:
+        await connection.close()
+
+
+async def stream_phase(settings: Settings, city: City, events: int, rounds: int) -> dict[str, Any]:
     """The stream's replay of a large log (``python -m services assessment rebuild``, its own
-    process) beside a bare consumer reading the same topic, both on a warm broker.
+    process) against a bare consumer reading the same topic, both on a warm broker, in ``rounds``
+    rounds: each replay between two bare reads, one just before it and one just after, so that a
+    drift of the machine during the replay moves its bare figure (their mean) alike. The figures
+    are the medians over the rounds and the median of the rounds' ratios.
     """
     bootstrap = settings.kafka_bootstrap_servers
     _say(f"stream: making sure a log of {events:,} events is on the broker")
@@ -559,9 +808,45 @@ async def stream_phase(settings: Settings, city: City, events: int) -> dict[str,
         partitions=settings.kafka_partitions,
     )
     _say(f"stream: {'reused' if log.reused else f'produced in {log.produce_seconds:.0f}s'}: {log.records:,} events")
-    bare = await eventlog.bare_consumer_rate(bootstrap=bootstrap, topic=log.topic, records=log.records)
-    _say(f"stream: bare consumer {bare.records_per_second:,.0f} records/s")
-    env = {**os.environ, **settings_env(settings.model_copy(update={"topic_case_events": log.topic}))}
+    per_round = []
+    for n in range(rounds):
+        before = await eventlog.bare_consumer_rate(bootstrap=bootstrap, topic=log.topic, records=log.records)
+        replay = await _replay(settings.model_copy(update={"topic_case_events": log.topic}))
+        after = await eventlog.bare_consumer_rate(bootstrap=bootstrap, topic=log.topic, records=log.records)
+        bare = (before.records_per_second + after.records_per_second) / 2
+        per_round.append(
+            {
+                **replay,
+                "bare_consumer_events_per_s": round(bare),
+                "bare_before_events_per_s": round(before.records_per_second),
+                "bare_after_events_per_s": round(after.records_per_second),
+                "bare_seconds": round((before.seconds + after.seconds) / 2, 1),
+                "ratio": round(replay["events_per_s"] / bare, 3),
+            }
+        )
+        _say(
+            f"stream: round {n + 1}/{rounds}: replay {replay['events_per_s']:,} events/s "
+            f"({replay['events']:,} events in {replay['seconds']:.0f}s), bare consumer {bare:,.0f} records/s "
+            f"(before {before.records_per_second:,.0f}, after {after.records_per_second:,.0f})"
+        )
+    return {
+        "replay_events_per_s": _median([r["events_per_s"] for r in per_round], 0),
+        "bare_consumer_events_per_s": _median([r["bare_consumer_events_per_s"] for r in per_round], 0),
+        "ratio": _median([r["ratio"] for r in per_round], 3),
+        "rounds": rounds,
+        "events": per_round[-1]["events"],
+        "cases": log.cases,
+        "log_reused": log.reused,
+        "log_produce_seconds": round(log.produce_seconds, 1),
+        "rebuild_peak_rss_mb": max(r["peak_rss_mb"] for r in per_round),
+        "detail": per_round,
+    }
+
+
+async def _replay(settings: Settings) -> dict[str, Any]:
+    """One ``python -m services assessment rebuild`` of ``settings``' case event topic into empty
+    counters: events, seconds and events/s as it reports them, and its peak memory."""
+    env = {**os.environ, **settings_env(settings)}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services", "assessment", "rebuild", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE
     )
@@ -578,20 +863,7 @@ async def stream_phase(settings: Settings, city: City, events: int) -> dict[str,
     # "replayed N events in S s (R events/s)"
     words = output.split()
     replayed, seconds = int(words[1]), float(words[4].rstrip("s"))
-    rate = replayed / seconds
-    _say(f"stream: replay {rate:,.0f} events/s ({replayed:,} events in {seconds:.0f}s)")
-    return {
-        "replay_events_per_s": round(rate),
-        "bare_consumer_events_per_s": round(bare.records_per_second),
-        "ratio": round(rate / bare.records_per_second, 3),
-        "events": replayed,
-        "cases": log.cases,
-        "replay_seconds": seconds,
-        "bare_seconds": round(bare.seconds, 1),
-        "log_reused": log.reused,
-        "log_produce_seconds": round(log.produce_seconds, 1),
-        "rebuild_peak_rss_mb": peak,
-    }
+    return {"events": replayed, "seconds": seconds, "events_per_s": round(replayed / seconds), "peak_rss_mb": peak}
 
 
 async def query_phase(settings: Settings, sizes: Sequence[int]) -> dict[str, Any]:
@@ -774,15 +1046,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     await drop_old_topics(settings)
     if args.scale_out:
-        results["scale_out"] = {"intake": await intake_scale_out(run, city, args.seconds)}
+        results["scale_out"] = {"intake": await intake_scale_out(run, city, args.seconds, args.rounds)}
     if args.tracing:
-        results["tracing"] = await tracing_cost(run, city, args.seconds)
+        results["tracing"] = await tracing_cost(run, city, args.seconds, args.rounds)
     if args.city:
         await whole_city(run, city, args, results)
     if args.scale_out and args.scale_out_events:
         results.setdefault("scale_out", {})["stream"] = await stream_scale_out(run, city, args.scale_out_events)
     if args.events:
-        results["stream"] = await stream_phase(settings, city, args.events)
+        results["stream"] = await stream_phase(settings, city, args.events, args.stream_rounds)
         peaks = results.setdefault("memory", {}).setdefault("peak_rss_mb", {})
         peaks["assessment rebuild"] = results["stream"]["rebuild_peak_rss_mb"]
     if args.console:
@@ -801,11 +1073,28 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def whole_city(run: str, city: City, args: argparse.Namespace, results: dict[str, Any]) -> None:
-    """Intake alone, then the phases with every service running: intake, report back, end to end,
-    memory."""
+    """Intake alone against the filing floor (A/B rounds), then the phases with every service
+    running: intake, report back, end to end, memory; the CPU every process of the city spends
+    per report."""
     settings = bench_settings(run)
-    await reset_database(settings)
-    alone = await intake_alone(bench_settings(run + "-alone"), city, args.seconds)
+    alone = await intake_against_floor(run, city, args.seconds, args.rounds, floor=args.floor)
+    _say(
+        f"intake alone: {alone['intake_reports_per_s']} reports/s, {alone['intake_cpu_ms_per_report']} ms "
+        f"of CPU each (median of {alone['rounds']} rounds)"
+    )
+    if args.floor:
+        results["floor"] = {
+            "reports_per_s": alone["floor_reports_per_s"],
+            "cpu_ms_per_report": alone["floor_cpu_ms_per_report"],
+            "intake_ratio": alone["throughput_ratio"],
+            "cpu_ratio": alone["cpu_ratio"],
+            "rounds": alone["rounds"],
+            "detail": alone["detail"],
+        }
+        _say(
+            f"floor: {alone['floor_reports_per_s']} reports/s, {alone['floor_cpu_ms_per_report']} ms of CPU "
+            f"each; intake / floor {alone['throughput_ratio']}, CPU floor / intake {alone['cpu_ratio']}"
+        )
     await reset_database(settings)
     _say("starting the services, each its own process")
     async with running_city(settings, SERVICE_NAMES) as processes:
@@ -813,13 +1102,15 @@ async def whole_city(run: str, city: City, args: argparse.Namespace, results: di
         intake = await phases.intake(args.seconds)
         results["intake"] = {
             "reports_per_s": intake["saturation"]["ok_per_s"],
-            "alone_reports_per_s": alone["ok_per_s"],
-            "alone_cpu_ms_per_report": alone["cpu_ms_per_report"],
+            "alone_reports_per_s": alone["intake_reports_per_s"],
+            "alone_cpu_ms_per_report": alone["intake_cpu_ms_per_report"],
+            "alone_rounds": alone["rounds"],
             "p50_ms": intake["steady"]["latency_ms"]["p50"],
             "p99_ms": intake["steady"]["latency_ms"]["p99"],
             "steady_rate": intake["steady"]["target_rate"],
             "detail": intake,
         }
+        results["city_cpu"] = {"intake_saturation": intake["cpu"]}
         back = await phases.report_back(args.seconds)
         results["report_back"] = {
             "per_s": back["saturation"]["ok_per_s"],
@@ -836,7 +1127,15 @@ async def whole_city(run: str, city: City, args: argparse.Namespace, results: di
             "indicators_p99_ms": e2e["indicators_ms"]["p99"],
             "detail": e2e,
         }
+        results["city_cpu"]["end_to_end"] = e2e["cpu"]
         results["memory"] = {"peak_rss_mb": peak_rss_mb(processes.pids)}
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {number}")
+    return number
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -849,6 +1148,26 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "bench/results.json (the default): a trial elsewhere prints its table instead",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured load")
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=3,
+        help="A/B rounds of intake alone against the filing floor, of intake's scale-out and of tracing's "
+        "cost (the figures are their medians)",
+    )
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the filing floor (bench/floor.py) in intake alone's rounds (--no-floor: intake alone only)",
+    )
+    parser.add_argument(
+        "--stream-rounds",
+        type=_positive,
+        default=1,
+        help="replays of the log, each between two bare consumer reads (a replay of the 2M log takes minutes; "
+        "the bare reads seconds)",
+    )
     parser.add_argument("--profile", type=Path, help="sample the services with py-spy into this folder")
     parser.add_argument("--e2e-rate", type=float, default=50.0, help="reports/s of the end-to-end load")
     parser.add_argument("--events", type=int, default=2_000_000, help="events in the replayed log (0: skip)")

@@ -43,6 +43,10 @@ def table(results: dict[str, Any]) -> str:
         ("intake: p50 at the steady rate", "intake.p50_ms", "ms", ""),
         ("intake: p99 at the steady rate", "intake.p99_ms", "ms", "≤ 100 ms"),
         ("intake: the steady rate", "intake.steady_rate", "/s", ""),
+        ("floor: the bare filing endpoint, reports per second (bench/floor.py)", "floor.reports_per_s", "/s", ""),
+        ("floor: CPU per report", "floor.cpu_ms_per_report", "ms", ""),
+        ("intake alone / floor: reports per second (median of the rounds)", "floor.intake_ratio", "", "≥ 0.6"),
+        ("floor / intake alone: CPU per report (median of the rounds)", "floor.cpu_ratio", "", ""),
         ("scale-out: intake two processes / one", "scale_out.intake.ratio", "", ""),
         ("scale-out: intake, one process (alone, saturated)", "scale_out.intake.one_reports_per_s", "/s", ""),
         ("scale-out: intake, two processes (alone, saturated)", "scale_out.intake.two_reports_per_s", "/s", ""),
@@ -76,6 +80,15 @@ def table(results: dict[str, Any]) -> str:
         rows.append((f"query: ranking in plain SQL p99 at {size} cases", f"query.ranking_sql_p99_ms.{size}", "ms", ""))
     lines = ["| figure | measured | target |", "|---|---|---|"]
     lines += [f"| {label} | {_figure(_get(results, path), unit)} | {target} |" for label, path, unit, target in rows]
+    for phase, name in (("intake_saturation", "intake saturated"), ("end_to_end", "end to end")):
+        by_process = _get(results, f"city_cpu.{phase}.ms_per_report_by_process") or {}
+        lines += [f"| city CPU per report, {name}: {group} | {ms} ms | |" for group, ms in by_process.items()]
+        cpu = _get(results, f"city_cpu.{phase}")
+        if cpu is not None:
+            lines.append(
+                f"| city CPU per report, {name}: all of it (load generator left out) | {cpu['ms_per_report']} ms | |"
+            )
+            lines.append(f"| cores 1,000 reports/s would keep busy ({name}) | {cpu['cores_for_1000_per_s']} | |")
     memory = _get(results, "memory.peak_rss_mb") or {}
     lines += [f"| peak RSS: {service} | {mb} MB | |" for service, mb in memory.items()]
     lines.append("")
