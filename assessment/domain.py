@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
+from operator import add
 from typing import Any
 
 # Re-exported (``as``): the stream's readers (bench, the tests) know the names as the domain's.
@@ -461,11 +462,7 @@ def _add(result: Contribution, key: ContributionKey, vector: list[int]) -> None:
     if not any(vector):
         return
     existing = result.get(key)
-    if existing is None:
-        result[key] = list(vector)
-    else:
-        for i, value in enumerate(vector):
-            existing[i] += value
+    result[key] = list(vector) if existing is None else list(map(add, existing, vector))
 
 
 def difference(new: Contribution, old: Contribution) -> Iterator[tuple[ContributionKey, list[int]]]:
@@ -501,17 +498,24 @@ RowKey = tuple[str, str, str, date]
 
 
 def to_periods(changes: Iterable[tuple[ContributionKey, list[int]]]) -> dict[RowKey, list[int]]:
-    """Fold day-anchored changes into the day, week and month rows they belong to."""
+    """Fold day-anchored changes into the day, week and month rows they belong to.
+
+    The changes of a batch's cases are summed per scope and day first: most cases of a batch share
+    their city-wide, district and category days. The vectors returned may be shared between rows
+    and with ``changes``: they are for reading.
+    """
+    days: dict[ContributionKey, list[int]] = {}
+    for anchor, vector in changes:
+        existing = days.get(anchor)
+        days[anchor] = vector if existing is None else list(map(add, existing, vector))
     rows: dict[RowKey, list[int]] = {}
-    for (kind, scope_id, day), vector in changes:
+    for (kind, scope_id, day), vector in days.items():
+        if not any(vector):
+            continue
         for period, start in _buckets(day):
             key = (kind, scope_id, period, start)
             existing = rows.get(key)
-            if existing is None:
-                rows[key] = list(vector)
-            else:
-                for i, value in enumerate(vector):
-                    existing[i] += value
+            rows[key] = vector if existing is None else list(map(add, existing, vector))
     return {key: vector for key, vector in rows.items() if any(vector)}
 
 
