@@ -213,6 +213,29 @@ async def test_time_waits_for_busy_scripts_and_moves_in_steps() -> None:
     assert scheduler.pending == 0
 
 
+async def test_what_waits_for_the_others_comes_after_their_work_at_the_same_instant() -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    clock = SimulatedClock(start)
+    scheduler = Scheduler(clock, timedelta(minutes=5))
+    seen: list[tuple[str, datetime]] = []
+
+    async def repeat() -> None:  # started first, and its own work is quicker
+        await scheduler.after_others()
+        seen.append(("repeat", clock.now()))
+
+    async def end() -> None:
+        await asyncio.sleep(0.05)  # a call to the city, slower than the other script's
+        seen.append(("end", clock.now()))
+        await scheduler.until(start + timedelta(minutes=20))
+        seen.append(("later", clock.now()))
+
+    scheduler.start(start + timedelta(minutes=10), repeat)
+    scheduler.start(start + timedelta(minutes=10), end)
+    await scheduler.run()
+    at_ten = start + timedelta(minutes=10)
+    assert seen == [("end", at_ten), ("repeat", at_ten), ("later", start + timedelta(minutes=20))]
+
+
 async def test_a_run_stops_at_its_end_and_errors_surface() -> None:
     start = datetime(2026, 1, 5, tzinfo=UTC)
     clock = SimulatedClock(start)

@@ -203,6 +203,9 @@ class Actors:
         ended, if it has: whether the new report is merged into it as a duplicate must depend on
         simulated time, not on how fast the closure travelled.
         """
+        # The earlier case may end at this very step: let that happen first, so that a repeat and
+        # the end of what it repeats at the same instant come out the same in every run.
+        await self.scheduler.after_others()
         case_id = self._cases.get(number)
         if case_id is not None and case_id in self._ended:
             await self.client.poll(

@@ -27,8 +27,12 @@ from shared.core.settings import SERVICE_NAMES
 # Renew a token this long (simulated) before it expires, at most a third of its life, rather than
 # wait for the 401.
 _TOKEN_MARGIN = timedelta(minutes=10)
-_FIRST_RETRY_S = 0.02
-_MAX_RETRY_S = 0.5
+# Pauses between tries while an event travels: simulated time stands still meanwhile, so a pause
+# that overshoots the event's arrival is wall time lost by the whole step. They grow gently and
+# stay short (an event hop takes tens to hundreds of milliseconds); a "not yet" costs one cheap GET.
+_FIRST_RETRY_S = 0.01
+_RETRY_GROWTH = 1.5
+_MAX_RETRY_S = 0.1
 # Failures before the request left: a process restarting refuses connections. Always safe to resend.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Methods the server takes twice as once (HTTP's idempotent methods).
@@ -281,7 +285,7 @@ _FLOW_COUNTERS = ("citycase_outbox_published_total{", "citycase_events_consumed_
 
 
 class _Patience:
-    """The pauses between tries of one thing, growing from 20 ms to half a second, until the
+    """The pauses between tries of one thing, growing from 10 to 100 ms, until the
     patience (seconds of pauses) is spent."""
 
     def __init__(self, patience_s: float) -> None:
@@ -298,4 +302,4 @@ class _Patience:
         """Wait before the next try."""
         await asyncio.sleep(self._delay)
         self.waited += self._delay
-        self._delay = min(self._delay * 2, _MAX_RETRY_S)
+        self._delay = min(self._delay * _RETRY_GROWTH, _MAX_RETRY_S)

@@ -32,13 +32,18 @@ from shared.core.clock import SIMULATION_CLOCK_FILE, FileClock
 from shared.core.ids import new_id
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
 
-# How a simulation tunes the city it starts: timers and relays that wake often, so that time
-# passing is seen promptly while simulated minutes go by in milliseconds.
-# Timers that see simulated time pass promptly; and a simulated city's people, who all log in
-# and report from the simulator's address at many times the real pace, are not a flood.
+# How a simulation tunes the city it starts. Timers wake often, so that time passing is seen
+# promptly while simulated minutes go by in milliseconds. A relay wakes as its process commits an
+# outbox row, so its polling only catches what that missed: polling every 50 ms cost an idle city
+# a quarter of a core (profiles/simulator). Tokens and log-in sessions last in simulated time: at
+# a shift's length a simulated day spent a quarter of its calls renewing them, which tells
+# nothing about the city. And a simulated city's people, who all log in and report from the
+# simulator's address at many times the real pace, are not a flood.
 SIMULATION_TUNING: dict[str, Any] = {
     "timer_interval_seconds": 0.1,
-    "outbox_poll_seconds": 0.05,
+    "outbox_poll_seconds": 1.0,
+    "access_token_ttl_minutes": 24 * 60.0,
+    "refresh_token_ttl_hours": 7 * 24.0,
     "rate_public_reports_per_address": "1000000/minute",
     "rate_login_attempts_per_address": "1000000/minute",
 }
@@ -230,12 +235,13 @@ async def _drive(
             return arrive
 
         scheduler.start(start, plan(first_day))
-        progress = _Progress(out, client, tally, zone, began)
+        progress = _Progress(out, client, tally, zone, began, start, end)
         await scheduler.run(end=end if options.finish is Finish.STOP else None, on_advance=progress.advanced)
         await scheduler.cancel()
         if options.finish is Finish.STOP and clock.now() < end:
             clock.set(end)  # the last day runs to its end, and deadlines passing until then count
         progress.day_done()
+        progress.close()
         overdue = await _settle(client, actors, tally, options)
         return Summary(
             start=start,
@@ -283,27 +289,45 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
 
 
 class _Progress:
-    """One line per simulated day."""
+    """A line per simulated day; on a terminal, also a bar under them with the simulated time, the
+    share of the simulated days done and the time that leaves, redrawn in place."""
 
-    def __init__(self, out: TextIO, client: CityClient, tally: Tally, zone: ZoneInfo, began: float) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        client: CityClient,
+        tally: Tally,
+        zone: ZoneInfo,
+        began: float,
+        start: datetime,
+        end: datetime,
+    ) -> None:
         self.out = out
         self.client = client
         self.tally = tally
         self.zone = zone
         self.began = began
+        self.start = start
+        self.end = end
+        self.live = out.isatty()
         self.day: date | None = None
         self.reports = 0
         self.calls = 0
         self.since = began
+        self.now = start
+        self.drawn_at = 0.0
 
     def advanced(self, now: datetime) -> None:
-        """Called as the clock moves; prints when a day has passed."""
+        """Called as the clock moves; prints when a day has passed, and redraws the bar."""
+        self.now = now
         today = now.astimezone(self.zone).date()
         if self.day is None:
             self.day = today
         elif today != self.day:
             self.day_done()
             self.day = today
+        if self.live and time.monotonic() - self.drawn_at >= _REDRAW_S:
+            self._draw()
 
     def day_done(self) -> None:
         """Print the day just finished."""
@@ -312,6 +336,7 @@ class _Progress:
         elapsed = time.monotonic() - self.since
         reports = self.tally.counts["reports"] - self.reports
         calls = self.client.calls - self.calls
+        self._clear()
         print(
             f"{self.day}  {reports:>6} reports  {calls:>7} calls  {calls / elapsed if elapsed else 0:>6.0f} calls/s"
             f"  open {len(self.tally.open_cases):>6}  wall {time.monotonic() - self.began:>7.1f}s",
@@ -319,3 +344,50 @@ class _Progress:
             flush=True,
         )
         self.reports, self.calls, self.since = self.tally.counts["reports"], self.client.calls, time.monotonic()
+        if self.live:
+            self._draw()
+
+    def close(self) -> None:
+        """Take the bar away (the summary follows)."""
+        self._clear()
+        self.live = False
+
+    def _draw(self) -> None:
+        self.drawn_at = time.monotonic()
+        elapsed = self.drawn_at - self.began
+        share = min(1.0, max(0.0, (self.now - self.start) / (self.end - self.start)))
+        filled = round(share * _BAR_WIDTH)
+        if share >= 1.0:
+            left = "the open cases run to their end"
+        elif share > 0.0:
+            # Simulated time is the measure: a day's reports come mostly by day, so this is rough
+            # within the first day and close after a few.
+            left = f"ETA {_duration(elapsed * (1 - share) / share)}"
+        else:
+            left = "ETA --"
+        line = (
+            f"{self.now.astimezone(self.zone):%Y-%m-%d %H:%M} [{'#' * filled}{'.' * (_BAR_WIDTH - filled)}]"
+            f" {share:4.0%}  reports {self.tally.counts['reports']}  open {len(self.tally.open_cases)}"
+            f"  {_duration(elapsed)} elapsed, {left}"
+        )
+        self.out.write(f"\r\x1b[2K{line}")
+        self.out.flush()
+
+    def _clear(self) -> None:
+        if self.live:
+            self.out.write("\r\x1b[2K")
+
+
+# The bar is redrawn at most this often (seconds), and is this many characters wide.
+_REDRAW_S = 0.25
+_BAR_WIDTH = 24
+
+
+def _duration(seconds: float) -> str:
+    """``1h02m``, ``4m05s`` or ``12s``."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -42,6 +42,7 @@ class Scheduler:
         self._origin = clock.now()
         self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script]] = []
         self._holds: list[tuple[datetime, int, Script]] = []
+        self._after_others: list[asyncio.Future[None]] = []
         self._order = itertools.count()
         self._busy = 0
         self._idle = asyncio.Event()
@@ -75,6 +76,17 @@ class Scheduler:
         self._done_working()
         await woken  # the scheduler counts this script busy again as it wakes it
 
+    async def after_others(self) -> None:
+        """Wait, at the present simulated instant, until every other script is waiting for a later
+        one: what they do at this instant then happens first, whichever of their answers comes back
+        first. Two things due at the same step otherwise race, and the outcome would depend on
+        which call the city served first rather than on the seed.
+        """
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._after_others.append(woken)
+        self._done_working()
+        await woken  # the scheduler counts this script busy again as it wakes it
+
     async def run(self, end: datetime | None = None, on_advance: Callable[[datetime], None] | None = None) -> None:
         """Move time and wake what is due until nothing is left to do, or until the next step would
         pass ``end``. Raises the first error a script did not handle itself.
@@ -83,6 +95,14 @@ class Scheduler:
             await self._idle.wait()
             if self._failure is not None:
                 raise self._failure
+            if self._after_others:
+                # The step's other work is done: now what waited for it, still at this instant.
+                waiting, self._after_others = self._after_others, []
+                for woken in waiting:
+                    self._busy += 1
+                    self._idle.clear()
+                    woken.set_result(None)
+                continue
             if not self._queue:
                 return
             tick = self._tick(self._queue[0][0])
@@ -114,6 +134,7 @@ class Scheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._queue.clear()
         self._holds.clear()
+        self._after_others.clear()
 
     def _run_holds(self, before: datetime) -> None:
         while self._holds and self._holds[0][0] < before:
