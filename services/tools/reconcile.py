@@ -36,7 +36,7 @@ from shared.city.indicators import COUNTERS as COUNTERS  # re-exported: the test
 from shared.city.loader import CityDataError, load_city
 from shared.city.model import City
 from shared.core.auth import Principal, Role, TokenIssuer
-from shared.core.clock import SystemClock
+from shared.core.clock import SimulatedClockMissing, clock_of_folder
 from shared.core.settings import Settings
 from shared.events.catalogue import CallbackVerdict
 
@@ -551,6 +551,15 @@ async def reconcile(
     return 1 if comparison.different else 0
 
 
+def recount_token(settings: Settings) -> str:
+    """A shift lead's token for the recount, issued on the city's clock: one issued on today's date
+    is from the future of a simulated city, which refuses it."""
+    clock = clock_of_folder(settings.data_dir, settings.clock_file, real_time=settings.real_time)
+    return TokenIssuer(settings.token_secret(), clock, ttl=timedelta(hours=1)).issue_machine(
+        Principal(username="reconcile", role=Role.SHIFT_LEAD, name="batch recount of the indicators")
+    )
+
+
 def run(settings: Settings, endpoints: Endpoints, timeout_s: float) -> int:
     """The command: a shift lead's token minted with the configured secret, the city from its
     folder, then ``reconcile``. Exit status 0 (agree), 1 (differences) or 2 (could not compare).
@@ -561,9 +570,11 @@ def run(settings: Settings, endpoints: Endpoints, timeout_s: float) -> int:
     except (CityDataError, OSError) as exc:
         print(f"reconcile: cannot load the city: {exc}", file=sys.stderr)
         return 2
-    token = TokenIssuer(settings.token_secret(), SystemClock(), ttl=timedelta(hours=1)).issue_machine(
-        Principal(username="reconcile", role=Role.SHIFT_LEAD, name="batch recount of the indicators")
-    )
+    try:
+        token = recount_token(settings)
+    except (SimulatedClockMissing, ValueError) as exc:
+        print(f"reconcile: {exc}", file=sys.stderr)
+        return 2
 
     async def main() -> int:
         headers = {"Authorization": f"Bearer {token}"}

@@ -16,6 +16,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
+import jwt
 import pytest
 
 from assessment import domain as assessment
@@ -37,8 +38,11 @@ from services.tools.reconcile import (
     compare,
     reconcile,
     recount,
+    recount_token,
 )
+from shared.core.clock import SIMULATION_CLOCK_FILE, FileClock
 from shared.core.ids import new_id
+from shared.core.settings import Mode, Settings
 from shared.events.catalogue import (
     CallbackRecorded,
     CallbackVerdict,
@@ -797,3 +801,12 @@ def test_the_stream_and_the_recount_agree_on_callbacks_and_reopens() -> None:
         "closed": 3,
         "overdue_open": 1,
     }
+
+
+def test_the_recount_token_is_issued_on_the_clock_of_a_simulated_city(tmp_path: Path) -> None:
+    """A simulated city a year ahead refuses a token issued on today's date as not valid yet."""
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(days=365)
+    FileClock.create(tmp_path / SIMULATION_CLOCK_FILE, ahead)
+    settings = Settings(mode=Mode.EMBEDDED, data_dir=tmp_path, jwt_secret="s" * 32)
+    claims = jwt.decode(recount_token(settings), options={"verify_signature": False})
+    assert claims["iat"] == int(ahead.timestamp())
