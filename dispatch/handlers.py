@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
 
 from dispatch import domain
@@ -35,6 +35,16 @@ from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 from shared.service.deadlines import recompute_rows
 
+# Built once: the reactions run them for nearly every case, and a statement built per event costs
+# more CPU to build and key for the cache than to run.
+_INSERT_CASE = cases.insert()
+_INSERT_ASSIGNMENT = assignments.insert()
+_RETURN_ASSIGNMENT = (
+    update(assignments)
+    .where(assignments.c.case_id == bindparam("case_id_"), assignments.c.attempt == bindparam("attempt_"))
+    .values(returned_at=bindparam("returned_at"))
+)
+
 # --- reactions to other services' events -------------------------------------------------
 
 
@@ -45,7 +55,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
     if row is None:
         return  # closed on the spot by the inspector: nobody to dispatch to
     now = ctx.clock.now()
-    await tx.session.execute(cases.insert().values(**row, updated_at=now))
+    await tx.session.execute(_INSERT_CASE, {**row, "updated_at": now})
     rule = ctx.city.route(data.category_code, data.place)
     if rule is None:
         tx.emit(ctx.event(domain.UNCLEAR_OWNERSHIP, case_id))
@@ -71,9 +81,7 @@ async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event, data: 
     if decision is None:
         return  # a stale return from a department the case has already left
     await tx.session.execute(
-        update(assignments)
-        .where(assignments.c.case_id == case.id, assignments.c.attempt == case.attempt)
-        .values(returned_at=event.time)
+        _RETURN_ASSIGNMENT, {"case_id_": case.id, "attempt_": case.attempt, "returned_at": event.time}
     )
     await save(ctx, tx, case.id, decision)
 
@@ -230,10 +238,11 @@ async def _save_dispatch(
     instant the rows hold."""
     await save(ctx, tx, case.id, decision, at=command.at)
     await tx.session.execute(
-        assignments.insert().values(
-            case_id=case.id,
-            attempt=decision.changes["attempt"],
-            department_id=command.department_id,
-            dispatched_at=command.at,
-        )
+        _INSERT_ASSIGNMENT,
+        {
+            "case_id": case.id,
+            "attempt": decision.changes["attempt"],
+            "department_id": command.department_id,
+            "dispatched_at": command.at,
+        },
     )

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.engine import RowMapping
 
 from intake import domain
@@ -63,6 +63,20 @@ _FACTS = select(
     cases.c.on_time,
 ).select_from(reports.outerjoin(cases, cases.c.id == reports.c.id))
 
+# The batch's statements, built once: this consumer reads every event of every service, and a
+# statement built per batch costs more CPU to build and key for the cache than to run.
+_INSERT_TIMELINE = timeline.insert()
+_CASE_STATES = select(cases.c.id, cases.c.status, cases.c.status_before_suspension).where(
+    cases.c.id.in_(bindparam("ids", expanding=True))
+)
+_FACTS_OF = _FACTS.where(reports.c.id.in_(bindparam("ids", expanding=True)))
+# The hotlines' work orders merged into the cases ``ids`` whose merge the case file has applied.
+_JOINED = _FACTS.where(
+    reports.c.merged_into.in_(bindparam("ids", expanding=True)),
+    reports.c.source == ReportSource.HOTLINE,
+    exists().where(timeline.c.case_id == reports.c.id, timeline.c.event_type == ReportMerged.TYPE),
+).order_by(reports.c.received_at, reports.c.id)
+
 
 class CaseFile:
     """The case file's consumer, with the city's endpoints and the topic its messages go out on."""
@@ -77,7 +91,7 @@ class CaseFile:
         """Apply ``events`` to the case file: their messages (from the cases and the timeline as
         they stood before the batch), their timeline rows, then their cases' rows."""
         await self._send_messages(tx, events)
-        await tx.session.execute(timeline.insert(), [row for event in events for row in _timeline_rows(event)])
+        await tx.session.execute(_INSERT_TIMELINE, [row for event in events for row in _timeline_rows(event)])
         touching = [event for event in events if domain.is_case_row_event(event.data)]
         if not touching:
             return  # reports and filings only: their rows were written with them
@@ -135,9 +149,7 @@ def _timeline_rows(event: Event) -> list[dict[str, Any]]:
 
 async def _case_states(tx: Transaction, case_ids: Iterable[UUID]) -> dict[UUID, domain.CaseState]:
     """The state of the cases among ``case_ids`` (a report that never became a case has none)."""
-    result = await tx.session.execute(
-        select(cases.c.id, cases.c.status, cases.c.status_before_suspension).where(cases.c.id.in_(list(case_ids)))
-    )
+    result = await tx.session.execute(_CASE_STATES, {"ids": list(case_ids)})
     return {
         row.id: domain.CaseState(
             domain.CaseStatus(row.status),
@@ -173,18 +185,14 @@ async def _joined(tx: Transaction, case_ids: Iterable[UUID]) -> defaultdict[UUID
     wanted = list(case_ids)
     if not wanted:
         return found
-    merge_applied = exists().where(timeline.c.case_id == reports.c.id, timeline.c.event_type == ReportMerged.TYPE)
-    query = _FACTS.where(
-        reports.c.merged_into.in_(wanted), reports.c.source == ReportSource.HOTLINE, merge_applied
-    ).order_by(reports.c.received_at, reports.c.id)
-    for row in (await tx.session.execute(query)).mappings():
+    for row in (await tx.session.execute(_JOINED, {"ids": wanted})).mappings():
         found[row["merged_into"]].append(_case_facts(row))
     return found
 
 
 async def _facts(tx: Transaction, ids: Iterable[UUID]) -> dict[UUID, CaseFacts]:
     """What the messages need of the reports (and their cases) among ``ids``."""
-    result = await tx.session.execute(_FACTS.where(reports.c.id.in_(list(ids))))
+    result = await tx.session.execute(_FACTS_OF, {"ids": list(ids)})
     return {row["id"]: _case_facts(row) for row in result.mappings()}
 
 

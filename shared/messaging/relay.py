@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.core.logs import SERVICE, working_on
@@ -69,6 +69,16 @@ class OutboxRelay:
         # a relay that never published if its counter appears only at the first publish.
         OUTBOX_PUBLISHED.labels(store.service)
         self._lock_key = zlib.crc32(f"citycase.outbox.{store.service}".encode())
+        # Built once: the relay runs them every round, and a statement built per round costs more
+        # CPU to build and key for the cache than a few rows cost to publish.
+        outbox = store.outbox
+        self._next_batch_query = (
+            select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.value, outbox.c.attempts)
+            .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None), ~held_by_a_parked_row(outbox))
+            .order_by(outbox.c.seq)
+            .limit(batch_size)
+        )
+        self._mark_sent_statement = update(outbox).where(outbox.c.seq.in_(bindparam("seqs", expanding=True)))
         self._leader_connection: AsyncConnection | None = None
         # A broker outage fails every round: logged as it begins and ends, not once per round.
         self._health = StateLog(log, f"the outbox relay of {store.service}")
@@ -134,15 +144,8 @@ class OutboxRelay:
 
     async def _next_batch(self) -> list[_Row]:
         """The oldest unsent rows, parked ones and those held behind them left out."""
-        outbox = self.store.outbox
-        query = (
-            select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.value, outbox.c.attempts)
-            .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None), ~held_by_a_parked_row(outbox))
-            .order_by(outbox.c.seq)
-            .limit(self.batch_size)
-        )
         async with self.store.engine.connect() as connection:
-            return [_Row(*row) for row in await connection.execute(query)]
+            return [_Row(*row) for row in await connection.execute(self._next_batch_query)]
 
     async def _publish(self, messages: list[Message]) -> None:
         try:
@@ -207,11 +210,8 @@ class OutboxRelay:
     async def _mark_sent(self, seqs: list[Any]) -> None:
         if not seqs:
             return
-        outbox = self.store.outbox
         async with self.store.writer.begin() as connection:
-            await connection.execute(
-                update(outbox).where(outbox.c.seq.in_(seqs)).values(sent_at=self.store.clock.now())
-            )
+            await connection.execute(self._mark_sent_statement, {"seqs": seqs, "sent_at": self.store.clock.now()})
         OUTBOX_PUBLISHED.labels(self.store.service).inc(len(seqs))
 
     async def purge_sent(self) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from sqlalchemy import MetaData, Table, select
+from sqlalchemy import MetaData, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -124,6 +124,12 @@ class ServiceStore:
         self.inbox: Table = metadata.tables["inbox"]
         # Built once: every transaction that sends a message runs it.
         self.insert_into_outbox = self.insert_ignoring_duplicates(self.outbox, "message_id")
+        # Built once too: every batch a consumer applies runs both.
+        self._processed = select(self.inbox.c.event_id).where(
+            self.inbox.c.consumer == bindparam("consumer"),
+            self.inbox.c.event_id.in_(bindparam("event_ids", expanding=True)),
+        )
+        self._insert_into_inbox = self.inbox.insert()
         self._outbox_written = asyncio.Event()
         self.writer = writer(engine)
 
@@ -153,9 +159,7 @@ class ServiceStore:
         ids = list(event_ids)
         if not ids:
             return set()
-        result = await tx.session.execute(
-            select(self.inbox.c.event_id).where(self.inbox.c.consumer == consumer, self.inbox.c.event_id.in_(ids))
-        )
+        result = await tx.session.execute(self._processed, {"consumer": consumer, "event_ids": ids})
         return set(result.scalars())
 
     async def mark_processed(self, tx: Transaction, consumer: str, events: Iterable[Event]) -> None:
@@ -163,7 +167,7 @@ class ServiceStore:
         now = self.clock.now()
         rows = [{"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in events]
         if rows:
-            await tx.session.execute(self.inbox.insert(), rows)
+            await tx.session.execute(self._insert_into_inbox, rows)
 
     def insert_ignoring_duplicates(self, table: Table, *columns: str) -> postgresql.Insert | sqlite.Insert:
         """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for this store's backend."""
