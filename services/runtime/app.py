@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -15,6 +16,8 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.routing import Mount as StarletteMount
+from starlette.types import ASGIApp
 
 from services.runtime.accounts import auth_router
 from services.runtime.calendar import calendar_router
@@ -98,9 +101,9 @@ def create_app(
     app.include_router(calendar_router(shared.calendar, OfficialYears(settings.official_years_path), shared.clock))
     app.include_router(city_router(shared.city))
     for service in runtime.services:
-        app.mount(f"/{service.name}", _service_app(service, runtime))
+        app.router.routes.append(_WholeMount(f"/{service.name}", _service_app(service, runtime)))
         for prefix, mount in service.spec.mounts.items():
-            app.mount(prefix, _mount_app(service, runtime, prefix, mount))
+            app.router.routes.append(_WholeMount(prefix, _mount_app(service, runtime, prefix, mount)))
     app.add_middleware(
         RequestGuard, tokens=shared.tokens, guarded=routes_needing_a_caller(app), limit_for=settings.body_limit
     )
@@ -243,6 +246,16 @@ def _service_app(service: ServiceRuntime, runtime: Runtime) -> FastAPI:
         return _readiness(checks, {"outbox": warning} if warning else {}, exclude)
 
     return app
+
+
+class _WholeMount(StarletteMount):
+    """A prefix's app takes every path under the prefix. Starlette's mount matches the rest of the
+    path with ``.*``, which stops at a line break: ``/open311/v2/services/a%0Ab.json`` would fall
+    through to the process's 404 in the project's shape instead of the mount's own (Open311's)."""
+
+    def __init__(self, path: str, app: ASGIApp) -> None:
+        super().__init__(path, app)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
 
 
 def _mount_app(service: ServiceRuntime, runtime: Runtime, prefix: str, mount: Mount) -> FastAPI:

@@ -87,6 +87,20 @@ async def test_control_characters_in_a_scope_id_are_refused(city: Harness, path:
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_line_break_in_a_path_is_answered_by_the_app_under_its_prefix(city: Harness) -> None:
+    # Open311's clients get Open311's errors (a list), whatever the path holds.
+    answer = await city.client.get("/open311/v2/services/02-05-01%0A.json")
+    assert answer.status_code == 404
+    assert answer.json() == [{"code": 404, "description": "service_code 02-05-01\n not found"}]
+    answer = await city.client.get("/open311/v2/services/02-05-01%0A.xml")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/xml")
+    # And a service's callers its own: intake reads the id (the process alone would know no route).
+    body = await city.get("shiftlead", "/intake/reports/a%0Ab", expect=422)
+    assert body["details"][0]["loc"] == ["path", "report_id"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_an_extension_to_a_year_the_calendar_cannot_serve_is_refused(city: Harness) -> None:
     case = await city.report("02-05-01")
     department = "dept-street"
