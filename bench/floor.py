@@ -314,7 +314,8 @@ async def _relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str, com
         rows = await pool.fetch(_UNSENT, _RELAY_BATCH)
         if not rows:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(committed.wait(), _RELAY_POLL_S)
+                async with asyncio.timeout(_RELAY_POLL_S):
+                    await committed.wait()
             continue
         deliveries = [
             await producer.send(

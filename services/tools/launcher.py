@@ -173,7 +173,8 @@ class ServiceProcesses:
                 process.send_signal(signal.SIGTERM)
         for service, process in self._processes.items():
             try:
-                await asyncio.wait_for(process.wait(), _STOP_TIMEOUT_S)
+                async with asyncio.timeout(_STOP_TIMEOUT_S):
+                    await process.wait()
             except TimeoutError:
                 print(f"{service} did not stop in {_STOP_TIMEOUT_S:.0f}s: killing it", file=sys.stderr)
                 process.kill()

@@ -38,8 +38,8 @@ class _Pending:
 class Transaction:
     """One open database transaction of a service, with the messages it will publish."""
 
-    def __init__(self, session: AsyncConnection, store: ServiceStore) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection, store: ServiceStore) -> None:
+        self.connection = connection
         self._store = store
         self._pending: list[_Pending] = []
         # The trace of each case whose events the transaction handles (consumers applying a batch),
@@ -82,7 +82,7 @@ class Transaction:
         """Undo both the database writes and the messages of the block if it raises."""
         mark = len(self._pending)
         try:
-            async with self.session.begin_nested():
+            async with self.connection.begin_nested():
                 yield
         except BaseException:
             del self._pending[mark:]
@@ -108,7 +108,7 @@ class Transaction:
             }
             for pending in self._pending
         ]
-        await self.session.execute(self._store.insert_into_outbox, rows)
+        await self.connection.execute(self._store.insert_into_outbox, rows)
 
 
 class ServiceStore:
@@ -141,8 +141,8 @@ class ServiceStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Open a transaction; commit on normal exit (outbox rows included), roll back on error."""
-        async with self.writer.begin() as session:
-            tx = Transaction(session, self)
+        async with self.writer.begin() as connection:
+            tx = Transaction(connection, self)
             yield tx
             await tx._flush_outbox()
         if tx.sends_messages:
@@ -151,7 +151,8 @@ class ServiceStore:
     async def wait_for_outbox(self, timeout_s: float) -> None:
         """Return when a transaction of this process wrote to the outbox, or after ``timeout_s``."""
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox_written.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._outbox_written.wait()
         self._outbox_written.clear()
 
     async def already_processed(self, tx: Transaction, consumer: str, event_ids: Iterable[UUID]) -> set[UUID]:
@@ -159,7 +160,7 @@ class ServiceStore:
         ids = list(event_ids)
         if not ids:
             return set()
-        result = await tx.session.execute(self._processed, {"consumer": consumer, "event_ids": ids})
+        result = await tx.connection.execute(self._processed, {"consumer": consumer, "event_ids": ids})
         return set(result.scalars())
 
     async def mark_processed(self, tx: Transaction, consumer: str, events: Iterable[Event]) -> None:
@@ -167,7 +168,7 @@ class ServiceStore:
         now = self.clock.now()
         rows = [{"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in events]
         if rows:
-            await tx.session.execute(self._insert_into_inbox, rows)
+            await tx.connection.execute(self._insert_into_inbox, rows)
 
     def insert_ignoring_duplicates(self, table: Table, *columns: str) -> postgresql.Insert | sqlite.Insert:
         """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for this store's backend."""

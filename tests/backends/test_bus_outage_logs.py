@@ -74,7 +74,8 @@ async def test_an_outage_of_a_connected_bus_is_logged_when_it_begins_and_when_it
     pings = counted(runtime, "ping", monkeypatch)
     with caplog.at_level(logging.INFO):
         async with app.router.lifespan_context(app):
-            await asyncio.wait_for(runtime.bus_connected.wait(), 30)
+            async with asyncio.timeout(30):
+                await runtime.bus_connected.wait()
             await runtime.bus.close()  # the embedded log goes away, as a broker would
             down_since = pings["ping"]
             await until(lambda: pings["ping"] >= down_since + 30)

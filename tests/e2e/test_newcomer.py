@@ -109,7 +109,8 @@ async def test_the_walkthrough_takes_a_case_to_its_closure(city: CityProcess, tm
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output = (await asyncio.wait_for(bash.communicate(), 120))[0].decode(errors="replace")
+    async with asyncio.timeout(120):
+        output = (await bash.communicate())[0].decode(errors="replace")
     assert bash.returncode == 0, output
     parts = re.split(r"^@@ (\S+)(?: \S+)?$", output, flags=re.MULTILINE)
     answers = {

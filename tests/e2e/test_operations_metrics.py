@@ -290,7 +290,8 @@ async def test_a_relay_whose_publish_hangs_gives_the_round_up_and_goes_on(
         monkeypatch.setattr(EmbeddedLog, "publish", broker_hangs)
         async with intake.store.transaction() as tx:
             tx.send(Message(runtime.settings.topic_case_events, b"case", b"{}"))
-        await asyncio.wait_for(hanging.wait(), 10)
+        async with asyncio.timeout(10):
+            await hanging.wait()
         answer = await until(client, partial(client.get, "/intake/readyz"), lambda a: a.status_code == 503)
         assert answer.json()["checks"]["outbox"].startswith("stalled: 1 row(s) waiting")
 

@@ -111,7 +111,8 @@ async def test_workers_share_one_port_and_one_that_dies_is_replaced(tmp_path: Pa
             await _until(replaced)
             await report(REPORTS)
         supervisor.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(supervisor.wait(), 60) == 0
+        async with asyncio.timeout(60):
+            assert await supervisor.wait() == 0
     finally:
         if supervisor.returncode is None:
             supervisor.kill()

@@ -243,7 +243,8 @@ class Load:
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     async def call(self, user: str, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
         """One call as ``user``, sent again after an allowed 503 or a broken connection (and after

@@ -64,7 +64,8 @@ class _Process:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(self.process.wait(), _STOP_TIMEOUT_S)
+            async with asyncio.timeout(_STOP_TIMEOUT_S):
+                await self.process.wait()
         except TimeoutError:
             await self.kill()
 

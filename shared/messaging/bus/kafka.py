@@ -388,7 +388,8 @@ class KafkaBus:
     async def ping(self) -> None:
         """Raise unless a broker answers a metadata request within a few seconds."""
         producer = await self._ready_producer()
-        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
+        async with asyncio.timeout(3):
+            await producer.client.fetch_all_metadata()
 
 
 def _outcome(delivery: asyncio.Future[Any] | None) -> Exception | None:
@@ -408,6 +409,7 @@ def _outcome(delivery: asyncio.Future[Any] | None) -> Exception | None:
 
 async def _stop_within(stopping: Awaitable[None], what: str) -> None:
     try:
-        await asyncio.wait_for(stopping, _CLOSE_TIMEOUT_S)
+        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+            await stopping
     except TimeoutError:
         log.warning("the Kafka %s did not stop within %.0fs; abandoning it", what, _CLOSE_TIMEOUT_S)
