@@ -106,7 +106,7 @@ async def indicators(ctx: ServiceContext, scope_kind: str, scope_id: str, period
         select(*_SUMS).where(counters.c.scope_kind == scope_kind, counters.c.scope_id == scope_id), period
     )
     async with ctx.store.transaction() as tx:
-        row = (await tx.session.execute(query)).mappings().one()
+        row = (await tx.connection.execute(query)).mappings().one()
     return {name: int(row[name]) for name in COUNTERS}
 
 
@@ -117,7 +117,7 @@ async def scopes_of_kind(ctx: ServiceContext, scope_kind: str, period: Period) -
         period,
     )
     async with ctx.store.transaction() as tx:
-        rows = (await tx.session.execute(query)).mappings().all()
+        rows = (await tx.connection.execute(query)).mappings().all()
     return {row["scope_id"]: {name: int(row[name]) for name in COUNTERS} for row in rows}
 
 
@@ -133,7 +133,7 @@ async def backlog_by_department(ctx: ServiceContext, until: date) -> dict[str, i
         .group_by(counters.c.scope_id)
     )
     async with ctx.store.transaction() as tx:
-        rows = (await tx.session.execute(query)).all()
+        rows = (await tx.connection.execute(query)).all()
     return {scope_id: int(count) for scope_id, count in rows if count}
 
 
@@ -148,7 +148,7 @@ async def export_counters(ctx: ServiceContext, page: int = 5000) -> AsyncIterato
         if after is not None:
             query = query.where(tuple_(*key) > after)
         async with ctx.store.transaction() as tx:
-            rows = (await tx.session.execute(query)).mappings().all()
+            rows = (await tx.connection.execute(query)).mappings().all()
         for row in rows:
             line = _export_line(row)
             if line is not None:
@@ -175,7 +175,7 @@ def _export_line(row: RowMapping) -> dict[str, Any] | None:
 async def stream_positions(ctx: ServiceContext) -> dict[str, int]:
     """How far the stream has applied the log, per partition (``topic/partition`` → next offset)."""
     async with ctx.store.transaction() as tx:
-        rows = await tx.session.execute(
+        rows = await tx.connection.execute(
             select(positions.c.topic, positions.c.partition, positions.c.next_offset).where(
                 positions.c.consumer == STREAM_CONSUMER
             )

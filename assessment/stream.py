@@ -25,7 +25,7 @@ STREAM_CONSUMER = "assessment.indicators"
 
 async def load_states(tx: Transaction, case_ids: Iterable[UUID]) -> dict[UUID, CaseState]:
     """The stored states of those of ``case_ids`` the stream has seen before."""
-    rows = await tx.session.execute(
+    rows = await tx.connection.execute(
         select(case_states.c.case_id, case_states.c.state).where(case_states.c.case_id.in_(list(case_ids)))
     )
     return {case_id: CaseState.from_json(state) for case_id, state in rows}
@@ -42,7 +42,7 @@ async def add_to_counters(tx: Transaction, rows: dict[RowKey, list[int]]) -> Non
         # for nesting, which cost more than the database's work on the rows.
         columns = zip(("starts", *COUNTERS), (starts, *zip(*rows.values(), strict=True)), strict=True)
         parameters.update({name: f"{{{','.join(map(str, column))}}}" for name, column in columns})
-        await tx.session.execute(_ADD_TO_COUNTERS, parameters)
+        await tx.connection.execute(_ADD_TO_COUNTERS, parameters)
         return
     ordered = sorted(rows.items())
     insert = sqlite.insert(counters)
@@ -60,7 +60,7 @@ async def add_to_counters(tx: Transaction, rows: dict[RowKey, list[int]]) -> Non
         }
         for (kind, scope_id, period_kind, start), vector in ordered
     ]
-    await tx.session.execute(statement, values_list)
+    await tx.connection.execute(statement, values_list)
 
 
 async def save_states(tx: Transaction, states: dict[UUID, CaseState]) -> None:
@@ -69,14 +69,15 @@ async def save_states(tx: Transaction, states: dict[UUID, CaseState]) -> None:
         return
     ordered = sorted(states.items())
     if tx.on_postgresql:
-        await tx.session.execute(
+        await tx.connection.execute(
             _SAVE_STATES,
             {"ids": [case_id for case_id, _ in ordered], "states": [state.to_text() for _, state in ordered]},
         )
         return
     insert = sqlite.insert(case_states)
     statement = insert.on_conflict_do_update(index_elements=["case_id"], set_={"state": insert.excluded.state})
-    await tx.session.execute(statement, [{"case_id": case_id, "state": state.to_json()} for case_id, state in ordered])
+    rows = [{"case_id": case_id, "state": state.to_json()} for case_id, state in ordered]
+    await tx.connection.execute(statement, rows)
 
 
 # The rows are sorted here, by the database: the key order that keeps instances from deadlocking.
@@ -105,8 +106,8 @@ async def forget_everything(store: ServiceStore) -> None:
     async with store.transaction() as tx:
         if tx.on_postgresql:
             # Deleting millions of rows would leave them all to vacuum, under the replay's writes.
-            await tx.session.execute(text("TRUNCATE counters, case_states"))
+            await tx.connection.execute(text("TRUNCATE counters, case_states"))
         else:
             for table in (counters, case_states):
-                await tx.session.execute(delete(table))
-        await tx.session.execute(delete(positions).where(positions.c.consumer == STREAM_CONSUMER))
+                await tx.connection.execute(delete(table))
+        await tx.connection.execute(delete(positions).where(positions.c.consumer == STREAM_CONSUMER))

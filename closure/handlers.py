@@ -44,7 +44,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
     inspector_id = data.inspector_id or ctx.city.inspector_for(data.place.cell_id).id
     now = ctx.clock.now()
     decision = domain.decide_filing(data, inspector_id, now)
-    await tx.session.execute(_INSERT_CASE, {"id": case_id, "updated_at": now, **decision.changes})
+    await tx.connection.execute(_INSERT_CASE, {"id": case_id, "updated_at": now, **decision.changes})
     _emit(ctx, tx, case_id, decision, now)
 
 

@@ -28,7 +28,7 @@ async def report_missed_checks(ctx: ServiceContext, batch: int = 500) -> int:
         if tx.on_postgresql:
             # Replicas split the work; an inspector answering holds the row, and is not reported.
             query = query.with_for_update(skip_locked=True)
-        due = (await tx.session.execute(query)).mappings().all()
+        due = (await tx.connection.execute(query)).mappings().all()
         for row in due:
             await handlers.report_missed_check(ctx, tx, row, now)
         return len(due)

@@ -55,7 +55,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
     if row is None:
         return  # closed on the spot by the inspector: nobody to dispatch to
     now = ctx.clock.now()
-    await tx.session.execute(_INSERT_CASE, {**row, "updated_at": now})
+    await tx.connection.execute(_INSERT_CASE, {**row, "updated_at": now})
     rule = ctx.city.route(data.category_code, data.place)
     if rule is None:
         tx.emit(ctx.event(domain.UNCLEAR_OWNERSHIP, case_id))
@@ -80,7 +80,7 @@ async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event, data: 
     decision = domain.decide_return(case, data.department_id)
     if decision is None:
         return  # a stale return from a department the case has already left
-    await tx.session.execute(
+    await tx.connection.execute(
         _RETURN_ASSIGNMENT, {"case_id_": case.id, "attempt_": case.attempt, "returned_at": event.time}
     )
     await save(ctx, tx, case.id, decision)
@@ -237,7 +237,7 @@ async def _save_dispatch(
     """Save a dispatch: the case row, its new attempt, and ``case.dispatched`` stamped with the
     instant the rows hold."""
     await save(ctx, tx, case.id, decision, at=command.at)
-    await tx.session.execute(
+    await tx.connection.execute(
         _INSERT_ASSIGNMENT,
         {
             "case_id": case.id,

@@ -28,7 +28,7 @@ async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
         query = unreported_missed_deadlines(now, batch)
         if tx.on_postgresql:
             query = query.with_for_update(skip_locked=True)  # replicas split the work
-        due = (await tx.session.execute(query)).mappings().all()
+        due = (await tx.connection.execute(query)).mappings().all()
         for row in due:
             await save(ctx, tx, row["id"], domain.decide_deadline_missed(CaseState.of(row), now))
         return len(due)

@@ -101,7 +101,7 @@ async def _act(
 
 async def on_report_received(ctx: ServiceContext, tx: Transaction, event: Event, data: ReportReceived) -> None:
     """Keep what the department will need to see: the description, the place, the photos."""
-    await tx.session.execute(
+    await tx.connection.execute(
         _INSERT_CASE,
         {
             "id": UUID(event.subject),

@@ -91,7 +91,7 @@ class CaseFile:
         """Apply ``events`` to the case file: their messages (from the cases and the timeline as
         they stood before the batch), their timeline rows, then their cases' rows."""
         await self._send_messages(tx, events)
-        await tx.session.execute(_INSERT_TIMELINE, [row for event in events for row in _timeline_rows(event)])
+        await tx.connection.execute(_INSERT_TIMELINE, [row for event in events for row in _timeline_rows(event)])
         touching = [event for event in events if domain.is_case_row_event(event.data)]
         if not touching:
             return  # reports and filings only: their rows were written with them
@@ -149,7 +149,7 @@ def _timeline_rows(event: Event) -> list[dict[str, Any]]:
 
 async def _case_states(tx: Transaction, case_ids: Iterable[UUID]) -> dict[UUID, domain.CaseState]:
     """The state of the cases among ``case_ids`` (a report that never became a case has none)."""
-    result = await tx.session.execute(_CASE_STATES, {"ids": list(case_ids)})
+    result = await tx.connection.execute(_CASE_STATES, {"ids": list(case_ids)})
     return {
         row.id: domain.CaseState(
             domain.CaseStatus(row.status),
@@ -185,14 +185,14 @@ async def _joined(tx: Transaction, case_ids: Iterable[UUID]) -> defaultdict[UUID
     wanted = list(case_ids)
     if not wanted:
         return found
-    for row in (await tx.session.execute(_JOINED, {"ids": wanted})).mappings():
+    for row in (await tx.connection.execute(_JOINED, {"ids": wanted})).mappings():
         found[row["merged_into"]].append(_case_facts(row))
     return found
 
 
 async def _facts(tx: Transaction, ids: Iterable[UUID]) -> dict[UUID, CaseFacts]:
     """What the messages need of the reports (and their cases) among ``ids``."""
-    result = await tx.session.execute(_FACTS_OF, {"ids": list(ids)})
+    result = await tx.connection.execute(_FACTS_OF, {"ids": list(ids)})
     return {row["id"]: _case_facts(row) for row in result.mappings()}
 
 

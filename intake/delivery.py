@@ -288,7 +288,7 @@ async def schedule(tx: Transaction, events: Sequence[Event]) -> None:
     if not rows:
         return
     insert = postgresql.insert(deliveries) if tx.on_postgresql else sqlite.insert(deliveries)
-    await tx.session.execute(insert.on_conflict_do_nothing(index_elements=["message_id"]), rows)
+    await tx.connection.execute(insert.on_conflict_do_nothing(index_elements=["message_id"]), rows)
 
 
 async def schedule_one(tx: Transaction, event: Event) -> None:
@@ -445,7 +445,7 @@ class Sender:
         if claims:
             try:
                 async with self.store.transaction() as tx:
-                    await tx.session.execute(
+                    await tx.connection.execute(
                         update(deliveries).where(deliveries.c.claim.in_(claims)).values(claim=None, claimed_until=None)
                     )
             except Exception:  # the leases run out by themselves
@@ -507,7 +507,7 @@ class Sender:
             )
         )
         async with self.store.transaction() as tx:
-            rows = (await tx.session.execute(statement)).all()
+            rows = (await tx.connection.execute(statement)).all()
         claimed = [
             _Claimed(
                 row.seq, row.message_id, row.endpoint, row.case_id, row.body, row.attempts, row.first_attempt_at, claim
@@ -615,7 +615,7 @@ class Sender:
         """Write the outcome, and end the lease, if the row is still this sender's (a sender whose
         lease ran out lets the outcome of the one that took over stand)."""
         async with self.store.transaction() as tx:
-            await tx.session.execute(
+            await tx.connection.execute(
                 update(deliveries)
                 .where(deliveries.c.seq == row.seq, deliveries.c.claim == row.claim)
                 .values(claim=None, claimed_until=None, **changes)
@@ -648,7 +648,7 @@ class Sender:
         undelivered rows hold later ones back; the topic's consumer remembers the message ids.)"""
         before = self.clock.now() - self.retention
         async with self.store.transaction() as tx:
-            result = await tx.session.execute(
+            result = await tx.connection.execute(
                 delete(deliveries).where(
                     deliveries.c.state == DeliveryState.DELIVERED, deliveries.c.delivered_at < before
                 )
@@ -754,7 +754,7 @@ async def redrive(store: ServiceStore, clock: Clock, selection: Selection) -> li
         .returning(*deliveries.c)
     )
     async with store.transaction() as tx:
-        rows = list((await tx.session.execute(statement)).mappings().all())
+        rows = list((await tx.connection.execute(statement)).mappings().all())
     return sorted(rows, key=lambda row: row["seq"])
 
 
@@ -769,7 +769,7 @@ async def discard(store: ServiceStore, clock: Clock, ids: Sequence[UUID], by: st
     now = clock.now()
     async with store.transaction() as tx:
         named = select(deliveries.c.message_id, deliveries.c.state).where(deliveries.c.message_id.in_(ids))
-        found = {row.message_id: row.state for row in await tx.session.execute(named)}
+        found = {row.message_id: row.state for row in await tx.connection.execute(named)}
         unknown = [str(message_id) for message_id in ids if message_id not in found]
         if unknown:
             raise NotFound("no message with these ids", {"ids": unknown})
@@ -782,7 +782,7 @@ async def discard(store: ServiceStore, clock: Clock, ids: Sequence[UUID], by: st
             .values(state=DeliveryState.DISCARDED, discarded_at=now, discarded_by=by, discard_reason=reason)
             .returning(*deliveries.c)
         )
-        rows = sorted((await tx.session.execute(statement)).mappings().all(), key=lambda row: row["seq"])
+        rows = sorted((await tx.connection.execute(statement)).mappings().all(), key=lambda row: row["seq"])
     for row in rows:
         log.warning(
             "delivery %s to %s (case %s) discarded by %s: %s",

@@ -139,7 +139,7 @@ async def _receive(ctx: ServiceContext, new: NewReport, signed: SignedNonce | No
         saved = await _save_arrival(ctx, tx, row, arrival, category, number)
         if new.contact is not None:
             contact = asdict(new.contact)
-            await tx.session.execute(report_contacts.insert().values(report_id=row["id"], **contact))
+            await tx.connection.execute(report_contacts.insert().values(report_id=row["id"], **contact))
         return saved, True
 
 
@@ -155,7 +155,7 @@ async def _save_arrival(
     for review."""
     report_id = row["id"]
     if arrival.merged is not None:
-        await tx.session.execute(reports.insert(), row)
+        await tx.connection.execute(reports.insert(), row)
         tx.emit(ctx.event(arrival.merged, report_id, at=row["received_at"]))
         return await REPORTS.get(tx, report_id)
     if arrival.status is domain.ReportStatus.FILED:
@@ -169,7 +169,7 @@ async def _save_arrival(
         changes, requested = domain.decide_verification_request(inspector.id, due)
         row.update(changes)
         tx.emit(ctx.event(requested, report_id))
-    saved = await tx.session.execute(_INSERT_REPORT, row)
+    saved = await tx.connection.execute(_INSERT_REPORT, row)
     return saved.mappings().one()
 
 
@@ -257,7 +257,7 @@ async def _record_callback(
         if callback.callback_id is not None:
             same = or_(same, callbacks.c.callback_id == callback.callback_id)
         query = select(callbacks).where(callbacks.c.hotline_id == hotline.id, same)
-        existing = (await tx.session.execute(query)).mappings().first()
+        existing = (await tx.connection.execute(query)).mappings().first()
         if existing is not None:
             domain.ensure_callback_resend_of(existing, callback.work_order, callback.verdict, callback.note)
             return existing, False
@@ -274,7 +274,7 @@ async def _record_callback(
             at=now,
         )
         row = {"id": new_id(), **decision.row}
-        await tx.session.execute(callbacks.insert().values(row))
+        await tx.connection.execute(callbacks.insert().values(row))
         tx.emit(ctx.event(decision.event, work_order_case.report_id, at=now))
         return await CALLBACKS.get(tx, row["id"]), True
 
@@ -296,7 +296,7 @@ async def _work_order_case(tx: Transaction, hotline: Hotline, work_order: str) -
         .order_by(reports.c.received_at.desc(), reports.c.id.desc())
         .limit(1)
     )
-    row = (await tx.session.execute(query)).mappings().first()
+    row = (await tx.connection.execute(query)).mappings().first()
     if row is None:
         raise NotFound(f"hotline {hotline.id} sent no work order {work_order}", {"work_order": work_order})
     return domain.WorkOrderCase(
@@ -312,19 +312,19 @@ async def _take_nonce(ctx: ServiceContext, tx: Transaction, signed: SignedNonce)
     it (then the caller answers as it did then); ``ReplayedNonce`` for a replay. The hotline's
     nonces too old to come again are dropped on the way."""
     now = ctx.clock.now()
-    await tx.session.execute(
+    await tx.connection.execute(
         delete(hotline_nonces).where(
             hotline_nonces.c.hotline_id == signed.hotline_id, hotline_nonces.c.seen_at < now - NONCE_KEPT
         )
     )
-    seen = await tx.session.execute(
+    seen = await tx.connection.execute(
         select(hotline_nonces.c.body_sha256).where(
             hotline_nonces.c.hotline_id == signed.hotline_id, hotline_nonces.c.nonce == signed.nonce
         )
     )
     if domain.is_retry(signed.scheme, seen.scalar(), signed.body_sha256):
         return
-    await tx.session.execute(
+    await tx.connection.execute(
         hotline_nonces.insert().values(
             hotline_id=signed.hotline_id, nonce=signed.nonce, body_sha256=signed.body_sha256, seen_at=now
         )
@@ -362,13 +362,13 @@ async def _save_filing(
     filed, and one statement writes it whole."""
     if insert_row is not None:
         # A resend fails here, on its client_ref, before the number can be committed.
-        result = await tx.session.execute(_INSERT_REPORT, {**insert_row, **filing.report_changes})
+        result = await tx.connection.execute(_INSERT_REPORT, {**insert_row, **filing.report_changes})
     else:
         statement = update(reports).where(reports.c.id == filing.case_id).values(filing.report_changes)
-        result = await tx.session.execute(statement.returning(*reports.c))
+        result = await tx.connection.execute(statement.returning(*reports.c))
     number.use()  # from here the number may be committed: never released
     saved: RowMapping = result.mappings().one()
-    await tx.session.execute(_INSERT_CASE, filing.case_row)
+    await tx.connection.execute(_INSERT_CASE, filing.case_row)
     tx.emit(ctx.event(filing.event, filing.case_id, at=filing.at))
     return saved
 
@@ -376,7 +376,7 @@ async def _save_filing(
 async def _save_rejection(
     ctx: ServiceContext, tx: Transaction, report_id: UUID, rejection: domain.Rejection
 ) -> RowMapping:
-    await tx.session.execute(update(reports).where(reports.c.id == report_id).values(rejection.changes))
+    await tx.connection.execute(update(reports).where(reports.c.id == report_id).values(rejection.changes))
     tx.emit(ctx.event(rejection.event, report_id))
     return await REPORTS.get(tx, report_id)
 
@@ -441,7 +441,7 @@ async def _find_duplicate(
     # A bounding box narrows the candidates in SQL; the exact distance is the domain's call.
     dlat = rule.radius_m / _METRES_PER_DEGREE
     dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
-    rows = await tx.session.execute(
+    rows = await tx.connection.execute(
         _OPEN_CASES_NEAR,
         {
             "category_code": category_code,
@@ -477,9 +477,9 @@ def _sent(new: NewReport) -> dict[str, Any]:
 
 async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: str) -> RowMapping | None:
     if reporter_id is None:
-        found = await tx.session.execute(_ANONYMOUS_RESEND, {"client_ref": client_ref})
+        found = await tx.connection.execute(_ANONYMOUS_RESEND, {"client_ref": client_ref})
     else:
-        found = await tx.session.execute(_RESEND, {"client_ref": client_ref, "reporter_id": reporter_id})
+        found = await tx.connection.execute(_RESEND, {"client_ref": client_ref, "reporter_id": reporter_id})
     return found.mappings().first()
 
 
@@ -513,7 +513,7 @@ async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
         if decision is None:
             return 0
         changes, recomputed = decision
-        await tx.session.execute(update(reports).where(reports.c.id == report["id"]).values(changes))
+        await tx.connection.execute(update(reports).where(reports.c.id == report["id"]).values(changes))
         tx.emit(ctx.event(recomputed, report["id"]))
         return 1
 
@@ -540,5 +540,5 @@ async def forget_contacts(ctx: ServiceContext, batch: int = 500) -> int:
     if ids:
         async with ctx.store.transaction() as tx:
             # Deleting one already gone (another intake process was quicker) changes nothing.
-            await tx.session.execute(delete(report_contacts).where(report_contacts.c.report_id.in_(ids)))
+            await tx.connection.execute(delete(report_contacts).where(report_contacts.c.report_id.in_(ids)))
     return len(ids)

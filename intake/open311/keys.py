@@ -91,7 +91,7 @@ async def issue(store: ServiceStore, application: str, per_minute: int = DEFAULT
         "revoked_at": None,
     }
     async with store.transaction() as tx:
-        await tx.session.execute(api_keys.insert().values(row))
+        await tx.connection.execute(api_keys.insert().values(row))
     return ApiKey.of(row), key
 
 
@@ -106,12 +106,12 @@ async def revoke(store: ServiceStore, key_id: UUID) -> ApiKey:
     """Refuse the key from now on; a key revoked before keeps its first revocation time.
     ``NotFound`` when no key has this id."""
     async with store.transaction() as tx:
-        await tx.session.execute(
+        await tx.connection.execute(
             update(api_keys)
             .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=store.clock.now())
         )
-        row = (await tx.session.execute(select(api_keys).where(api_keys.c.id == key_id))).mappings().first()
+        row = (await tx.connection.execute(select(api_keys).where(api_keys.c.id == key_id))).mappings().first()
     if row is None:
         raise NotFound(f"no API key {key_id}", {"id": str(key_id)})
     return ApiKey.of(row)

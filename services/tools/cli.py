@@ -32,9 +32,11 @@ from intake.open311 import keys as open311_keys
 from services.runtime.app import create_app
 from services.runtime.gateway import gateway_app
 from services.runtime.registry import load_specs
-from services.runtime.runtime import build_bus, settle_heap
+from services.runtime.runtime import build_bus
 from services.tools.banner import AnnouncingServer
 from services.tools.launcher import launch, run_stoppable, settings_env, stop_with_parent
+from services.tools.rebuild import MemberFailed
+from services.tools.rebuild import rebuild as rebuild_assessment
 from services.tools.reconcile import RECONCILED_SERVICES, Endpoints
 from services.tools.reconcile import run as reconcile_run
 from services.tools.simulator import cli as simulator_cli
@@ -50,7 +52,7 @@ from shared.db.migrations import upgrade_to_head
 from shared.messaging.dead_letters import DeadLetter, DeadLetters, DeadLettersUnavailable, readable
 from shared.messaging.parking import parked_rows, unpark
 from shared.messaging.store import ServiceStore
-from shared.service.spec import Replay, ServiceSpec
+from shared.service.spec import ServiceSpec
 
 Command = Callable[[argparse.Namespace, Settings], int]
 # A string: argparse's subparsers action is generic only to type checkers.
@@ -216,11 +218,25 @@ def _add_assessment(commands: Commands) -> None:
         "rebuild", help="replay the case event log from the start into fresh counters"
     )
     _add_mode(rebuild)
+    rebuild.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes replaying at once (production mode): members of one consumer group, splitting the "
+        "log's partitions (default 1: this process)",
+    )
     rebuild.set_defaults(run_command=_replay)
 
 
-def _replay(_args: argparse.Namespace, settings: Settings) -> int:
-    replay = asyncio.run(_rebuild(settings))
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers > 1 and settings.mode is not Mode.PRODUCTION:
+        # The embedded event log and SQLite files belong to one process.
+        raise _UsageError("--workers needs production mode (PostgreSQL and Kafka)")
+    try:
+        replay = rebuild_assessment(settings, args.workers)
+    except MemberFailed as exc:
+        print(f"assessment rebuild: {exc}", file=sys.stderr)
+        return 1
     print(f"replayed {replay.events} events in {replay.seconds:.1f}s ({replay.events_per_second:,.0f} events/s)")
     return 0
 
@@ -699,24 +715,6 @@ def _check_city(folder: Path) -> int:
     hours = ", ".join(f"{start:%H:%M}-{end:%H:%M}" for start, end in calendar.working_hours)
     print(f"{'working hours':>14}: {hours}")
     return 0
-
-
-async def _rebuild(settings: Settings) -> Replay:
-    (spec,) = load_specs(["assessment"])
-    assert spec.rebuild is not None
-    engine = create_engine(settings.database_url(spec.name))
-    bus = build_bus(settings, client_id=f"citycase-{spec.name}-rebuild")
-    try:
-        await upgrade_to_head(spec.name, engine)
-        await bus.start()
-        store = ServiceStore(
-            spec.name, engine, spec.metadata, clock=SystemClock(), case_events_topic=settings.topic_case_events
-        )
-        settle_heap()
-        return await spec.rebuild(store, bus, load_city(settings.city_dir), settings)
-    finally:
-        await bus.close()
-        await engine.dispose()
 
 
 async def _migrate(specs: Sequence[ServiceSpec], settings: Settings) -> None:

@@ -21,12 +21,12 @@ _ROW_ID = "rows_row_id"
 
 
 class UnitOfWork(Protocol):
-    """What rows are read and written in: an open session, and the clock that stamps changes
-    (a service's ``Transaction``)."""
+    """What rows are read and written in: an open connection in its transaction, and the clock
+    that stamps changes (a service's ``Transaction``)."""
 
     @property
-    def session(self) -> AsyncConnection:
-        """The open session."""
+    def connection(self) -> AsyncConnection:
+        """The open connection, in the unit of work's transaction."""
         ...
 
     @property
@@ -52,7 +52,7 @@ class Rows:
     async def find(self, tx: UnitOfWork, row_id: UUID, *, for_update: bool = False) -> RowMapping | None:
         """The row, or None; ``for_update`` locks it until the transaction ends (PostgreSQL)."""
         query = self._find_for_update if for_update else self._find
-        return (await tx.session.execute(query, {_ROW_ID: row_id})).mappings().first()
+        return (await tx.connection.execute(query, {_ROW_ID: row_id})).mappings().first()
 
     async def get(self, tx: UnitOfWork, row_id: UUID, *, for_update: bool = False) -> RowMapping:
         """The row; ``NotFound`` (404) when there is none."""
@@ -66,7 +66,7 @@ class Rows:
         unknown = values.keys() - self._columns
         if unknown:
             raise ValueError(f"{self.table.name} has no columns {sorted(unknown)}")
-        await tx.session.execute(self._update, {"updated_at": tx.clock.now(), **values, _ROW_ID: row_id})
+        await tx.connection.execute(self._update, {"updated_at": tx.clock.now(), **values, _ROW_ID: row_id})
 
     async def read(self, engine: AsyncEngine, row_id: UUID) -> RowMapping:
         """The row, read on a short connection of its own (a query, outside any unit of work);

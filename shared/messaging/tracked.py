@@ -133,7 +133,7 @@ class TrackedConsumer:
     async def stored_positions(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The next offset to apply in each partition (0 where this consumer never applied any)."""
         async with self.store.transaction() as tx:
-            rows = await tx.session.execute(
+            rows = await tx.connection.execute(
                 select(self.positions.c.topic, self.positions.c.partition, self.positions.c.next_offset).where(
                     self.positions.c.consumer == self.spec.name
                 )
@@ -165,7 +165,7 @@ class TrackedConsumer:
             if tx.on_postgresql:
                 # The positions commit with the effects: a crash that loses the last commits
                 # loses their positions too, and the batches are applied again. No fsync to wait for.
-                await tx.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                await tx.connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
             stored = await self._lock_positions(tx, sorted(by_partition))
             fresh: list[Record] = []
             for partition, batch in by_partition.items():
@@ -255,7 +255,7 @@ class TrackedConsumer:
             {"consumer": self.spec.name, "topic": topic, "partition": partition, "next_offset": 0}
             for topic, partition in partitions
         ]
-        await tx.session.execute(
+        await tx.connection.execute(
             self.store.insert_ignoring_duplicates(self.positions, "consumer", "topic", "partition"), rows
         )
         table = self.positions
@@ -269,13 +269,13 @@ class TrackedConsumer:
         )
         if tx.on_postgresql:
             query = query.with_for_update()
-        result = await tx.session.execute(query)
+        result = await tx.connection.execute(query)
         return {(topic, partition): offset for topic, partition, offset in result}
 
     async def _store_positions(self, tx: Transaction, positions: Mapping[TopicPartition, int]) -> None:
         table = self.positions
         for (topic, partition), offset in sorted(positions.items()):
-            await tx.session.execute(
+            await tx.connection.execute(
                 table.update()
                 .where(table.c.consumer == self.spec.name, table.c.topic == topic, table.c.partition == partition)
                 .values(next_offset=offset)

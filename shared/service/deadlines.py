@@ -62,7 +62,7 @@ async def recompute_rows(
                 page = page.where(id_column > after)
             if tx.on_postgresql:
                 page = page.with_for_update(skip_locked=True)
-            rows = (await tx.session.execute(page)).mappings().all()
+            rows = (await tx.connection.execute(page)).mappings().all()
             for row in rows:
                 total += await recompute(tx, row)
         if len(rows) < batch:

@@ -4,15 +4,13 @@ service plugs in with (its ``app.py`` holds its ``SPEC``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData
 
-from shared.city.model import City
 from shared.core.settings import Settings
-from shared.messaging.bus import Bus
 from shared.messaging.consumer import ConsumerSpec
 from shared.messaging.store import ServiceStore
 from shared.messaging.tracked import TrackedConsumerSpec
@@ -37,9 +35,6 @@ class Replay:
     def events_per_second(self) -> float:
         """The replay's throughput."""
         return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
-Rebuild = Callable[[ServiceStore, Bus, City, Settings], Awaitable[Replay]]
 
 
 def _none(_ctx: ServiceContext) -> Sequence[Any]:
@@ -72,8 +67,7 @@ class ServiceSpec:
     """A service: its name, tables, HTTP routes, the consumers and background workers it runs.
 
     ``consumers`` follow the log with an inbox of event ids; ``tracked_consumers`` apply whole
-    batches and keep their positions in the service's ``consumer_positions`` table. ``rebuild``,
-    where a service has one, empties the state it derives from the log and replays the log.
+    batches and keep their positions in the service's ``consumer_positions`` table.
     ``resources`` makes the service's own machinery once per process (``ServiceContext.resources``).
     ``mounts`` are more routes under prefixes of their own (``/open311``), by prefix.
     ``description`` heads the service's OpenAPI document (Markdown): what the service does, who
@@ -89,7 +83,6 @@ class ServiceSpec:
     consumers: Callable[[ServiceContext], Sequence[ConsumerSpec]] = _none
     workers: Callable[[ServiceContext], Sequence[Worker]] = field(default=_none)
     tracked_consumers: Callable[[ServiceContext], Sequence[TrackedConsumerSpec]] = field(default=_none)
-    rebuild: Rebuild | None = None
     resources: Callable[[ServiceStore, Settings], Sequence[object]] = _no_resources
     mounts: Mapping[str, Mount] = field(default_factory=_no_mounts)
     timers: Sequence[Timer] = ()

@@ -47,7 +47,7 @@ def record_effect(effects: Table) -> Callable[[Transaction, Event], Awaitable[No
     """A handler that inserts one row per application of an event."""
 
     async def handle(tx: Transaction, event: Event) -> None:
-        await tx.session.execute(
+        await tx.connection.execute(
             effects.insert().values(case_id=event.subject, event_id=event.id, event_type=event.type)
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from pathlib import Path
 
 import pytest
 from hypothesis.errors import NonInteractiveExampleWarning
@@ -13,8 +14,11 @@ from sqlalchemy import delete, update
 
 from assessment.handlers import Stream
 from assessment.models import counters, metadata, positions
-from assessment.rebuild import rebuild
+from assessment.rebuild import prepare, rebuild, replay
 from assessment.stream import STREAM_CONSUMER, forget_everything
+from services.tools.cli import main
+from services.tools.rebuild import MemberFailed
+from services.tools.rebuild import rebuild as rebuild_in_processes
 from shared.messaging.binding import encode
 from shared.messaging.tracked import TrackedConsumer, TrackedConsumerSpec
 from tests.backends.helpers import wait_until
@@ -50,11 +54,84 @@ async def test_rebuild_replays_the_log_into_the_recount(backend: Backend) -> Non
 
     # Damage: rows lost, values corrupted. A second rebuild starts from nothing again.
     async with store.transaction() as tx:
-        await tx.session.execute(delete(counters).where(counters.c.scope_kind == "district"))
-        await tx.session.execute(update(counters).values(closed=counters.c.closed + 7))
+        await tx.connection.execute(delete(counters).where(counters.c.scope_kind == "district"))
+        await tx.connection.execute(update(counters).values(closed=counters.c.closed + 7))
     assert await stream_rows(store) != recount(cases)
     assert await replay() == len(events)
     assert await stream_rows(store) == recount(cases)
+
+
+async def test_a_rebuild_in_two_processes_counts_each_event_once(backend: Backend) -> None:
+    """Two member processes split the partitions of one replay, writing the city-wide counter rows
+    both need in small batches: the counters equal the recount, and the events they report add up
+    to the log (none counted by both).
+    """
+    if backend.name == "embedded":
+        pytest.skip("the embedded log runs one process: a group has one member there")
+    store = await backend.store("assessment", metadata)
+    cases = generated_cases(60)
+    events = [event for case in cases for event in case.events]
+    await backend.bus.publish([encode(event, backend.case_events) for event in events])
+    settings = backend.settings.model_copy(
+        update={
+            "topic_case_events": backend.case_events,
+            "topic_dead_letter": backend.dead_letter,
+            "rebuild_batch_size": 7,
+        }
+    )
+
+    result = await asyncio.to_thread(rebuild_in_processes, settings, 2)
+
+    assert result.events == len(events)
+    assert await stream_rows(store) == recount(cases)
+
+
+async def test_members_of_one_replay_count_each_event_once(backend: Backend) -> None:
+    """Two members joining one prepared replay: their shares add up to the log, however the group
+    splits the partitions (one may take them all when it is done before the other joins, or hand
+    one over part-way through a rebalance).
+    """
+    if backend.name == "embedded":
+        pytest.skip("the embedded log runs one process: a group has one member there")
+    store = await backend.store("assessment", metadata)
+    cases = generated_cases(60)
+    events = [event for case in cases for event in case.events]
+    await backend.bus.publish([encode(event, backend.case_events) for event in events])
+    plan = await prepare(store, backend.bus, topic=backend.case_events)
+
+    members = await asyncio.gather(
+        *(replay(store, backend.bus, CITY, plan, dead_letter_topic=backend.dead_letter, batch_size=7) for _ in "ab")
+    )
+
+    assert sum(member.events for member in members) == len(events)
+    assert await stream_rows(store) == recount(cases)
+
+
+async def test_a_member_that_fails_fails_the_rebuild(backend: Backend, tmp_path: Path) -> None:
+    if backend.name == "embedded":
+        pytest.skip("the embedded log runs one process: a group has one member there")
+    await backend.store("assessment", metadata)
+    # The members, not the parent, read the city: theirs is the failure reported.
+    settings = backend.settings.model_copy(
+        update={"topic_case_events": backend.case_events, "city_dir": tmp_path / "no-city"}
+    )
+
+    with pytest.raises(MemberFailed, match=r"member [12] of 2 \(pid \d+\) failed with exit code 1"):
+        await asyncio.to_thread(rebuild_in_processes, settings, 2)
+
+
+def test_a_rebuild_needs_at_least_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["assessment", "rebuild", "--workers", "0"])
+    assert refused.value.code == 2
+    assert "--workers: at least 1, not 0" in capsys.readouterr().err
+
+
+def test_a_rebuild_in_several_processes_needs_production_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["assessment", "rebuild", "--mode", "embedded", "--workers", "2"])
+    assert refused.value.code == 2
+    assert "--workers needs production mode" in capsys.readouterr().err
 
 
 async def test_instances_sharing_the_partitions_count_each_event_once(backend: Backend) -> None:

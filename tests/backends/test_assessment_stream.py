@@ -358,12 +358,12 @@ async def store(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Servi
 async def _empty(store: ServiceStore) -> None:
     async with store.transaction() as tx:
         for table in (counters, case_states, positions):
-            await tx.session.execute(delete(table))
+            await tx.connection.execute(delete(table))
 
 
 async def stream_rows(store: ServiceStore) -> dict[tuple[str, str, str, date], dict[str, int]]:
     async with store.transaction() as tx:
-        rows = (await tx.session.execute(select(counters))).mappings().all()
+        rows = (await tx.connection.execute(select(counters))).mappings().all()
     result = {}
     for row in rows:
         values = {name: int(row[name]) for name in COUNTERS}

@@ -248,7 +248,7 @@ async def test_forgetting_everything_empties_the_stream_and_its_positions_only(a
     case.received(WEDNESDAY)
     await assessment.apply(case.events)
     async with assessment.svc.store.transaction() as tx:
-        await tx.session.execute(
+        await tx.connection.execute(
             insert(positions),
             [
                 {"consumer": STREAM_CONSUMER, "topic": "case-events", "partition": 0, "next_offset": 7},
