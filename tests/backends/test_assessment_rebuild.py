@@ -19,7 +19,9 @@ from assessment.stream import STREAM_CONSUMER, forget_everything
 from services.tools.cli import main
 from services.tools.rebuild import MemberFailed
 from services.tools.rebuild import rebuild as rebuild_in_processes
+from shared.events.envelope import Event
 from shared.messaging.binding import encode
+from shared.messaging.store import ServiceStore
 from shared.messaging.tracked import TrackedConsumer, TrackedConsumerSpec
 from tests.backends.helpers import wait_until
 from tests.backends.test_assessment_stream import CITY, Facts, histories, recount, stream_rows
@@ -61,17 +63,24 @@ async def test_rebuild_replays_the_log_into_the_recount(backend: Backend) -> Non
     assert await stream_rows(store) == recount(cases)
 
 
-async def test_a_rebuild_in_two_processes_counts_each_event_once(backend: Backend) -> None:
-    """Two member processes split the partitions of one replay, writing the city-wide counter rows
-    both need in small batches: the counters equal the recount, and the events they report add up
-    to the log (none counted by both).
-    """
+async def _published_for_members(backend: Backend) -> tuple[ServiceStore, list[Facts], list[Event]]:
+    """The stream's store and 60 cases' events published: a log for a group of members (none on
+    the embedded log, which one process reads)."""
     if backend.name == "embedded":
         pytest.skip("the embedded log runs one process: a group has one member there")
     store = await backend.store("assessment", metadata)
     cases = generated_cases(60)
     events = [event for case in cases for event in case.events]
     await backend.bus.publish([encode(event, backend.case_events) for event in events])
+    return store, cases, events
+
+
+async def test_a_rebuild_in_two_processes_counts_each_event_once(backend: Backend) -> None:
+    """Two member processes split the partitions of one replay, writing the city-wide counter rows
+    both need in small batches: the counters equal the recount, and the events they report add up
+    to the log (none counted by both).
+    """
+    store, cases, events = await _published_for_members(backend)
     settings = backend.settings.model_copy(
         update={
             "topic_case_events": backend.case_events,
@@ -91,12 +100,7 @@ async def test_members_of_one_replay_count_each_event_once(backend: Backend) -> 
     splits the partitions (one may take them all when it is done before the other joins, or hand
     one over part-way through a rebalance).
     """
-    if backend.name == "embedded":
-        pytest.skip("the embedded log runs one process: a group has one member there")
-    store = await backend.store("assessment", metadata)
-    cases = generated_cases(60)
-    events = [event for case in cases for event in case.events]
-    await backend.bus.publish([encode(event, backend.case_events) for event in events])
+    store, cases, events = await _published_for_members(backend)
     plan = await prepare(store, backend.bus, topic=backend.case_events)
 
     members = await asyncio.gather(
