@@ -145,6 +145,13 @@ def _add_run(commands: Commands) -> None:
     run.set_defaults(run_command=_serve)
 
 
+def _ensure_workers_may_share(workers: int, settings: Settings) -> None:
+    """Several processes of one service need production mode: the embedded city's SQLite files and
+    event log belong to one process."""
+    if workers > 1 and settings.mode is not Mode.PRODUCTION:
+        raise _UsageError("--workers needs production mode (PostgreSQL and Kafka)")
+
+
 def _positive(text: str) -> int:
     number = int(text)
     if number < 1:
@@ -170,10 +177,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.stop_with_parent:
         stop_with_parent()
     port = settings.http_port if args.port is None else args.port
+    _ensure_workers_may_share(args.workers, settings)
     if args.workers > 1:
-        if settings.mode is not Mode.PRODUCTION:
-            # The embedded city's SQLite files and event log belong to one process.
-            raise _UsageError("--workers needs production mode (PostgreSQL and Kafka)")
         os.environ.update({**settings_env(settings), _WORKERS_SERVE: args.service})
         uvicorn.run(
             "services.tools.cli:workers_app",
@@ -229,9 +234,7 @@ def _add_assessment(commands: Commands) -> None:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    if args.workers > 1 and settings.mode is not Mode.PRODUCTION:
-        # The embedded event log and SQLite files belong to one process.
-        raise _UsageError("--workers needs production mode (PostgreSQL and Kafka)")
+    _ensure_workers_may_share(args.workers, settings)
     try:
         replay = rebuild_assessment(settings, args.workers)
     except MemberFailed as exc:

@@ -20,9 +20,11 @@ from multiprocessing.process import BaseProcess
 
 from assessment.models import metadata
 from assessment.rebuild import MemberReplay, ReplayPlan, combined, prepare, replay
+from assessment.rebuild import rebuild as rebuild_in_one
 from services.runtime.runtime import build_bus, settle_heap
 from services.tools.launcher import stop_with_parent
 from shared.city.loader import load_city
+from shared.city.model import City
 from shared.core.clock import SystemClock
 from shared.core.logs import configure_logging
 from shared.core.settings import Settings
@@ -46,7 +48,7 @@ def rebuild(settings: Settings, workers: int = 1) -> Replay:
     if workers < 1:
         raise ValueError(f"a replay needs at least one member, not {workers}")
     if workers == 1:
-        return combined([asyncio.run(_rebuild_here(settings))])
+        return asyncio.run(_rebuild_here(settings))
     plan = asyncio.run(_prepare(settings))
     return combined(_replay_in_processes(settings, plan, workers))
 
@@ -92,10 +94,17 @@ def _member(settings: Settings, plan: ReplayPlan, results: Connection) -> None:
     results.close()
 
 
-async def _rebuild_here(settings: Settings) -> MemberReplay:
+async def _rebuild_here(settings: Settings) -> Replay:
     async with _connected(settings, migrate=True) as (store, bus):
-        plan = await prepare(store, bus, topic=settings.topic_case_events)
-        return await _replay_with(store, bus, settings, plan)
+        city = _city(settings)
+        return await rebuild_in_one(
+            store,
+            bus,
+            city,
+            topic=settings.topic_case_events,
+            dead_letter_topic=settings.topic_dead_letter,
+            batch_size=settings.rebuild_batch_size,
+        )
 
 
 async def _prepare(settings: Settings) -> ReplayPlan:
@@ -105,15 +114,17 @@ async def _prepare(settings: Settings) -> ReplayPlan:
 
 async def _replay(settings: Settings, plan: ReplayPlan) -> MemberReplay:
     async with _connected(settings, migrate=False) as (store, bus):
-        return await _replay_with(store, bus, settings, plan)
+        city = _city(settings)
+        return await replay(
+            store, bus, city, plan, dead_letter_topic=settings.topic_dead_letter, batch_size=settings.rebuild_batch_size
+        )
 
 
-async def _replay_with(store: ServiceStore, bus: Bus, settings: Settings, plan: ReplayPlan) -> MemberReplay:
+def _city(settings: Settings) -> City:
+    """The city the replay counts for, loaded before the process's heap is settled (``settle_heap``)."""
     city = load_city(settings.city_dir)
     settle_heap()
-    return await replay(
-        store, bus, city, plan, dead_letter_topic=settings.topic_dead_letter, batch_size=settings.rebuild_batch_size
-    )
+    return city
 
 
 @contextlib.asynccontextmanager

@@ -75,10 +75,11 @@ async def _published_for_members(backend: Backend) -> tuple[ServiceStore, list[F
     return store, cases, events
 
 
-async def test_a_rebuild_in_two_processes_counts_each_event_once(backend: Backend) -> None:
-    """Two member processes split the partitions of one replay, writing the city-wide counter rows
-    both need in small batches: the counters equal the recount, and the events they report add up
-    to the log (none counted by both).
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_rebuild_in_processes_counts_each_event_once(backend: Backend, workers: int) -> None:
+    """The command's replay, in this process (1) or in two member processes splitting the partitions
+    of one replay, writing the city-wide counter rows both need in small batches: the counters
+    equal the recount, and the events they report add up to the log (none counted by both).
     """
     store, cases, events = await _published_for_members(backend)
     settings = backend.settings.model_copy(
@@ -89,7 +90,7 @@ async def test_a_rebuild_in_two_processes_counts_each_event_once(backend: Backen
         }
     )
 
-    result = await asyncio.to_thread(rebuild_in_processes, settings, 2)
+    result = await asyncio.to_thread(rebuild_in_processes, settings, workers)
 
     assert result.events == len(events)
     assert await stream_rows(store) == recount(cases)
