@@ -27,9 +27,21 @@ from shared.messaging.bus import Bus
 from shared.messaging.bus.base import TopicPartition
 from shared.messaging.store import ServiceStore
 from shared.messaging.tracked import TrackedConsumer, TrackedConsumerSpec
-from shared.service.spec import Replay
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a replay of the case event log into the stream's state did."""
+
+    events: int
+    seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        """The replay's throughput."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)

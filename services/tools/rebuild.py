@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from assessment.models import metadata
-from assessment.rebuild import MemberReplay, ReplayPlan, combined, prepare, replay
+from assessment.rebuild import MemberReplay, Replay, ReplayPlan, combined, prepare, replay
 from assessment.rebuild import rebuild as rebuild_in_one
 from services.runtime.runtime import build_bus, settle_heap
 from services.tools.launcher import stop_with_parent
@@ -32,7 +32,6 @@ from shared.db.engine import create_engine
 from shared.db.migrations import upgrade_to_head
 from shared.messaging.bus import Bus
 from shared.messaging.store import ServiceStore
-from shared.service.spec import Replay
 
 SERVICE = "assessment"
 

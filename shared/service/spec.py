@@ -24,19 +24,6 @@ if TYPE_CHECKING:
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
 
-@dataclass(frozen=True)
-class Replay:
-    """What a replay of the case event log into a service's state did."""
-
-    events: int
-    seconds: float
-
-    @property
-    def events_per_second(self) -> float:
-        """The replay's throughput."""
-        return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
 def _none(_ctx: ServiceContext) -> Sequence[Any]:
     return ()
 
