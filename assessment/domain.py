@@ -9,7 +9,6 @@ would. The rules are written down in INDICATORS.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, tzinfo
@@ -17,6 +16,8 @@ from enum import StrEnum
 from functools import lru_cache
 from operator import add
 from typing import Any
+
+from pydantic_core import to_json
 
 # Re-exported (``as``): the stream's readers (bench, the tests) know the names as the domain's.
 from shared.city.indicators import CITY as CITY
@@ -154,8 +155,12 @@ class CaseState:
         return data
 
     def to_text(self) -> str:
-        """``to_json`` as JSON text."""
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+        """``to_json`` as JSON text (times in RFC 3339, UTC as ``Z``), which ``from_json`` reads back.
+
+        pydantic-core's serializer, not ``json.dumps`` of ``to_json``: a replay writes every case's
+        state with each batch, and the standard library took a twelfth of its time.
+        """
+        return to_json(self).decode()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CaseState:

@@ -30,7 +30,7 @@ from shared.db.migrations import upgrade_to_head
 from shared.integration.endpoints import Integrations, load_integrations
 from shared.messaging.bus import Bus, TopicSpec
 from shared.messaging.bus.embedded import EmbeddedLog
-from shared.messaging.bus.kafka import KafkaBus
+from shared.messaging.bus.kafka import DEFAULT_FETCH_BYTES_PER_PARTITION, KafkaBus
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.parking import outbox_health
 from shared.messaging.relay import OutboxRelay
@@ -57,7 +57,9 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def build_bus(settings: Settings, client_id: str) -> Bus:
+def build_bus(
+    settings: Settings, client_id: str, *, fetch_bytes_per_partition: int = DEFAULT_FETCH_BYTES_PER_PARTITION
+) -> Bus:
     """The bus of the configured mode."""
     if settings.mode is Mode.EMBEDDED:
         return EmbeddedLog(settings.event_log_path)
@@ -66,6 +68,7 @@ def build_bus(settings: Settings, client_id: str) -> Bus:
         client_id=client_id,
         replication_factor=settings.kafka_replication_factor,
         group_prefix=settings.kafka_group_prefix,
+        fetch_bytes_per_partition=fetch_bytes_per_partition,
     )
 
 

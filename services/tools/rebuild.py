@@ -129,7 +129,11 @@ def _city(settings: Settings) -> City:
 @contextlib.asynccontextmanager
 async def _connected(settings: Settings, *, migrate: bool) -> AsyncIterator[tuple[ServiceStore, Bus]]:
     engine = create_engine(settings.database_url(SERVICE))
-    bus = build_bus(settings, client_id=f"citycase-{SERVICE}-rebuild")
+    bus = build_bus(
+        settings,
+        client_id=f"citycase-{SERVICE}-rebuild",
+        fetch_bytes_per_partition=settings.rebuild_fetch_bytes_per_partition,
+    )
     try:
         if migrate:
             await upgrade_to_head(SERVICE, engine)

@@ -106,6 +106,14 @@ class TrackedConsumer:
     async def step(self, subscription: Subscription, timeout_s: float = 1.0) -> int:
         """Fetch and apply one batch; the number of events applied."""
         records = await subscription.fetch(self.batch_size, timeout_s=timeout_s)
+        # A fetch answers with what one read of the log brought (for Kafka, a fetch's bytes per
+        # partition): a consumer catching up fills its batch from what is already there, without
+        # waiting, rather than apply a full batch and then a sliver of one.
+        while records and len(records) < self.batch_size:
+            more = await subscription.fetch(self.batch_size - len(records), timeout_s=0)
+            if not more:
+                break
+            records.extend(more)
         if not records:
             await self._follow_rewinds(subscription)
             return 0

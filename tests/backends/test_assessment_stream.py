@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import zoneinfo
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -430,4 +431,48 @@ async def test_two_members_sharing_the_partitions_apply_each_record_once(
             offsets[partition] += 1
     first, second = _consumer(store, interrupt=False), _consumer(store, interrupt=False)
     await asyncio.gather(first._apply_once(log), second._apply_once(log))
+    assert await stream_rows(store) == recount(cases)
+
+
+@dataclass
+class Chunked:
+    """A subscription whose every fetch brings at most ``chunk`` records, as a Kafka fetch brings
+    at most its bytes of each partition; records are handed out once, in order."""
+
+    records: list[Record]
+    chunk: int
+    fetches: int = 0
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]:
+        self.fetches += 1
+        taken = self.records[: min(self.chunk, max_records)]
+        del self.records[: len(taken)]
+        return taken
+
+    async def commit(self, offsets: Any) -> None:
+        """Positions are the database's; the hint is not needed here."""
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        raise AssertionError("a log handed out in order never needs a seek")
+
+    async def close(self) -> None:
+        """Nothing to leave."""
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(histories(), min_size=3, max_size=6))
+async def test_a_batch_is_filled_from_the_fetches_already_there(store: ServiceStore, cases: list[Facts]) -> None:
+    """A consumer catching up applies full batches, not one fetch's worth at a time."""
+    await _empty(store)
+    log = [
+        Record(TOPIC, 0, offset, message.key, message.value, message.headers)
+        for offset, message in enumerate(encode(event, TOPIC) for case in cases for event in case.events)
+    ]
+    subscription = Chunked(list(log), chunk=2)
+    consumer = _consumer(store, interrupt=False)
+    consumer.batch_size = len(log) - 1
+
+    assert await consumer.step(subscription) == len(log) - 1
+    assert subscription.fetches == math.ceil((len(log) - 1) / 2)
+    assert await consumer.step(subscription) == 1
     assert await stream_rows(store) == recount(cases)

@@ -38,7 +38,11 @@ class Record:
 
     def header(self, name: str) -> bytes | None:
         """The first header called ``name``, if any."""
-        return next((value for key, value in self.headers if key == name), None)
+        # A plain loop: every consumer asks every record, and a generator costs twice as much.
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,9 @@ from shared.messaging.bus.base import TopicPartition as Position
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+# How much of each partition one fetch brings (aiokafka's default, about 2,000 events): a
+# consumer's batch is at most what its partitions' fetches hold.
+DEFAULT_FETCH_BYTES_PER_PARTITION = 1024 * 1024
 _CLOSE_TIMEOUT_S = 10.0
 
 # Refusals of the record itself, which sending it again cannot cure, and what each means. aiokafka
@@ -77,7 +80,7 @@ class KafkaSubscription:
                 key=m.key,
                 value=m.value or b"",
                 # Kafka allows a header without a value; the rest of the code wants bytes.
-                headers=tuple((name, value or b"") for name, value in m.headers),
+                headers=tuple([(name, value or b"") for name, value in m.headers]),
                 timestamp_ms=m.timestamp,
             )
             for tp in sorted(batches, key=lambda tp: (tp.topic, tp.partition))
@@ -143,6 +146,7 @@ class KafkaBus:
         linger_ms: int = 5,
         request_timeout_ms: int = 15000,
         group_prefix: str = "",
+        fetch_bytes_per_partition: int = DEFAULT_FETCH_BYTES_PER_PARTITION,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group_prefix = group_prefix
@@ -150,6 +154,7 @@ class KafkaBus:
         self.replication_factor = replication_factor
         self.linger_ms = linger_ms
         self.request_timeout_ms = request_timeout_ms
+        self.fetch_bytes_per_partition = fetch_bytes_per_partition
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         # Asked for the consumer groups' offsets every few seconds (the lag gauges): kept open.
@@ -342,6 +347,7 @@ class KafkaBus:
             group_id=self.group_prefix + group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            max_partition_fetch_bytes=self.fetch_bytes_per_partition,
         )
         listener = _StartAtOnAssignment(start_at) if start_at is not None else None
         try:
