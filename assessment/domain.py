@@ -376,7 +376,8 @@ Contribution = dict[ContributionKey, list[int]]
 
 
 def contribution(state: CaseState, zone: tzinfo) -> Contribution:
-    """What the case adds to the counters of every scope, by the local day of each anchor."""
+    """What the case adds to the counters of every scope, by the local day of each anchor. Its
+    vectors may be shared between keys: they are for reading."""
     result: Contribution = {}
     if state.received_at is None:
         return result
@@ -396,20 +397,22 @@ def contribution(state: CaseState, zone: tzinfo) -> Contribution:
             vector = per_department.setdefault(department_id, [0] * WIDTH)
             vector[INDEX["dispatches"]] += 1
             vector[INDEX["returns"]] += int(returned)
-    for kind, scope_id in scopes:
+    for kind, scope_id in scopes:  # a report always counts (``reports``)
         _add(result, (kind, scope_id, received), report)
     if state.filed_at is None:
         return result
     filed = state.filed_at.astimezone(zone).date()
-    for kind, scope_id in scopes:
-        _add(result, (kind, scope_id, filed), case)
+    if any(case):
+        for kind, scope_id in scopes:
+            _add(result, (kind, scope_id, filed), case)
     department = state.current_department
     if department is not None and not state.cancelled:
         held = list(case)
         for index in _NOT_FOR_THE_HOLDER:
             held[index] = 0
-        _add(result, ("department", department, filed), held)
-    for department_id, vector in per_department.items():
+        if any(held):
+            _add(result, ("department", department, filed), held)
+    for department_id, vector in per_department.items():  # each counts a dispatch
         _add(result, ("department", department_id, filed), vector)
     return result
 
@@ -464,10 +467,10 @@ def _place_scopes(state: CaseState) -> list[tuple[str, str]]:
 
 
 def _add(result: Contribution, key: ContributionKey, vector: list[int]) -> None:
-    if not any(vector):
-        return
+    """Add a vector that is not all zeros at ``key``. It is kept, not copied: no vector of a
+    contribution is changed once added (a sum makes a new one)."""
     existing = result.get(key)
-    result[key] = list(vector) if existing is None else list(map(add, existing, vector))
+    result[key] = vector if existing is None else list(map(add, existing, vector))
 
 
 def difference(new: Contribution, old: Contribution) -> Iterator[tuple[ContributionKey, list[int]]]:

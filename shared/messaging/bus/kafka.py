@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from operator import itemgetter
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
@@ -63,6 +64,14 @@ def delivery_failure(error: BaseException) -> Exception:
     return error if isinstance(error, Exception) else RuntimeError(repr(error))
 
 
+def _headers(headers: Sequence[tuple[str, bytes | None]]) -> tuple[tuple[str, bytes], ...]:
+    """A record's headers as bytes: Kafka allows a header without a value, the rest of the code
+    wants bytes. Copied only when one is missing (checked at C speed: every record passes here)."""
+    if None in map(itemgetter(1), headers):
+        return tuple((name, value or b"") for name, value in headers)
+    return tuple(headers)  # type: ignore[arg-type]  # checked above: no None among them
+
+
 class KafkaSubscription:
     """A consumer group member on Kafka."""
 
@@ -79,8 +88,7 @@ class KafkaSubscription:
                 offset=m.offset,
                 key=m.key,
                 value=m.value or b"",
-                # Kafka allows a header without a value; the rest of the code wants bytes.
-                headers=tuple([(name, value or b"") for name, value in m.headers]),
+                headers=_headers(m.headers),
                 timestamp_ms=m.timestamp,
             )
             for tp in sorted(batches, key=lambda tp: (tp.topic, tp.partition))
