@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from operator import itemgetter
 from collections.abc import Awaitable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
