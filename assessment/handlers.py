@@ -44,8 +44,13 @@ class Stream:
     async def apply(self, tx: Transaction, events: Sequence[Event]) -> None:
         """Turn ``events`` into counter deltas and new case states, written in ``tx``."""
         by_case: dict[UUID, list[Event]] = {}
+        # A case id parsed once a case, not once an event: a replay's batch holds 20,000 events.
+        parsed: dict[str, UUID] = {}
         for event in events:
-            by_case.setdefault(UUID(event.subject), []).append(event)
+            case_id = parsed.get(event.subject)
+            if case_id is None:
+                case_id = parsed[event.subject] = UUID(event.subject)
+            by_case.setdefault(case_id, []).append(event)
         states = await stream.load_states(tx, by_case)
         changes: domain.Changes = []
         changed: dict[UUID, CaseState] = {}
