@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -129,3 +130,10 @@ def test_the_catalogue_covers_the_whole_lifecycle_in_past_tense() -> None:
         "case.callback_recorded", "case.reopened",
     }  # fmt: skip
     assert CATALOGUE.types == lifecycle
+
+
+def test_header_names_are_read_whatever_their_case() -> None:
+    event = _event()
+    message = encode(event, "t")
+    shouting = replace(message, headers=tuple((name.upper(), value) for name, value in message.headers))
+    assert decode(_record(shouting)) == event
