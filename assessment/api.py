@@ -23,7 +23,7 @@ from assessment.queries import Period
 from assessment.stream import STREAM_CONSUMER
 from shared.city.indicators import CITY, COUNTERS, DERIVED, INDICATORS, RANKED_KINDS, SCOPE_KINDS
 from shared.core.auth import Principal
-from shared.core.errors import InvalidInput
+from shared.core.errors import InvalidInput, NotFound
 from shared.service.context import ServiceContext
 from shared.web.auth import require
 from shared.web.bodies import FIRST_DAY, LAST_DAY, ServedDate, Text
@@ -215,7 +215,22 @@ async def get_indicators(
     scope_id: ScopeId = CITY,
 ) -> IndicatorsOut:
     queries.ensure_may_read(reader, scope_kind, scope_id)
-    return await _answer(ctx, scope_kind, scope_id, asked.period(ctx))
+    period = asked.period(ctx)  # a period that cannot be served is refused (422) whatever the scope
+    await _ensure_known(ctx, scope_kind, scope_id)
+    return await _answer(ctx, scope_kind, scope_id, period)
+
+
+async def _ensure_known(ctx: ServiceContext, scope_kind: str, scope_id: str) -> None:
+    """``NotFound`` for a scope the city does not name and the stream never counted: a mistyped id
+    would otherwise read as a scope where nothing happened. A scope the city no longer names (a
+    district merged away) keeps its counters, and is answered."""
+    if bulletin.city_knows(ctx.city, scope_kind, scope_id) or await queries.has_counters(ctx, scope_kind, scope_id):
+        return
+    # The city-wide scope has one id, which a newcomer guesses wrong (the city's code, its name).
+    hint = f" (the city-wide scope's id is {CITY!r})" if scope_kind == "city" else ""
+    raise NotFound(
+        f"no {scope_kind} {scope_id!r} in {ctx.city.name}{hint}", {"scope_kind": scope_kind, "scope_id": scope_id}
+    )
 
 
 @router.get(
@@ -311,10 +326,13 @@ async def get_bulletin(ctx: Context, _reader: Reader, month: Month) -> BulletinO
     return BulletinOut.model_validate(await bulletin.monthly_bulletin(ctx, _month(month)))
 
 
-async def _readable_scope(reader: Reader, scope_kind: ScopeKind = "city", scope_id: ScopeId = CITY) -> tuple[str, str]:
-    """The scope a live feed asks for, refused (403) before the stream starts: once a streamed
-    answer has begun, its status can no longer say no."""
+async def _readable_scope(
+    ctx: Context, reader: Reader, scope_kind: ScopeKind = "city", scope_id: ScopeId = CITY
+) -> tuple[str, str]:
+    """The scope a live feed asks for, refused (403, 404) before the stream starts: once a
+    streamed answer has begun, its status can no longer say no."""
     queries.ensure_may_read(reader, scope_kind, scope_id)
+    await _ensure_known(ctx, scope_kind, scope_id)
     return scope_kind, scope_id
 
 

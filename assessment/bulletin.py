@@ -23,31 +23,47 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def name_of(city: City, scope_kind: str, scope_id: str) -> str:
     """A scope's name for people (the id itself when the city does not know it)."""
-    lookups: Mapping[str, Callable[[str], Any]] = {
-        "district": city.district,
-        "street": city.street,
-        "community": city.community,
-        "cell": city.cell,
-        "category": city.category,
-        "department": city.department,
-        "inspector": city.inspector,
-    }
-    fixed = {
-        "city": {"city": city.name},
-        "family": {"component": "部件 components", "event": "事件 events"},
-        "source": {
-            "inspector": "监督员 inspectors",
-            "hotline": "热线 hotline",
-            "public": "公众 public",
-            "video": "视频 video",
-        },
-    }
-    if scope_kind in fixed:
-        return fixed[scope_kind].get(scope_id, scope_id)
+    fixed = _FIXED_NAMES.get(scope_kind)
+    if fixed is not None:
+        return fixed(city).get(scope_id, scope_id)
     try:
-        return str(lookups[scope_kind](scope_id).name)
+        return str(_LOOKUPS[scope_kind](city, scope_id).name)
     except KeyError:
         return scope_id
+
+
+def city_knows(city: City, scope_kind: str, scope_id: str) -> bool:
+    """Whether ``scope_id`` names a scope of ``scope_kind`` in the city's configuration as it
+    stands (a district merged away, an inspector gone, are not in it, though their counters are)."""
+    fixed = _FIXED_NAMES.get(scope_kind)
+    if fixed is not None:
+        return scope_id in fixed(city)
+    try:
+        _LOOKUPS[scope_kind](city, scope_id)
+    except KeyError:
+        return False
+    return True
+
+
+_LOOKUPS: Mapping[str, Callable[[City, str], Any]] = {
+    "district": City.district,
+    "street": City.street,
+    "community": City.community,
+    "cell": City.cell,
+    "category": City.category,
+    "department": City.department,
+    "inspector": City.inspector,
+}
+_FIXED_NAMES: Mapping[str, Callable[[City], Mapping[str, str]]] = {
+    "city": lambda city: {"city": city.name},
+    "family": lambda _: {"component": "部件 components", "event": "事件 events"},
+    "source": lambda _: {
+        "inspector": "监督员 inspectors",
+        "hotline": "热线 hotline",
+        "public": "公众 public",
+        "video": "视频 video",
+    },
+}
 
 
 MAPPED_KINDS: tuple[str, ...] = ("cell", "community", "street", "district", "department", "inspector")

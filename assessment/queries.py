@@ -110,6 +110,13 @@ async def indicators(ctx: ServiceContext, scope_kind: str, scope_id: str, period
     return {name: int(row[name]) for name in COUNTERS}
 
 
+async def has_counters(ctx: ServiceContext, scope_kind: str, scope_id: str) -> bool:
+    """Whether the stream ever counted anything for the scope, in any period."""
+    query = select(counters.c.scope_id).where(counters.c.scope_kind == scope_kind, counters.c.scope_id == scope_id)
+    async with ctx.store.transaction() as tx:
+        return (await tx.connection.execute(query.limit(1))).first() is not None
+
+
 async def scopes_of_kind(ctx: ServiceContext, scope_kind: str, period: Period) -> dict[str, dict[str, int]]:
     """The base counters of every scope of one kind in one period (what a ranking ranks)."""
     query = _restrict(

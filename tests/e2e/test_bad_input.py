@@ -260,3 +260,18 @@ async def test_guessing_passwords_and_flooding_public_reports_meet_429s(tmp_path
         flood = await city.client.post("/intake/public/reports", json={**report, "location": city.fresh_spot()})
         assert flood.status_code == 429
         assert int(flood.headers["retry-after"]) >= 1
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("path", ["/assessment/indicators", "/assessment/live"])
+async def test_a_scope_the_city_does_not_have_is_not_found(city: Harness, path: str) -> None:
+    # A mistyped id would otherwise read as a scope where nothing happened: all zeros.
+    body = await city.get("shiftlead", path, expect=404, params={"scope_kind": "district", "scope_id": "nowhere"})
+    assert code_of(body) == "not_found"
+    # The city-wide scope's id is guessed wrong most: the answer names it.
+    body = await city.get("shiftlead", path, expect=404, params={"scope_kind": "city", "scope_id": "990100"})
+    assert "'city'" in body["message"]
+    # A scope the city has is answered, counted or not.
+    known = {"scope_kind": "department", "scope_id": "bureau-landscape"}
+    answer = await city.get("shiftlead", "/assessment/indicators", params=known)
+    assert answer["scope"]["name"] == "演示市园林局"
