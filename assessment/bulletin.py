@@ -23,9 +23,9 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def name_of(city: City, scope_kind: str, scope_id: str) -> str:
     """A scope's name for people (the id itself when the city does not know it)."""
-    fixed = _FIXED_NAMES.get(scope_kind)
+    fixed = _fixed_names(city, scope_kind)
     if fixed is not None:
-        return fixed(city).get(scope_id, scope_id)
+        return fixed.get(scope_id, scope_id)
     try:
         return str(_LOOKUPS[scope_kind](city, scope_id).name)
     except KeyError:
@@ -35,14 +35,21 @@ def name_of(city: City, scope_kind: str, scope_id: str) -> str:
 def city_knows(city: City, scope_kind: str, scope_id: str) -> bool:
     """Whether ``scope_id`` names a scope of ``scope_kind`` in the city's configuration as it
     stands (a district merged away, an inspector gone, are not in it, though their counters are)."""
-    fixed = _FIXED_NAMES.get(scope_kind)
+    fixed = _fixed_names(city, scope_kind)
     if fixed is not None:
-        return scope_id in fixed(city)
+        return scope_id in fixed
     try:
         _LOOKUPS[scope_kind](city, scope_id)
     except KeyError:
         return False
     return True
+
+
+def _fixed_names(city: City, scope_kind: str) -> Mapping[str, str] | None:
+    """The names of a kind whose scopes are fixed (not the city's configuration), by id."""
+    if scope_kind == "city":
+        return {CITY: city.name}
+    return _FIXED_NAMES.get(scope_kind)
 
 
 _LOOKUPS: Mapping[str, Callable[[City, str], Any]] = {
@@ -54,10 +61,9 @@ _LOOKUPS: Mapping[str, Callable[[City, str], Any]] = {
     "department": City.department,
     "inspector": City.inspector,
 }
-_FIXED_NAMES: Mapping[str, Callable[[City], Mapping[str, str]]] = {
-    "city": lambda city: {"city": city.name},
-    "family": lambda _: {"component": "部件 components", "event": "事件 events"},
-    "source": lambda _: {
+_FIXED_NAMES: Mapping[str, Mapping[str, str]] = {
+    "family": {"component": "部件 components", "event": "事件 events"},
+    "source": {
         "inspector": "监督员 inspectors",
         "hotline": "热线 hotline",
         "public": "公众 public",
