@@ -11,9 +11,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from uuid import UUID
 
-from cloudevents.core.bindings import kafka
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
 from pydantic import ValidationError
 
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
@@ -21,8 +18,8 @@ from shared.events.envelope import Event
 from shared.messaging.bus import Message, Record
 
 CONTENT_TYPE = "application/json"
+_CONTENT_TYPE_HEADER = CONTENT_TYPE.encode()
 _SCHEMA_PREFIX = "urn:citycase:event:"
-_FORMAT = JSONFormat()
 _SCHEMA = re.compile(r"urn:citycase:event:(?P<type>[a-z_.]{1,100}):v(?P<version>[0-9]{1,6})")
 _REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject")
 _REQUIRED = frozenset(_REQUIRED_HEADERS)
@@ -40,22 +37,31 @@ def dataschema(event_type: str, version: int) -> str:
 
 
 def encode(event: Event, topic: str) -> Message:
-    """The Kafka binary-mode message of an event, keyed by its subject (the case id)."""
-    cloud_event = CloudEvent(
-        attributes={
-            "id": str(event.id),
-            "source": event.source,
-            "type": event.type,
-            "subject": event.subject,
-            "time": event.time,
-            "datacontenttype": CONTENT_TYPE,
-            "dataschema": dataschema(event.type, event.version),
-        },
-        data=event.data.model_dump(mode="json"),
+    """The Kafka binary-mode message of an event, keyed by its subject (the case id).
+
+    Written directly, as ``decode`` reads: every event of every service passes here once, and the
+    SDK's generic path (an intermediate event object, the payload dumped to a dict and then to
+    JSON) was a sixth of a filing's CPU. The payload is written by pydantic-core in one step, in
+    UTF-8. The CloudEvents SDK reads these messages back in the tests (tests/unit/test_envelope.py).
+    """
+    subject = event.subject.encode()
+    headers = (
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(event.id).encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_subject", subject),
+        ("ce_time", _rfc3339(event.time).encode()),
+        ("ce_dataschema", dataschema(event.type, event.version).encode()),
+        ("content-type", _CONTENT_TYPE_HEADER),
     )
-    message = kafka.to_binary(cloud_event, _FORMAT, key_mapper=lambda ce: ce.get_subject())
-    key = message.key.encode() if isinstance(message.key, str) else message.key
-    return Message(topic=topic, key=key, value=message.value, headers=tuple(message.headers.items()))
+    return Message(topic=topic, key=subject, value=event.data.model_dump_json().encode(), headers=headers)
+
+
+def _rfc3339(time: datetime) -> str:
+    """``time`` as RFC 3339, UTC written ``Z`` as the binding's SDK writes it."""
+    text = time.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def decode(record: Record, catalogue: Catalogue = CATALOGUE) -> Event:

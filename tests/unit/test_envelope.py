@@ -8,9 +8,21 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 import pytest
+from cloudevents.core.bindings import kafka
+from cloudevents.core.formats.json import JSONFormat
 
 from shared.core.clock import SimulatedClock
-from shared.events.catalogue import CATALOGUE, CaseCancelled, Catalogue, EventPayload, UnknownEventType
+from shared.events.catalogue import (
+    CATALOGUE,
+    CaseCancelled,
+    Catalogue,
+    EventPayload,
+    GeoPoint,
+    GridPlace,
+    ReportReceived,
+    ReportSource,
+    UnknownEventType,
+)
 from shared.events.envelope import Event
 from shared.messaging.binding import MalformedEvent, decode, encode
 from shared.messaging.bus import Message, Record
@@ -52,7 +64,38 @@ def test_encoding_follows_the_kafka_binary_binding() -> None:
     assert headers["ce_time"] == b"2026-11-20T09:30:00Z"
     assert headers["ce_dataschema"] == b"urn:citycase:event:case.cancelled:v1"
     assert headers["content-type"] == b"application/json"
-    assert message.value == b'{"cancelled_by": "lead-7", "reason": "duplicate report"}'
+    assert message.value == b'{"cancelled_by":"lead-7","reason":"duplicate report"}'
+
+
+def test_the_cloudevents_sdk_reads_what_is_encoded() -> None:
+    """The binding is written by hand for speed; the reference SDK must read it as the same event."""
+    event = Event.occurred(
+        ReportReceived(
+            source=ReportSource.HOTLINE,
+            category_code="01-01-04",
+            description="井盖缺失，行人易跌落",
+            point=GeoPoint(lon=121.1, lat=30.0),
+            place=GridPlace(cell_id="c1", community_id="m1", street_id="s1", district_id="d1"),
+            reporter_id="12345",
+            photos=["sha256:" + "0" * 64],
+        ),
+        subject=CASE_ID,
+        source="/citycase/intake",
+        clock=CLOCK,
+        at=datetime(2026, 11, 20, 9, 30, 0, 123456, tzinfo=UTC),
+    )
+    message = encode(event, "case-events")
+    read = kafka.from_binary(kafka.KafkaMessage(dict(message.headers), message.key, message.value), JSONFormat())
+    assert read.get_id() == str(event.id)
+    assert read.get_source() == event.source
+    assert read.get_type() == "report.received"
+    assert read.get_subject() == CASE_ID
+    assert read.get_time() == event.time
+    assert read.get_dataschema() == "urn:citycase:event:report.received:v1"
+    assert read.get_datacontenttype() == "application/json"
+    assert read.get_data() == event.data.model_dump(mode="json")
+    # The payload in UTF-8, not escaped: a Chinese description takes a third of the bytes.
+    assert "井盖缺失".encode() in message.value
 
 
 def test_decoding_gives_back_the_same_event() -> None:
