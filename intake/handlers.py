@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, or_, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import bindparam, delete, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intake import domain
@@ -25,6 +24,7 @@ from shared.city.model import Category
 from shared.core.auth import Principal
 from shared.core.errors import InvalidInput, NotFound
 from shared.core.ids import new_id
+from shared.db.driver import DriverStatement, Row
 from shared.db.rows import Rows
 from shared.events.catalogue import CallbackVerdict, GeoPoint, GridPlace, ReportReceived, ReportSource
 from shared.integration.endpoints import Hotline
@@ -82,9 +82,7 @@ class NewReport:
     media_url: str | None = None
 
 
-async def receive_report(
-    ctx: ServiceContext, new: NewReport, signed: SignedNonce | None = None
-) -> tuple[RowMapping, bool]:
+async def receive_report(ctx: ServiceContext, new: NewReport, signed: SignedNonce | None = None) -> tuple[Row, bool]:
     """Take a report in; the report's row and whether it was new (False: a resend, or a signed
     request's retry).
 
@@ -111,7 +109,7 @@ async def receive_report(
         return existing, False
 
 
-async def _receive(ctx: ServiceContext, new: NewReport, signed: SignedNonce | None) -> tuple[RowMapping, bool]:
+async def _receive(ctx: ServiceContext, new: NewReport, signed: SignedNonce | None) -> tuple[Row, bool]:
     category = _category(ctx, new.category_code)
     place = _place(ctx, new.lon, new.lat)
     domain.ensure_may_self_handle(new.source, new.self_handled)
@@ -150,7 +148,7 @@ async def _save_arrival(
     arrival: domain.Arrival,
     category: Category,
     number: CaseNumber | None,
-) -> RowMapping:
+) -> Row:
     """Write the new report as ``arrival`` decided: merged, filed, sent for verification, or left
     for review."""
     report_id = row["id"]
@@ -169,13 +167,13 @@ async def _save_arrival(
         changes, requested = domain.decide_verification_request(inspector.id, due)
         row.update(changes)
         tx.emit(ctx.event(requested, report_id))
-    saved = await tx.connection.execute(_INSERT_REPORT, row)
-    return saved.mappings().one()
+    (saved,) = await _INSERT_REPORT.rows(tx.connection, row)
+    return saved
 
 
 async def verify_report(
     ctx: ServiceContext, inspector: Principal, report_id: UUID, *, confirmed: bool, note: str | None, photos: list[str]
-) -> RowMapping:
+) -> Row:
     """The inspector's on-site answer (核实): confirmed reports are filed, others rejected."""
     assert inspector.inspector_id is not None  # the route admits inspectors only
     async with _numbering(ctx, wanted=confirmed) as number, ctx.store.transaction() as tx:
@@ -197,7 +195,7 @@ async def verify_report(
         return await _save_filing(ctx, tx, domain.decide_filing(report, terms), number)
 
 
-async def file_report(ctx: ServiceContext, operator: Principal, report_id: UUID) -> RowMapping:
+async def file_report(ctx: ServiceContext, operator: Principal, report_id: UUID) -> Row:
     """An operator files a report that was waiting for review or verification (立案)."""
     async with _numbering(ctx, wanted=True) as number, ctx.store.transaction() as tx:
         report = await _load(tx, report_id)
@@ -208,7 +206,7 @@ async def file_report(ctx: ServiceContext, operator: Principal, report_id: UUID)
 
 async def reject_report(
     ctx: ServiceContext, operator: Principal, report_id: UUID, reason_code: domain.RejectionReason, reason: str
-) -> RowMapping:
+) -> Row:
     """An operator declines to file a report (不予立案)."""
     async with ctx.store.transaction() as tx:
         report = await _load(tx, report_id)
@@ -230,7 +228,7 @@ class NewCallback:
 
 async def record_callback(
     ctx: ServiceContext, hotline: Hotline, callback: NewCallback, signed: SignedNonce
-) -> tuple[RowMapping, bool]:
+) -> tuple[Row, bool]:
     """Record the citizen's verdict on the closed case a hotline's work order became, and emit
     ``case.callback_recorded``; the callback's row and whether it was new (False: the same
     callback again, under its nonce).
@@ -247,7 +245,7 @@ async def record_callback(
 
 async def _record_callback(
     ctx: ServiceContext, hotline: Hotline, callback: NewCallback, signed: SignedNonce
-) -> tuple[RowMapping, bool]:
+) -> tuple[Row, bool]:
     async with ctx.store.transaction() as tx:
         await _take_nonce(ctx, tx, signed)
         # The same callback sent again: recognised by its nonce, also after the nonce was pruned
@@ -357,25 +355,23 @@ async def _save_filing(
     number: CaseNumber,
     *,
     insert_row: dict[str, Any] | None = None,
-) -> RowMapping:
+) -> Row:
     """Write a filing: the report's row as it now stands. ``insert_row``: the report arrives
     filed, and one statement writes it whole."""
+    saved: Row
     if insert_row is not None:
         # A resend fails here, on its client_ref, before the number can be committed.
-        result = await tx.connection.execute(_INSERT_REPORT, {**insert_row, **filing.report_changes})
+        (saved,) = await _INSERT_REPORT.rows(tx.connection, {**insert_row, **filing.report_changes})
     else:
         statement = update(reports).where(reports.c.id == filing.case_id).values(filing.report_changes)
-        result = await tx.connection.execute(statement.returning(*reports.c))
+        saved = (await tx.connection.execute(statement.returning(*reports.c))).mappings().one()
     number.use()  # from here the number may be committed: never released
-    saved: RowMapping = result.mappings().one()
-    await tx.connection.execute(_INSERT_CASE, filing.case_row)
+    await _INSERT_CASE.run(tx.connection, filing.case_row)
     tx.emit(ctx.event(filing.event, filing.case_id, at=filing.at))
     return saved
 
 
-async def _save_rejection(
-    ctx: ServiceContext, tx: Transaction, report_id: UUID, rejection: domain.Rejection
-) -> RowMapping:
+async def _save_rejection(ctx: ServiceContext, tx: Transaction, report_id: UUID, rejection: domain.Rejection) -> Row:
     await tx.connection.execute(update(reports).where(reports.c.id == report_id).values(rejection.changes))
     tx.emit(ctx.event(rejection.event, report_id))
     return await REPORTS.get(tx, report_id)
@@ -441,8 +437,8 @@ async def _find_duplicate(
     # A bounding box narrows the candidates in SQL; the exact distance is the domain's call.
     dlat = rule.radius_m / _METRES_PER_DEGREE
     dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
-    rows = await tx.connection.execute(
-        _OPEN_CASES_NEAR,
+    rows = await _OPEN_CASES_NEAR.rows(
+        tx.connection,
         {
             "category_code": category_code,
             "south": lat - dlat,
@@ -451,7 +447,7 @@ async def _find_duplicate(
             "east": lon + dlon,
         },
     )
-    candidates = [domain.OpenCase(str(r.id), r.category_code, r.lon, r.lat, r.reported_at) for r in rows]
+    candidates = [domain.OpenCase(str(r["id"]), r["category_code"], r["lon"], r["lat"], r["reported_at"]) for r in rows]
     return rule.find(category_code, lon, lat, ctx.clock.now(), candidates)
 
 
@@ -475,7 +471,7 @@ def _sent(new: NewReport) -> dict[str, Any]:
     return {name: getattr(new, name) for name in domain.RESEND_FIELDS}
 
 
-async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: str) -> RowMapping | None:
+async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: str) -> Row | None:
     if reporter_id is None:
         found = await tx.connection.execute(_ANONYMOUS_RESEND, {"client_ref": client_ref})
     else:
@@ -485,13 +481,18 @@ async def _by_client_ref(tx: Transaction, reporter_id: str | None, client_ref: s
 
 # The statements of a filing, built once: building one per request (its bound values, its cache
 # key) cost more CPU than running it (bench/README.md, "Intake near its floor").
-_INSERT_REPORT = reports.insert().returning(*reports.c)
-_INSERT_CASE = cases.insert()
-_OPEN_CASES_NEAR = select(cases.c.id, cases.c.category_code, cases.c.lon, cases.c.lat, cases.c.reported_at).where(
-    cases.c.category_code == bindparam("category_code"),
-    cases.c.status.in_(sorted(s.value for s in domain.OPEN_CASE_STATUSES)),
-    cases.c.lat.between(bindparam("south"), bindparam("north")),
-    cases.c.lon.between(bindparam("west"), bindparam("east")),
+# On PostgreSQL they run on the driver itself (``shared.db.driver``): a filing is a handful of
+# statements, and SQLAlchemy's path cost more CPU than asyncpg's running them.
+_INSERT_REPORT = DriverStatement(reports.insert().returning(*reports.c))
+_INSERT_CASE = DriverStatement(cases.insert())
+_OPEN_CASES_NEAR = DriverStatement(
+    select(cases.c.id, cases.c.category_code, cases.c.lon, cases.c.lat, cases.c.reported_at).where(
+        cases.c.category_code == bindparam("category_code"),
+        # Each status its own parameter, not an IN list expanded at every run.
+        cases.c.status.in_([literal(status.value) for status in sorted(domain.OPEN_CASE_STATUSES)]),
+        cases.c.lat.between(bindparam("south"), bindparam("north")),
+        cases.c.lon.between(bindparam("west"), bindparam("east")),
+    )
 )
 _RESEND = select(reports).where(
     reports.c.client_ref == bindparam("client_ref"), reports.c.reporter_id == bindparam("reporter_id")
@@ -507,7 +508,7 @@ async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
     ``case.deadline_recomputed``; the number of those. (A filing deadline is judged when the case
     is filed, which is when it is set: none is still running.)"""
 
-    async def recompute(tx: Transaction, report: RowMapping) -> int:
+    async def recompute(tx: Transaction, report: Row) -> int:
         due = ctx.deadline(report["received_at"], _category(ctx, report["category_code"]), "filing")
         decision = domain.decide_verification_recompute(report, due)
         if decision is None:

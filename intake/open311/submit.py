@@ -35,6 +35,7 @@ from intake.domain import ReportStatus
 from intake.models import reports
 from intake.open311 import keys
 from intake.open311.formats import Format, Open311Error, document
+from shared.db.driver import Row
 from shared.events.catalogue import ReportSource
 from shared.service.context import ServiceContext
 from shared.web.bodies import Text
@@ -286,7 +287,7 @@ def _ensure_no_attributes(form: FormData, service_code: str, fmt: Format) -> Non
         raise _refusal(problems, fmt)
 
 
-async def _posted(ctx: ServiceContext, row: RowMapping) -> dict[str, Any]:
+async def _posted(ctx: ServiceContext, row: Row) -> dict[str, Any]:
     """The answer to a posted request, in the spec's order: the request's id or a token, and the
     notice of what happens next. A public report is never filed as it arrives: it waits for the
     inspector, unless it joined an open case."""

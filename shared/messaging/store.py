@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.core import tracing
 from shared.core.clock import Clock
 from shared.core.ids import new_id
+from shared.db.driver import DriverStatement
 from shared.db.engine import is_sqlite, writer
 from shared.events.envelope import Event
 from shared.messaging.binding import encode
@@ -108,7 +109,7 @@ class Transaction:
             }
             for pending in self._pending
         ]
-        await self.connection.execute(self._store.insert_into_outbox, rows)
+        await self._store.insert_into_outbox.run_many(self.connection, rows)
 
 
 class ServiceStore:
@@ -122,8 +123,9 @@ class ServiceStore:
         self.case_events_topic = case_events_topic
         self.outbox: Table = metadata.tables["outbox"]
         self.inbox: Table = metadata.tables["inbox"]
-        # Built once: every transaction that sends a message runs it.
-        self.insert_into_outbox = self.insert_ignoring_duplicates(self.outbox, "message_id")
+        # Built once, and run on the driver itself on PostgreSQL: every transaction that sends a
+        # message runs it.
+        self.insert_into_outbox = DriverStatement(self.insert_ignoring_duplicates(self.outbox, "message_id"))
         # Built once too: every batch a consumer applies runs both.
         self._processed = select(self.inbox.c.event_id).where(
             self.inbox.c.consumer == bindparam("consumer"),

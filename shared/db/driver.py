@@ -1,0 +1,183 @@
+"""Statements of a hot path run on the database driver itself, inside SQLAlchemy's transaction.
+
+On PostgreSQL, SQLAlchemy's own execution path (a greenlet per call, an execution context, the
+DBAPI adapter's cursor, the result's wrapping) costs about 90 µs of CPU a statement on this
+machine, more than asyncpg takes to run it (bench/README.md, "Performance, round two"). A
+``DriverStatement`` is a Core statement compiled once per set of parameters and run with asyncpg
+on the connection of the caller's transaction, so it commits or rolls back with everything else
+the transaction did. It binds its values as SQLAlchemy would (each column type's processing: JSON
+to text, an aware time to UTC), and a failure reaches the caller as SQLAlchemy would raise it (a
+unique violation is an ``IntegrityError``; a connection lost is a ``DBAPIError`` whose connection
+is invalidated), so the code around it cannot tell the difference.
+
+On SQLite, and while tracing (so that every statement keeps its span), it runs through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Delete, Insert, Select, Update
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from shared.core import tracing
+
+# A row as a mapping of its columns (SQLAlchemy's RowMapping is one too).
+Row = Mapping[Any, Any]
+# What runs on the driver: a query or a change of rows, built once with SQLAlchemy Core.
+Statement = Select[Any] | Insert | Update | Delete
+
+
+class _Compiled:
+    """A statement's SQL for asyncpg, its parameters in order with their processing, and how each
+    column of its result is read."""
+
+    def __init__(self, statement: Statement, dialect: Dialect, keys: Sequence[str]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        assert isinstance(compiled, SQLCompiler)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("a statement run on the driver cannot expand its parameters (an IN list)")
+        self.compiled = compiled
+        self.sql = compiled.string
+        order = compiled.positiontup or []
+        self.order = list(order)
+        binds = compiled.binds
+        self.processors: list[Callable[[Any], Any] | None] = [
+            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.order
+        ]
+        self.returned = list(getattr(statement, "exported_columns", ()))
+        # How each column the statement returns is read (none for a plain insert), learnt with the
+        # type the server gives it on the first run.
+        self.readers: list[tuple[str, Callable[[Any], Any] | None]] | None = None
+        self.dialect = dialect
+
+    def learn_readers(self, type_oids: Sequence[int]) -> None:
+        self.readers = [
+            (column.key, column.type.dialect_impl(self.dialect).result_processor(self.dialect, oid))
+            for column, oid in zip(self.returned, type_oids, strict=True)
+        ]
+
+
+class DriverStatement:
+    """A Core statement run on the driver's connection (see the module)."""
+
+    def __init__(self, statement: Statement) -> None:
+        self.statement = statement
+        self._compiled: dict[frozenset[str], _Compiled] = {}
+
+    async def rows(self, connection: AsyncConnection, parameters: Row) -> list[Row]:
+        """The rows the statement returns, each a mapping of its columns."""
+        if not _on_driver(connection):
+            return [dict(row) for row in (await connection.execute(self.statement, dict(parameters))).mappings()]
+        compiled = self._compile(connection.dialect, parameters)
+        records = await _run(connection, compiled, parameters, fetch=True)
+        assert compiled.readers is not None  # learnt by the first run
+        return [
+            {
+                name: value if read is None else read(value)
+                for (name, read), value in zip(compiled.readers, record.values(), strict=True)
+            }
+            for record in records
+        ]
+
+    async def run(self, connection: AsyncConnection, parameters: Row) -> None:
+        """Run the statement for its effect."""
+        if not _on_driver(connection):
+            await connection.execute(self.statement, dict(parameters))
+            return
+        await _run(connection, self._compile(connection.dialect, parameters), parameters, fetch=False)
+
+    async def run_many(self, connection: AsyncConnection, parameter_sets: Sequence[Row]) -> None:
+        """Run the statement once for each of ``parameter_sets`` (all with the same keys), in one
+        round trip."""
+        if not parameter_sets:
+            return
+        if not _on_driver(connection):
+            await connection.execute(self.statement, [dict(parameters) for parameters in parameter_sets])
+            return
+        compiled = self._compile(connection.dialect, parameter_sets[0])
+        await _run(connection, compiled, parameter_sets, fetch=False)
+
+    def _compile(self, dialect: Dialect, parameters: Row) -> _Compiled:
+        keys = frozenset(parameters)
+        compiled = self._compiled.get(keys)
+        if compiled is None:
+            compiled = self._compiled[keys] = _Compiled(self.statement, dialect, sorted(keys))
+        return compiled
+
+
+def _on_driver(connection: AsyncConnection) -> bool:
+    return connection.dialect.driver == "asyncpg" and not tracing.active()
+
+
+def _arguments(compiled: _Compiled, parameters: Row) -> list[Any]:
+    """The statement's positional arguments: the parameters given, and the values bound in the
+    statement itself, each processed as its type says."""
+    values = compiled.compiled.construct_params(dict(parameters))
+    assert values is not None  # None only for a statement compiled for another purpose (DDL)
+    return [
+        values[name] if process is None else process(values[name])
+        for name, process in zip(compiled.order, compiled.processors, strict=True)
+    ]
+
+
+async def _run(
+    connection: AsyncConnection, compiled: _Compiled, parameters: Row | Sequence[Row], *, fetch: bool
+) -> Any:
+    """Run ``compiled`` once with ``parameters``, or once for each of a sequence of them."""
+    many = not isinstance(parameters, Mapping)
+    arguments: Any
+    if isinstance(parameters, Mapping):
+        arguments = _arguments(compiled, parameters)
+    else:
+        arguments = [_arguments(compiled, one) for one in parameters]
+    # The pooled connection the transaction holds, without a trip through SQLAlchemy's greenlet;
+    # one invalidated (lost) is asked for the usual way, which raises as SQLAlchemy does.
+    sync = connection.sync_connection
+    fairy = sync.connection if sync is not None and not sync.invalidated else await connection.get_raw_connection()
+    adapter: Any = fairy.dbapi_connection
+    driver = adapter.driver_connection
+    try:
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                # SQLAlchemy's adapter begins the transaction with its first statement: this is one.
+                await adapter._start_transaction()
+            if fetch:
+                if compiled.readers is None:
+                    prepared = await driver.prepare(compiled.sql)
+                    compiled.learn_readers([attribute.type.oid for attribute in prepared.get_attributes()])
+                return await driver.fetch(compiled.sql, *arguments)
+            if many:
+                return await driver.executemany(compiled.sql, arguments)
+            return await driver.execute(compiled.sql, *arguments)
+    except DBAPIError:
+        raise
+    except Exception as error:
+        raise await _as_sqlalchemy_raises(connection, adapter, compiled.sql, arguments, error) from error
+
+
+async def _as_sqlalchemy_raises(
+    connection: AsyncConnection, adapter: Any, sql: str, arguments: Any, error: Exception
+) -> BaseException:
+    """``error`` as SQLAlchemy would raise it from the same statement; a connection it reports
+    lost is invalidated, as SQLAlchemy does, so the pool does not hand it out again."""
+    dialect = connection.dialect
+    dbapi_error: Any = error
+    try:
+        # The adapter's own translation of asyncpg's errors into DBAPI ones (IntegrityError...).
+        adapter._handle_exception(error)
+    except dialect.loaded_dbapi.Error as translated:
+        dbapi_error = translated
+    except Exception as other:
+        return other
+    disconnected = dialect.is_disconnect(dbapi_error, None, None)
+    if disconnected:
+        await connection.invalidate()
+    raised: BaseException = DBAPIError.instance(
+        sql, arguments, dbapi_error, dialect.loaded_dbapi.Error, connection_invalidated=disconnected, dialect=dialect
+    )
+    return raised
