@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Uuid, literal, select, text
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared.core.ids import new_id
@@ -68,7 +69,8 @@ async def test_rows_come_back_as_sqlalchemy_reads_them(backend: Backend) -> None
     assert returned["tags"] == ["a", {"b": 2}]
     assert returned["flag"] is True  # the server's default
     assert returned["rank"] is None
-    assert isinstance(returned["id"], UUID) and returned["id"] == given["id"]
+    assert isinstance(returned["id"], UUID)
+    assert returned["id"] == given["id"]
     assert found == [{"id": given["id"], "name": "井盖", "at": returned["at"]}]
 
 
@@ -79,11 +81,14 @@ async def test_they_commit_and_roll_back_with_the_rest_of_the_transaction(backen
     class Refused(Exception):
         pass
 
-    with pytest.raises(Refused):
+    async def refused() -> None:
         async with store.transaction() as tx:
             await tx.connection.execute(table.insert(), _row("by sqlalchemy"))
             await insert.run(tx.connection, _row("on the driver"))
             raise Refused
+
+    with pytest.raises(Refused):
+        await refused()
     async with store.transaction() as tx:
         await insert.run(tx.connection, _row("on the driver, first"))
         await tx.connection.execute(table.insert(), _row("by sqlalchemy"))
@@ -109,10 +114,14 @@ async def test_a_unique_violation_is_sqlalchemys_integrity_error_and_changes_not
     first = _row("first")
     async with store.transaction() as tx:
         await insert.run(tx.connection, first)
-    with pytest.raises(IntegrityError):
+
+    async def resent() -> None:
         async with store.transaction() as tx:
             await insert.run(tx.connection, _row("second"))
             await insert.run(tx.connection, _row("again", id=first["id"]))
+
+    with pytest.raises(IntegrityError):
+        await resent()
     async with store.engine.connect() as connection:
         names = (await connection.execute(select(table.c.name))).scalars().all()
     assert names == ["first"]
@@ -123,11 +132,9 @@ async def test_a_unique_violation_is_sqlalchemys_integrity_error_and_changes_not
 
 def test_a_statement_that_would_expand_an_in_list_at_every_run_is_refused_on_first_use() -> None:
     _, table = _metadata()
-    from sqlalchemy.dialects.postgresql import asyncpg
-
     statement = DriverStatement(select(table.c.id).where(table.c.name.in_(["a", "b"])))
     with pytest.raises(ValueError, match="IN list"):
-        statement._compile(asyncpg.dialect(), {})
+        statement._compile(asyncpg.dialect(), {})  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize("backend", ["postgres-kafka"], indirect=True)
@@ -136,12 +143,16 @@ async def test_a_connection_lost_is_sqlalchemys_disconnect_and_the_pool_replaces
 ) -> None:
     store, table = await _store(backend)
     insert = DriverStatement(table.insert())
-    with pytest.raises(DBAPIError) as raised:
+
+    async def lost() -> None:
         async with store.transaction() as tx:
             pid = (await tx.connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             await pg_admin(f"SELECT pg_terminate_backend({pid})")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the server's goodbye reaches the driver
             await insert.run(tx.connection, _row("lost"))
+
+    with pytest.raises(DBAPIError) as raised:
+        await lost()
     assert raised.value.connection_invalidated
     async with store.transaction() as tx:
         await insert.run(tx.connection, _row("after"))

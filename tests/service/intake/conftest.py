@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import pytest
-from sqlalchemy.engine import RowMapping
 
 from intake.handlers import NewReport, receive_report
 from shared.core.auth import Principal, Role
+from shared.db.driver import Row
 from shared.events.catalogue import ReportSource
 from tests.service.conftest import ServiceFactory, ServiceUnderTest, point_in, principal
 
@@ -35,7 +36,7 @@ async def send(
     external_ref: str | None = None,
     self_handled: bool = False,
     resent: bool = False,
-) -> RowMapping:
+) -> Row:
     """A report from ``source`` in ``cell``; its row (the report must be new, or when ``resent``
     a resend answered with the first report)."""
     lon, lat = point_in(intake.ctx.city, cell)
@@ -62,6 +63,6 @@ def inspector(inspector_id: str) -> Principal:
     return principal(Role.INSPECTOR, f"user-{inspector_id}", inspector_id=inspector_id)
 
 
-def ids(rows: list[RowMapping]) -> set[UUID]:
+def ids(rows: Sequence[Row]) -> set[UUID]:
     """The ids of ``rows``."""
     return {row["id"] for row in rows}

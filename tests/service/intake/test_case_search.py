@@ -8,7 +8,6 @@ from datetime import date, timedelta
 from uuid import UUID
 
 import pytest
-from sqlalchemy.engine import RowMapping
 
 from intake import queries
 from intake.domain import CaseStatus
@@ -16,6 +15,7 @@ from intake.handlers import file_report
 from intake.queries import CaseSearch
 from shared.core.auth import Principal, Role
 from shared.core.errors import InvalidInput, OutOfScope
+from shared.db.driver import Row
 from shared.db.keyset import Position
 from shared.events.catalogue import CaseAccepted, CaseDispatched, ReportSource
 from tests.service.conftest import ServiceUnderTest, hours, principal
@@ -34,10 +34,10 @@ class Cases:
     an operator, and an inspector's report); the first and third dispatched to the urban bureau,
     the second to housing and accepted there."""
 
-    urgent: RowMapping
-    ordinary: RowMapping
-    ordered: RowMapping
-    east: RowMapping
+    urgent: Row
+    ordinary: Row
+    ordered: Row
+    east: Row
 
     def number(self, name: str) -> str:
         return str(getattr(self, name)["case_number"])
