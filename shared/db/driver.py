@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -156,8 +157,18 @@ async def _run(
             return await driver.execute(compiled.sql, *arguments)
     except DBAPIError:
         raise
-    except Exception as error:
+    except asyncpg.PostgresError as error:
+        # The server refused the statement and said so: the connection is in a known state.
         raise await _as_sqlalchemy_raises(connection, adapter, compiled.sql, arguments, error) from error
+    except BaseException as error:
+        # Cut off mid-statement (a timeout, a cancelled task, a broken socket): the server may still
+        # run what was sent (a BEGIN, and a transaction left open with its locks), so the connection
+        # is closed rather than handed out again. A fault test of a hung database found one.
+        if sync is not None and not sync.invalidated:
+            sync.invalidate(error)
+        if isinstance(error, Exception):
+            raise await _as_sqlalchemy_raises(connection, adapter, compiled.sql, arguments, error) from error
+        raise
 
 
 async def _as_sqlalchemy_raises(
