@@ -75,7 +75,7 @@ class DriverStatement:
         if not _on_driver(connection):
             return [dict(row) for row in (await connection.execute(self.statement, dict(parameters))).mappings()]
         compiled = self._compile(connection.dialect, parameters)
-        records = await _run(connection, compiled, parameters, fetch=True)
+        records = await _run(connection, compiled, _arguments(compiled, parameters), fetch=True, many=False)
         assert compiled.readers is not None  # learnt by the first run
         return [
             {
@@ -90,7 +90,8 @@ class DriverStatement:
         if not _on_driver(connection):
             await connection.execute(self.statement, dict(parameters))
             return
-        await _run(connection, self._compile(connection.dialect, parameters), parameters, fetch=False)
+        compiled = self._compile(connection.dialect, parameters)
+        await _run(connection, compiled, _arguments(compiled, parameters), fetch=False, many=False)
 
     async def run_many(self, connection: AsyncConnection, parameter_sets: Sequence[Row]) -> None:
         """Run the statement once for each of ``parameter_sets`` (all with the same keys), in one
@@ -101,7 +102,8 @@ class DriverStatement:
             await connection.execute(self.statement, [dict(parameters) for parameters in parameter_sets])
             return
         compiled = self._compile(connection.dialect, parameter_sets[0])
-        await _run(connection, compiled, parameter_sets, fetch=False)
+        arguments = [_arguments(compiled, parameters) for parameters in parameter_sets]
+        await _run(connection, compiled, arguments, fetch=False, many=True)
 
     def _compile(self, dialect: Dialect, parameters: Row) -> _Compiled:
         keys = frozenset(parameters)
@@ -126,16 +128,8 @@ def _arguments(compiled: _Compiled, parameters: Row) -> list[Any]:
     ]
 
 
-async def _run(
-    connection: AsyncConnection, compiled: _Compiled, parameters: Row | Sequence[Row], *, fetch: bool
-) -> Any:
-    """Run ``compiled`` once with ``parameters``, or once for each of a sequence of them."""
-    many = not isinstance(parameters, Mapping)
-    arguments: Any
-    if isinstance(parameters, Mapping):
-        arguments = _arguments(compiled, parameters)
-    else:
-        arguments = [_arguments(compiled, one) for one in parameters]
+async def _run(connection: AsyncConnection, compiled: _Compiled, arguments: Any, *, fetch: bool, many: bool) -> Any:
+    """Run ``compiled`` with its positional ``arguments``, or once for each of a list of them (``many``)."""
     # The pooled connection the transaction holds, without a trip through SQLAlchemy's greenlet;
     # one invalidated (lost) is asked for the usual way, which raises as SQLAlchemy does.
     sync = connection.sync_connection
@@ -155,40 +149,35 @@ async def _run(
             if many:
                 return await driver.executemany(compiled.sql, arguments)
             return await driver.execute(compiled.sql, *arguments)
-    except DBAPIError:
-        raise
     except asyncpg.PostgresError as error:
         # The server refused the statement and said so: the connection is in a known state.
-        raise await _as_sqlalchemy_raises(connection, adapter, compiled.sql, arguments, error) from error
+        raise _as_sqlalchemy_raises(connection.dialect, adapter, compiled.sql, arguments, error) from error
     except BaseException as error:
-        # Cut off mid-statement (a timeout, a cancelled task, a broken socket): the server may still
+        # Cut off mid-statement (a timeout, a cancelled task, a lost socket): the server may still
         # run what was sent (a BEGIN, and a transaction left open with its locks), so the connection
         # is closed rather than handed out again. A fault test of a hung database found one.
         if sync is not None and not sync.invalidated:
             sync.invalidate(error)
         if isinstance(error, Exception):
-            raise await _as_sqlalchemy_raises(connection, adapter, compiled.sql, arguments, error) from error
+            raise _as_sqlalchemy_raises(
+                connection.dialect, adapter, compiled.sql, arguments, error, invalidated=True
+            ) from error
         raise
 
 
-async def _as_sqlalchemy_raises(
-    connection: AsyncConnection, adapter: Any, sql: str, arguments: Any, error: Exception
+def _as_sqlalchemy_raises(
+    dialect: Dialect, adapter: Any, sql: str, arguments: Any, error: Exception, *, invalidated: bool = False
 ) -> BaseException:
-    """``error`` as SQLAlchemy would raise it from the same statement; a connection it reports
-    lost is invalidated, as SQLAlchemy does, so the pool does not hand it out again."""
-    dialect = connection.dialect
-    dbapi_error: Any = error
+    """``error`` as SQLAlchemy would raise it from the same statement, saying whether its
+    connection was ``invalidated``."""
     try:
         # The adapter's own translation of asyncpg's errors into DBAPI ones (IntegrityError...).
         adapter._handle_exception(error)
     except dialect.loaded_dbapi.Error as translated:
-        dbapi_error = translated
-    except Exception as other:
+        raised: BaseException = DBAPIError.instance(
+            sql, arguments, translated, dialect.loaded_dbapi.Error, connection_invalidated=invalidated, dialect=dialect
+        )
+        return raised
+    except Exception as other:  # not a database error (a timeout): as it is, as SQLAlchemy raises it
         return other
-    disconnected = dialect.is_disconnect(dbapi_error, None, None)
-    if disconnected:
-        await connection.invalidate()
-    raised: BaseException = DBAPIError.instance(
-        sql, arguments, dbapi_error, dialect.loaded_dbapi.Error, connection_invalidated=disconnected, dialect=dialect
-    )
-    return raised
+    raise AssertionError("the adapter raises every error it is given")
