@@ -26,11 +26,14 @@ from collections.abc import Iterator
 import uvloop
 from sqlalchemy import select
 
+from bench import workload
 from bench.__main__ import bench_settings, reset_database
 from intake import handlers
 from intake.app import SPEC
+from services.runtime.accounts import account_of
 from services.runtime.runtime import ServiceRuntime, SharedParts, build_bus
 from shared.city.model import City
+from shared.core.auth import Role
 from shared.core.clock import SystemClock
 from shared.events.catalogue import ReportSource
 from shared.messaging.bus import Record
@@ -43,13 +46,13 @@ BATCH = 40
 def _reports(city: City, seed: int) -> Iterator[handlers.NewReport]:
     """Inspectors' reports anywhere in the city, any category, each with the app's own id."""
     rng = random.Random(seed)
-    inspectors = [user.username for user in city.users if user.role.value == "inspector"]
-    while True:
-        cell = rng.choice(city.cells)
-        west, south, east, north = city.grid.polygon(cell.id).bounds
-        lon, lat = rng.uniform(west, east), rng.uniform(south, north)
-        if city.locate(lon, lat) is None:
-            continue
+    # Reported under the inspector's id, as intake's route does.
+    inspectors = [
+        principal.inspector_id
+        for principal in (account_of(user).principal for user in city.users)
+        if principal.role is Role.INSPECTOR
+    ]
+    for cell, lon, lat in workload.points(city, rng):
         category = rng.choice(city.categories)
         yield handlers.NewReport(
             source=ReportSource.INSPECTOR,

@@ -61,7 +61,7 @@ def department_callers(city: City, tokens: TokenIssuer) -> dict[str, Caller]:
     return by_department
 
 
-def _points(city: City, rng: random.Random) -> Iterator[tuple[GridCell, float, float]]:
+def points(city: City, rng: random.Random) -> Iterator[tuple[GridCell, float, float]]:
     """Random points in random cells, each checked to lie in its cell (a report outside the grid is refused)."""
     cells = city.cells
     while True:
@@ -80,9 +80,9 @@ def inspector_reports(city: City, inspectors: Sequence[Caller], host: str, count
     rng = random.Random(seed)
     categories = city.categories
     requests = []
-    points = _points(city, rng)
+    spots = points(city, rng)
     for n in range(count):
-        cell, lon, lat = next(points)
+        cell, lon, lat = next(spots)
         category = rng.choice(categories)
         inspector = inspectors[n % len(inspectors)]
         body = {
