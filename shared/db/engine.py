@@ -6,6 +6,9 @@ Table definitions carry no schema name: on PostgreSQL each service connects as i
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,10 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Integer, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
+
+from shared.db import inline_sqlite
 
 _WRITES = "citycase_writes"
 
@@ -56,8 +61,9 @@ def create_engine(
 ) -> AsyncEngine:
     """An async engine tuned for its backend.
 
-    SQLite: WAL so readers never block the writer, and a busy timeout instead of instant
-    "database is locked" errors. Transactions on ``writer(engine)`` begin ``IMMEDIATE``, taking the
+    SQLite: the calls run in the event loop's thread (:mod:`shared.db.inline_sqlite`, which also
+    waits for another connection's write lock without blocking the loop), WAL so readers never
+    block the writer. Transactions begun by a :class:`Writer` begin ``IMMEDIATE``, taking the
     write lock up front rather than failing when they upgrade from reading to writing; reads
     begin deferred and never wait for a writer.
 
@@ -68,9 +74,14 @@ def create_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        database = parsed.database or ":memory:"
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        async def connect() -> inline_sqlite.InlineConnection:
+            return await inline_sqlite.connect(database)
+
+        engine = create_async_engine(url, echo=echo, async_creator=connect)
         _tune_sqlite(engine)
         return engine
     engine = create_async_engine(
@@ -122,7 +133,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (savepoints work).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000", "foreign_keys=ON"):
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -132,6 +143,27 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def writer(engine: AsyncEngine) -> AsyncEngine:
-    """The same engine, for transactions that write (on SQLite they take the write lock first)."""
-    return engine.execution_options(**{_WRITES: True})
+class Writer:
+    """Begins the transactions that write on one engine.
+
+    On SQLite they begin ``IMMEDIATE``, and those of this process take turns before they ask for
+    the file's one write lock: a writer that finds the lock taken is tried again after pauses
+    (:mod:`shared.db.inline_sqlite`) rather than woken when the lock is free. In the embedded
+    city a service's requests, consumers, relay and timers all write its one file: taking turns
+    costs nothing, tries and pauses cost wall time. The pauses remain for writers in other
+    processes (the command line's tools). On PostgreSQL a writer is the engine itself.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.execution_options(**{_WRITES: True})
+        self._turns = asyncio.Lock() if is_sqlite(engine) else None
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        if self._turns is None:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        async with self._turns, self.engine.begin() as connection:
+            yield connection

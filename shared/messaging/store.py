@@ -19,7 +19,7 @@ from shared.core import tracing
 from shared.core.clock import Clock
 from shared.core.ids import new_id
 from shared.db.driver import DriverStatement
-from shared.db.engine import is_sqlite, writer
+from shared.db.engine import Writer, is_sqlite
 from shared.events.envelope import Event
 from shared.messaging.binding import encode
 from shared.messaging.bus import Message
@@ -133,7 +133,7 @@ class ServiceStore:
         )
         self._insert_into_inbox = self.inbox.insert()
         self._outbox_written = asyncio.Event()
-        self.writer = writer(engine)
+        self.writer = Writer(engine)
 
     @property
     def on_postgresql(self) -> bool:

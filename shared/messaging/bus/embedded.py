@@ -22,6 +22,7 @@ from typing import IO
 import aiosqlite
 from aiokafka.partitioner import murmur2
 
+from shared.db import inline_sqlite
 from shared.messaging.bus.base import (
     Headers,
     HeldBehind,
@@ -137,7 +138,7 @@ class EmbeddedLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = _lock_exclusively(self.path.with_suffix(".lock"))
         self._lock_file = lock
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db = await inline_sqlite.connect(self.path, isolation_level=None)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")
         await db.executescript(_SCHEMA)
@@ -249,8 +250,9 @@ class EmbeddedLog:
             )
             await self.db.execute("COMMIT")
         except BaseException:
-            # A cancellation can arrive while COMMIT completes in aiosqlite's thread: roll back
-            # only what is still open, and re-read the offsets from the file either way.
+            # A cancellation can arrive while a statement waits for the write lock, or (with the
+            # COMMIT done) on the way back: roll back only what is still open, and re-read the
+            # offsets from the file either way.
             if self.db.in_transaction:
                 await self.db.execute("ROLLBACK")
             await self._load_offsets()
