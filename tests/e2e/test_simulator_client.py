@@ -102,8 +102,8 @@ async def test_a_call_sent_while_a_service_restarts_lands_once_it_is_back(tmp_pa
 @asynccontextmanager
 async def hanging_up(answer_after: int) -> AsyncIterator[tuple[str, Counter[str]]]:
     """A server on 127.0.0.1 that reads each request and hangs up without an answer, the first
-    ``answer_after`` times per request line; then it answers ``{}``. Yields its URL and the
-    requests it read, by request line."""
+    ``answer_after`` times per request line; then it answers ``{}``, saying that it closes the
+    connection. Yields its URL and the requests it read, by request line."""
     seen: Counter[str] = Counter()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -115,7 +115,9 @@ async def hanging_up(answer_after: int) -> AsyncIterator[tuple[str, Counter[str]
         line = head.splitlines()[0]
         seen[line] += 1
         if seen[line] > answer_after:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+            )
             await writer.drain()
         writer.close()
 
@@ -130,7 +132,7 @@ async def test_a_write_whose_connection_broke_after_it_left_is_resent_only_when_
         try:
             assert await client.call(None, "GET", "intake", "/reports/1") == {}
             assert await client.call(None, "POST", "intake", "/public/reports", resendable=True, json=REPORT) == {}
-            with pytest.raises(SimulationError, match="RemoteProtocolError"):
+            with pytest.raises(SimulationError, match="POST /reports/1/file as None: ServerDisconnectedError"):
                 await client.call(None, "POST", "intake", "/reports/1/file")
         finally:
             await client.aclose()

@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from services.runtime.app import create_app
-from services.tools.simulator.client import CityClient
+from services.runtime.local import serve
+from services.tools.simulator.client import Answer, CityClient
 from shared.core.auth import Principal, Role, TokenIssuer
 from shared.core.clock import SimulatedClock
 from shared.core.settings import SERVICE_NAMES, Mode, Settings
@@ -163,34 +163,28 @@ async def test_a_removed_or_moved_user_loses_access_at_the_next_request(tmp_path
         assert moved["department_id"] == "co-power"
 
 
-class Recording(httpx.ASGITransport):
-    """An in-process transport that notes the path of every request."""
-
-    def __init__(self, app: Any) -> None:
-        super().__init__(app=app)
-        self.paths: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.paths.append(request.url.path)
-        return await super().handle_async_request(request)
-
-
 @pytest.mark.asyncio(loop_scope="module")
-async def test_the_simulator_refreshes_its_tokens_and_logs_in_again_when_the_session_ends(tmp_path: Path) -> None:
+async def test_the_simulator_refreshes_its_tokens_and_logs_in_again_when_the_session_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = SimulatedClock(START)
-    app = create_app(["intake"], Settings(mode=Mode.EMBEDDED, data_dir=tmp_path), clock)
-    transport = Recording(app)
-    async with app.router.lifespan_context(app):
-        client = CityClient(dict.fromkeys(SERVICE_NAMES, "http://city"), clock, PASSWORDS)
-        await client.aclose()
-        client._pools["http://city"] = httpx.AsyncClient(transport=transport)
+    async with serve(Settings(mode=Mode.EMBEDDED, data_dir=tmp_path), clock) as url:
+        client = CityClient(dict.fromkeys(SERVICE_NAMES, url), clock, PASSWORDS)
+        sent: list[str] = []
+        request = client._request
+
+        async def noting(base: str, method: str, target: str, **kwargs: Any) -> Answer:
+            sent.append(target)
+            return await request(base, method, target, **kwargs)
+
+        monkeypatch.setattr(client, "_request", noting)
         try:
             for step in (timedelta(0), timedelta(minutes=11), timedelta(hours=13)):
                 clock.advance(step)
                 assert await client.call("inspector1", "GET", "intake", "/verifications") == []
         finally:
             await client.aclose()
-    assert [path for path in transport.paths if path.startswith("/auth/")] == [
+    assert [target for target in sent if target.startswith("/auth/")] == [
         "/auth/token",
         "/auth/refresh",  # before the access token ran out
         "/auth/token",  # the session had ended

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -67,8 +66,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``simulate`` command."""
-    # A line per HTTP call would bury the progress lines.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
     if args.mode:
         overrides["mode"] = args.mode

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 
 from shared.core.clock import Clock
 from shared.core.settings import SERVICE_NAMES
@@ -33,8 +34,10 @@ _TOKEN_MARGIN = timedelta(minutes=10)
 _FIRST_RETRY_S = 0.01
 _RETRY_GROWTH = 1.5
 _MAX_RETRY_S = 0.1
+# A call that got no answer: the connection refused or broken, or the time out.
+_NO_ANSWER = (aiohttp.ClientError, TimeoutError)
 # Failures before the request left: a process restarting refuses connections. Always safe to resend.
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NEVER_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 # Methods the server takes twice as once (HTTP's idempotent methods).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -45,6 +48,23 @@ class SimulationError(Exception):
 
 class Stuck(SimulationError):
     """A call kept getting a "not yet" answer for longer than the patience allows."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, read whole."""
+
+    status_code: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text (the city answers in UTF-8)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
 
 
 @dataclass
@@ -79,13 +99,16 @@ class CityClient:
         self.patience_s = patience_s
         self.calls = 0
         self.retries = 0
-        # One small pool per process: httpcore looks at every pooled connection (system calls
-        # included) on each request, so one pool of many connections to many hosts costs the
-        # simulator more CPU than the calls themselves.
-        # Idle connections are dropped before uvicorn's 5-second keep-alive ends on the other side:
-        # a request sent on a connection the server is closing fails without a response.
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
-        self._pools = {base: httpx.AsyncClient(timeout=timeout_s, limits=limits) for base in set(self.urls.values())}
+        # One pool per process, as many connections as calls in flight. Idle connections are
+        # dropped before uvicorn's 5-second keep-alive ends on the other side: a request sent on a
+        # connection the server is closing fails without a response.
+        self._pools = {
+            base: aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=2.0),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            )
+            for base in set(self.urls.values())
+        }
         self._slots = {base: asyncio.Semaphore(concurrency) for base in self._pools}
         self._tokens: dict[str, _Token] = {}
         self._logins: dict[str, asyncio.Lock] = {}
@@ -93,16 +116,17 @@ class CityClient:
     async def aclose(self) -> None:
         """Close the connections."""
         for pool in self._pools.values():
-            await pool.aclose()
+            await pool.close()
 
     async def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Wait until every service says it is ready (its database and the bus answer)."""
         async with asyncio.timeout(timeout_s):
             for service, url in self.urls.items():
                 while True:
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await self._pools[url].get(f"{url}/{service}/readyz")).status_code == 200:
-                            break
+                    with contextlib.suppress(*_NO_ANSWER):
+                        async with self._pools[url].get(f"{url}/{service}/readyz") as response:
+                            if response.status == 200:
+                                break
                     await asyncio.sleep(0.1)
 
     async def call(
@@ -136,7 +160,7 @@ class CityClient:
                 response = await self._send(
                     [self.urls[service]], method, target, patience, resendable=resendable, headers=headers, **kwargs
                 )
-            except httpx.TransportError as exc:
+            except _NO_ANSWER as exc:
                 raise SimulationError(f"{method} {path} as {user}: {type(exc).__name__}: {exc}") from exc
             status = response.status_code
             if status < 300:
@@ -163,7 +187,7 @@ class CityClient:
         *,
         resendable: bool,
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send ``method target`` to the first of the processes at ``bases`` able to take it.
 
         A process that is restarting refuses the connection, and one whose database or bus is
@@ -173,13 +197,13 @@ class CityClient:
         only when the request is ``resendable``.
         """
         while True:
-            last: httpx.Response | httpx.TransportError | None = None
+            last: Answer | aiohttp.ClientError | TimeoutError | None = None
             for base in bases:
                 try:
                     async with self._slots[base]:
                         self.calls += 1
-                        last = await self._pools[base].request(method, f"{base}{target}", **kwargs)
-                except httpx.TransportError as exc:
+                        last = await self._request(base, method, target, **kwargs)
+                except _NO_ANSWER as exc:
                     if not (resendable or isinstance(exc, _NEVER_SENT)):
                         raise
                     last = exc
@@ -187,12 +211,37 @@ class CityClient:
                 if last.status_code != 503:
                     return last
             if patience.spent:
-                if isinstance(last, httpx.TransportError):
+                if isinstance(last, _NO_ANSWER):
                     raise last
                 assert last is not None
                 return last
             self.retries += 1
             await patience.pause()
+
+    async def _request(
+        self,
+        base: str,
+        method: str,
+        target: str,
+        *,
+        files: Sequence[tuple[str, tuple[str, bytes, str]]] = (),
+        data: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Answer:
+        """One request to the process at ``base``, its answer read whole. ``files`` (field,
+        (name, content, type)) go as a multipart form with the fields of ``data``; ``data`` alone
+        as a URL-encoded form; the rest as aiohttp takes it (``json``, ``params``, ``headers``)."""
+        body: aiohttp.FormData | Mapping[str, str] | None = data
+        if files:
+            # A form is consumed by its request: a new one for each try.
+            form = aiohttp.FormData()
+            for name, value in (data or {}).items():
+                form.add_field(name, value)
+            for name, (filename, content, content_type) in files:
+                form.add_field(name, content, filename=filename, content_type=content_type)
+            body = form
+        async with self._pools[base].request(method, f"{base}{target}", data=body, **kwargs) as response:
+            return Answer(response.status, await response.read())
 
     async def poll(self, user: str, service: str, path: str, ready: Callable[[Any], bool]) -> Any:
         """GET ``path`` until ``ready(answer)`` holds (another service's event has arrived); the
@@ -253,7 +302,7 @@ class CityClient:
             response = await self._send(
                 bases, "POST", path, _Patience(self.patience_s), resendable=path == "/auth/token", data=form
             )
-        except httpx.TransportError as exc:
+        except _NO_ANSWER as exc:
             raise SimulationError(f"{path} for {user}: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 401:
             return None
@@ -274,7 +323,8 @@ class CityClient:
         total = 0.0
         for base in sorted(self._pools):
             response = await self._send([base], "GET", "/metrics", _Patience(self.patience_s), resendable=True)
-            response.raise_for_status()
+            if response.status_code != 200:
+                raise SimulationError(f"GET {base}/metrics: {response.status_code} {response.text[:300]}")
             for line in response.text.splitlines():
                 if line.startswith(_FLOW_COUNTERS):
                     total += float(line.rsplit(" ", 1)[1])
