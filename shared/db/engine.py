@@ -7,6 +7,7 @@ Table definitions carry no schema name: on PostgreSQL each service connects as i
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -165,5 +166,16 @@ class Writer:
             async with self.engine.begin() as connection:
                 yield connection
             return
-        async with self._turns, self.engine.begin() as connection:
-            yield connection
+        try:
+            # As long as SQLite would have waited for the lock: a writer that never comes back (or
+            # one nested in another) fails the others as "database is locked" did, not for ever.
+            async with asyncio.timeout(inline_sqlite.BUSY_TIMEOUT_S):
+                await self._turns.acquire()
+        except TimeoutError:
+            locked = sqlite3.OperationalError("database is locked: the writers before this one took too long")
+            raise OperationalError("BEGIN IMMEDIATE", None, locked) from None
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        finally:
+            self._turns.release()

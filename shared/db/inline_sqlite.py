@@ -48,11 +48,11 @@ class InlineConnection(aiosqlite.Connection):
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._connection is None:
             raise ValueError("Connection closed")
-        return await _patiently(partial(fn, *args, **kwargs))
+        return await _patiently(partial(fn, *args, **kwargs), self._connection)
 
     async def _connect(self) -> InlineConnection:
         if self._connection is None:
-            self._connection = await _patiently(self._connector)
+            self._connection = await _patiently(self._connector, None)
         return self
 
     def __await__(self) -> Generator[Any, None, InlineConnection]:
@@ -75,15 +75,20 @@ def connect(path: str | Path, **kwargs: Any) -> InlineConnection:
     return InlineConnection(partial(sqlite3.connect, str(path), **options))
 
 
-async def _patiently(call: Callable[[], Any]) -> Any:
-    """``call()``, tried again after a pause while another connection holds the write lock."""
+async def _patiently(call: Callable[[], Any], connection: sqlite3.Connection | None) -> Any:
+    """``call()``, tried again after a pause while another connection holds the write lock, as
+    long as the refused call changed nothing on ``connection`` (an ``executemany`` outside a
+    transaction keeps the rows it wrote before it was refused: done again, they would be twice)."""
     pause = _FIRST_PAUSE_S
     give_up_at = time.monotonic() + BUSY_TIMEOUT_S
     while True:
+        changes = connection.total_changes if connection is not None else 0
         try:
             return call()
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or time.monotonic() + pause > give_up_at:
+                raise
+            if connection is not None and connection.total_changes != changes:
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, _LONGEST_PAUSE_S)
@@ -93,7 +98,8 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     """Whether SQLite refused because another connection holds a lock, so that the same call may
     succeed later. Not a stale read snapshot upgrading to write (SQLITE_BUSY_SNAPSHOT): only a new
     transaction helps there."""
-    code: int = error.sqlite_errorcode
+    # Errors raised by the sqlite3 module itself, not by SQLite, carry no code.
+    code: int = getattr(error, "sqlite_errorcode", 0)
     return code & 0xFF == sqlite3.SQLITE_BUSY and code != _SQLITE_BUSY_SNAPSHOT
 
 

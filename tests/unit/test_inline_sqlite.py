@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from shared.db import inline_sqlite
 from shared.db.engine import Writer, create_engine
@@ -136,5 +138,44 @@ async def test_a_processs_writers_take_turns_rather_than_wait_for_the_lock(tmp_p
         async with engine.connect() as connection:
             assert (await connection.execute(text("SELECT n FROM counter"))).scalar_one() == 12
         assert pauses.taken == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_rows_written_before_a_refusal_are_not_written_again(tmp_path: Path, pauses: _Pauses) -> None:
+    path = tmp_path / "city.db"
+    connection = await _open(path)
+    await connection.execute("CREATE TABLE t (x INTEGER)")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+
+    def rows() -> Iterator[tuple[int]]:
+        yield (1,)
+        other.execute("BEGIN IMMEDIATE")  # another process takes the lock between two rows
+        yield (2,)
+
+    # Outside a transaction each row commits on its own: the first is in before the second is refused.
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        await connection.executemany("INSERT INTO t VALUES (?)", rows())
+    assert pauses.taken == 0
+    other.execute("ROLLBACK")
+    async with connection.execute("SELECT x FROM t") as cursor:
+        assert [row[0] for row in await cursor.fetchall()] == [1]
+    other.close()
+    await connection.close()
+
+
+async def test_a_writer_kept_waiting_past_the_busy_timeout_is_told_the_file_is_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inline_sqlite, "BUSY_TIMEOUT_S", 0.05)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'city.db'}")
+    writer = Writer(engine)
+    try:
+        async with writer.begin():
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with writer.begin():  # nested in the first: it would wait for ever
+                    pass
+        async with writer.begin() as connection:  # the turn was given back
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
     finally:
         await engine.dispose()

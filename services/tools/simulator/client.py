@@ -105,7 +105,9 @@ class CityClient:
         self._pools = {
             base: aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=2.0),
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                # Bounds on connecting (a slot, then the connection) and on each read, as httpx's were:
+                # a call that timed out connecting never left, and is sent again.
+                timeout=aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s),
             )
             for base in set(self.urls.values())
         }
@@ -240,7 +242,9 @@ class CityClient:
             for name, (filename, content, content_type) in files:
                 form.add_field(name, content, filename=filename, content_type=content_type)
             body = form
-        async with self._pools[base].request(method, f"{base}{target}", data=body, **kwargs) as response:
+        # A redirect is an answer to report, not to follow: every path the simulator calls is exact.
+        request = self._pools[base].request(method, f"{base}{target}", data=body, allow_redirects=False, **kwargs)
+        async with request as response:
             return Answer(response.status, await response.read())
 
     async def poll(self, user: str, service: str, path: str, ready: Callable[[Any], bool]) -> Any:
