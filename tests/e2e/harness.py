@@ -214,7 +214,9 @@ def city_settings(mode: str, tmp_path: Path, **settings_overrides: Any) -> Setti
     }
     if mode == "embedded":
         return Settings(mode=Mode.EMBEDDED, data_dir=tmp_path, **overrides)
-    return production_settings().model_copy(update=overrides)
+    # The data folder too is the scenario's own: a folder that served a simulation remembers its
+    # clock file, and a scenario started in the checkout's var/ after one would run on that time.
+    return production_settings().model_copy(update={"data_dir": tmp_path, **overrides})
 
 
 @asynccontextmanager

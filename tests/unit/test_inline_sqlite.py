@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -44,6 +44,20 @@ async def _open(path: Path) -> inline_sqlite.InlineConnection:
     return connection
 
 
+Pair = tuple[inline_sqlite.InlineConnection, inline_sqlite.InlineConnection]
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    """Two connections to one file with a table ``t``, as two writers of one service would have."""
+    path = tmp_path / "city.db"
+    first, second = await _open(path), await _open(path)
+    await first.execute("CREATE TABLE t (x INTEGER)")
+    yield first, second
+    await first.close()
+    await second.close()
+
+
 async def test_an_engine_on_a_file_starts_no_thread(tmp_path: Path) -> None:
     before = threading.active_count()
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'city.db'}")
@@ -59,10 +73,8 @@ async def test_an_engine_on_a_file_starts_no_thread(tmp_path: Path) -> None:
         await engine.dispose()
 
 
-async def test_a_locked_file_is_waited_for_while_the_loop_goes_on(tmp_path: Path, pauses: _Pauses) -> None:
-    path = tmp_path / "city.db"
-    holder, waiter = await _open(path), await _open(path)
-    await holder.execute("CREATE TABLE t (x INTEGER)")
+async def test_a_locked_file_is_waited_for_while_the_loop_goes_on(pair: Pair, pauses: _Pauses) -> None:
+    holder, waiter = pair
     await holder.execute("BEGIN IMMEDIATE")
     await holder.execute("INSERT INTO t VALUES (1)")
     order: list[str] = []
@@ -84,28 +96,21 @@ async def test_a_locked_file_is_waited_for_while_the_loop_goes_on(tmp_path: Path
     assert pauses.taken > 0
     async with waiter.execute("SELECT x FROM t ORDER BY x") as cursor:
         assert [row[0] for row in await cursor.fetchall()] == [1, 2]
-    await holder.close()
-    await waiter.close()
 
 
-async def test_the_wait_ends_as_the_busy_timeout_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_wait_ends_as_the_busy_timeout_would(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inline_sqlite, "BUSY_TIMEOUT_S", 0.05)
-    path = tmp_path / "city.db"
-    holder, waiter = await _open(path), await _open(path)
+    holder, waiter = pair
     await holder.execute("BEGIN IMMEDIATE")
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         await waiter.execute("BEGIN IMMEDIATE")
     await holder.execute("ROLLBACK")
     await waiter.execute("BEGIN IMMEDIATE")  # free again: the same call goes through
     await waiter.execute("ROLLBACK")
-    await holder.close()
-    await waiter.close()
 
 
-async def test_a_stale_snapshot_fails_at_once(tmp_path: Path, pauses: _Pauses) -> None:
-    path = tmp_path / "city.db"
-    writer, reader = await _open(path), await _open(path)
-    await writer.execute("CREATE TABLE t (x INTEGER)")
+async def test_a_stale_snapshot_fails_at_once(pair: Pair, pauses: _Pauses) -> None:
+    writer, reader = pair
     await reader.execute("BEGIN")
     async with reader.execute("SELECT count(*) FROM t") as cursor:
         await cursor.fetchall()
@@ -116,8 +121,6 @@ async def test_a_stale_snapshot_fails_at_once(tmp_path: Path, pauses: _Pauses) -
     assert refused.value.sqlite_errorname == "SQLITE_BUSY_SNAPSHOT"
     assert pauses.taken == 0
     await reader.execute("ROLLBACK")
-    await writer.close()
-    await reader.close()
 
 
 async def test_a_processs_writers_take_turns_rather_than_wait_for_the_lock(tmp_path: Path, pauses: _Pauses) -> None:
@@ -142,11 +145,9 @@ async def test_a_processs_writers_take_turns_rather_than_wait_for_the_lock(tmp_p
         await engine.dispose()
 
 
-async def test_rows_written_before_a_refusal_are_not_written_again(tmp_path: Path, pauses: _Pauses) -> None:
-    path = tmp_path / "city.db"
-    connection = await _open(path)
-    await connection.execute("CREATE TABLE t (x INTEGER)")
-    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+async def test_rows_written_before_a_refusal_are_not_written_again(pair: Pair, tmp_path: Path, pauses: _Pauses) -> None:
+    connection, _ = pair
+    other = sqlite3.connect(tmp_path / "city.db", timeout=0, isolation_level=None)
 
     def rows() -> Iterator[tuple[int]]:
         yield (1,)
@@ -161,7 +162,6 @@ async def test_rows_written_before_a_refusal_are_not_written_again(tmp_path: Pat
     async with connection.execute("SELECT x FROM t") as cursor:
         assert [row[0] for row in await cursor.fetchall()] == [1]
     other.close()
-    await connection.close()
 
 
 async def test_a_writer_kept_waiting_past_the_busy_timeout_is_told_the_file_is_locked(
