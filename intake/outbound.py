@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from shared.city.model import City
+from shared.core.clock import rfc3339
 from shared.events.catalogue import (
     CaseAccepted,
     CaseCancelled,
@@ -300,7 +301,7 @@ class Outbound:
         """What the hotline hears of an event: a receipt, a status or the reply, or nothing."""
         data = event.data
         if isinstance(data, VerificationRequested):
-            return Kind.RECEIPT, {"decision": "accepted", "verification_due_at": _iso(data.due_at)}
+            return Kind.RECEIPT, {"decision": "accepted", "verification_due_at": rfc3339(data.due_at)}
         if isinstance(data, ReportMerged):
             number = None if merged_into is None else merged_into.case_number
             into = {"case_id": str(data.into_case_id), "case_number": number}
@@ -321,11 +322,15 @@ class Outbound:
             return {"status": "filed", "case_number": data.case_number}
         if isinstance(data, CaseDispatched):
             department = self._department(data.department_id)
-            return {"status": "dispatched", "department": department, "handling_deadline": _iso(data.handling_deadline)}
+            return {
+                "status": "dispatched",
+                "department": department,
+                "handling_deadline": rfc3339(data.handling_deadline),
+            }
         if isinstance(data, ExtensionApproved):
-            return {"status": "extended", "handling_deadline": _iso(data.handling_deadline)}
+            return {"status": "extended", "handling_deadline": rfc3339(data.handling_deadline)}
         if isinstance(data, CaseResumed):
-            return {"status": "resumed", "handling_deadline": _iso(data.handling_deadline)}
+            return {"status": "resumed", "handling_deadline": rfc3339(data.handling_deadline)}
         if isinstance(data, CaseSuspended):
             return {"status": "suspended", "reason": data.reason}
         if isinstance(data, CaseCancelled):
@@ -341,8 +346,8 @@ class Outbound:
         return {
             "result": None if handling is None else handling.result,
             "department": None if closed.department_id is None else self._department(closed.department_id),
-            "handled_at": None if handling is None else _iso(handling.at),
-            "closed_at": None if closed.closed_at is None else _iso(closed.closed_at),
+            "handled_at": None if handling is None else rfc3339(handling.at),
+            "closed_at": None if closed.closed_at is None else rfc3339(closed.closed_at),
             "on_time": closed.on_time,
             "photos": self._photo_links(() if handling is None else handling.photos),
         }
@@ -390,11 +395,11 @@ class Outbound:
                 return _CHANGE_NAMES[type(data)], {"reason": data.reason}
             case ExtensionRequested():
                 return "extension_requested", {
-                    "requested_deadline": _iso(data.requested_deadline),
+                    "requested_deadline": rfc3339(data.requested_deadline),
                     "reason": data.reason,
                 }
             case ExtensionApproved() | CaseResumed():
-                return _CHANGE_NAMES[type(data)], {"handling_deadline": _iso(data.handling_deadline)}
+                return _CHANGE_NAMES[type(data)], {"handling_deadline": rfc3339(data.handling_deadline)}
             case SupervisionIssued():
                 return "supervision_issued", {"level": data.level, "note": data.note}
             case CaseHandled():
@@ -412,7 +417,7 @@ class Outbound:
         except KeyError:  # a category the city has since removed: its code still says what
             category = facts.category_code
         return {
-            "handling_deadline": _iso(data.handling_deadline),
+            "handling_deadline": rfc3339(data.handling_deadline),
             "attempt": data.attempt,
             "case": {
                 "category": {"code": facts.category_code, "name": category},
@@ -425,8 +430,8 @@ class Outbound:
                     "street_id": facts.street_id,
                     "district_id": facts.district_id,
                 },
-                "reported_at": _iso(facts.received_at),
-                "filed_at": None if facts.filed_at is None else _iso(facts.filed_at),
+                "reported_at": rfc3339(facts.received_at),
+                "filed_at": None if facts.filed_at is None else rfc3339(facts.filed_at),
                 "photos": self._photo_links(facts.photos),
             },
         }
@@ -444,7 +449,7 @@ class Outbound:
         work_order: UUID | None = None,
     ) -> OutboundMessage:
         identifier = message_id(event.id, endpoint, work_order)
-        body = {"id": str(identifier), "type": kind.value, "timestamp": _iso(event.time), "data": data}
+        body = {"id": str(identifier), "type": kind.value, "timestamp": rfc3339(event.time), "data": data}
         return MESSAGE_CLASSES[kind](message_id=identifier, endpoint=endpoint, case_id=case_id, kind=kind, body=body)
 
     def _department(self, department_id: str) -> dict[str, str]:
@@ -474,7 +479,3 @@ _CHANGE_NAMES: dict[type[EventPayload], str] = {
 def _work_order(facts: CaseFacts) -> dict[str, Any]:
     """How a hotline knows its work order: its number, and the case id and number it was given."""
     return {"work_order": facts.external_ref, "case_id": str(facts.id), "case_number": facts.case_number}
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -206,6 +206,11 @@ def _remember(mark: Path, clock_file: Path) -> None:
     partial.replace(mark)
 
 
+def rfc3339(instant: datetime) -> str:
+    """``instant`` in UTC as RFC 3339 writes it, ``Z`` for the zone (as events and webhooks carry it)."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _micros(instant: datetime) -> int:
     return (instant - _EPOCH) // timedelta(microseconds=1)
 

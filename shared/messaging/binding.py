@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from shared.core.clock import rfc3339
 from shared.events.catalogue import CATALOGUE, Catalogue, UnknownEventType
 from shared.events.envelope import Event
 from shared.messaging.bus import Message, Record
@@ -51,17 +52,11 @@ def encode(event: Event, topic: str) -> Message:
         ("ce_source", event.source.encode()),
         ("ce_type", event.type.encode()),
         ("ce_subject", subject),
-        ("ce_time", _rfc3339(event.time).encode()),
+        ("ce_time", rfc3339(event.time).encode()),
         ("ce_dataschema", dataschema(event.type, event.version).encode()),
         ("content-type", _CONTENT_TYPE_HEADER),
     )
     return Message(topic=topic, key=subject, value=event.data.model_dump_json().encode(), headers=headers)
-
-
-def _rfc3339(time: datetime) -> str:
-    """``time`` as RFC 3339, UTC written ``Z`` as the binding's SDK writes it."""
-    text = time.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def decode(record: Record, catalogue: Catalogue = CATALOGUE) -> Event:
