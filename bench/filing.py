@@ -4,8 +4,10 @@ On the benchmark's PostgreSQL database (emptied first), in this process: the CPU
 case for an inspector's report (``intake.handlers.receive_report``: the duplicate check, the
 report, the case and its number, the two events into the outbox, in one transaction), 16 reports
 at a time as a saturated process has them in flight; then the CPU per event of intake's case file
-applying the events those filings wrote (its consumer's ``apply``, batches of 40). No bus is
-started: the outbox is read back from the database.
+applying the events those filings wrote (its consumer's ``apply``), half of them in batches of 40
+as a busy consumer reads them, half one at a time as in a quiet city, where each event pays a
+transaction, the inbox's check and mark and the case file's statements alone. No bus is started:
+the outbox is read back from the database.
 
 It takes the HTTP stack and the relay out of intake's figure, so a change to the filing's own path
 shows at a tenth of the noise of a saturated process (bench/README.md, "Intake, second pass").
@@ -98,13 +100,22 @@ async def one_round(count: int, seed: int) -> dict[str, float]:
         warm, rest = records[:400], records[400:]
         for start in range(0, len(warm), BATCH):
             await case_file.apply(warm[start : start + BATCH])
+        batched, alone = rest[: len(rest) // 2], rest[len(rest) // 2 :]
         started = time.process_time()
-        for start in range(0, len(rest), BATCH):
-            await case_file.apply(rest[start : start + BATCH])
-        event_us = (time.process_time() - started) / len(rest) * 1e6
+        for start in range(0, len(batched), BATCH):
+            await case_file.apply(batched[start : start + BATCH])
+        event_us = (time.process_time() - started) / len(batched) * 1e6
+        started = time.process_time()
+        for record in alone:
+            await case_file.apply([record])
+        alone_us = (time.process_time() - started) / len(alone) * 1e6
     finally:
         await intake.store.engine.dispose()
-    return {"filing_cpu_us": round(filing_us), "case_file_cpu_us_per_event": round(event_us, 1)}
+    return {
+        "filing_cpu_us": round(filing_us),
+        "case_file_cpu_us_per_event": round(event_us, 1),
+        "case_file_cpu_us_an_event_alone": round(alone_us, 1),
+    }
 
 
 async def main(count: int, rounds: int) -> dict[str, object]:
@@ -112,6 +123,7 @@ async def main(count: int, rounds: int) -> dict[str, object]:
     return {
         "filing_cpu_us": statistics.median(run["filing_cpu_us"] for run in runs),
         "case_file_cpu_us_per_event": statistics.median(run["case_file_cpu_us_per_event"] for run in runs),
+        "case_file_cpu_us_an_event_alone": statistics.median(run["case_file_cpu_us_an_event_alone"] for run in runs),
         "rounds": runs,
     }
 

@@ -8,11 +8,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import RowMapping
 
 from closure import handlers, queries
 from closure.domain import ClosureStatus
 from shared.core.auth import Principal, Role
+from shared.db.driver import Row
 from shared.web.auth import require
 from shared.web.bodies import PhotoDigest, ReasonIn, Text
 from shared.web.context import Context
@@ -78,7 +78,7 @@ class ClosureRecord(ExportRecord):
     reopens: int = Field(description="times an unsatisfied callback (回访) reopened the case for rework (返工)")
 
 
-def _out(row: RowMapping) -> ClosureCaseOut:
+def _out(row: Row) -> ClosureCaseOut:
     return ClosureCaseOut.model_validate(dict(row))
 
 

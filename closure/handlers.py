@@ -9,12 +9,12 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.engine import RowMapping
 
 from closure import domain
 from closure.domain import CaseState, ClosureStatus, Decision
 from closure.models import CASES, cases
 from shared.core.auth import Principal
+from shared.db.driver import DriverStatement, Row
 from shared.events.catalogue import (
     CallbackRecorded,
     CaseDispatched,
@@ -31,9 +31,9 @@ from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 from shared.service.deadlines import recompute_rows
 
-# Built once: every filing runs it, and a statement built per event costs more CPU to build and
-# key for the cache than to run.
-_INSERT_CASE = cases.insert()
+# Built once, and run on the driver: every filing runs it, and a statement built per event costs
+# more CPU to build and key for the cache than to run.
+_INSERT_CASE = DriverStatement(cases.insert())
 
 # --- following the case ----------------------------------------------------------------------
 
@@ -44,7 +44,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
     inspector_id = data.inspector_id or ctx.city.inspector_for(data.place.cell_id).id
     now = ctx.clock.now()
     decision = domain.decide_filing(data, inspector_id, now)
-    await tx.connection.execute(_INSERT_CASE, {"id": case_id, "updated_at": now, **decision.changes})
+    await _INSERT_CASE.run(tx.connection, {"id": case_id, "updated_at": now, **decision.changes})
     _emit(ctx, tx, case_id, decision, now)
 
 
@@ -100,7 +100,7 @@ def _reopens_on_unsatisfied(ctx: ServiceContext, callback: CallbackRecorded) -> 
 # --- time passing ------------------------------------------------------------------------------
 
 
-async def report_missed_check(ctx: ServiceContext, tx: Transaction, case: RowMapping, now: datetime) -> None:
+async def report_missed_check(ctx: ServiceContext, tx: Transaction, case: Row, now: datetime) -> None:
     """The check timer found the case's open check past its deadline at ``now``: report it once."""
     await _save(ctx, tx, case["id"], domain.decide_check_missed(_state(case), now), now)
 
@@ -111,7 +111,7 @@ async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
     official as ``case.deadline_recomputed``; the number of those."""
     now = ctx.clock.now()
 
-    async def recompute(tx: Transaction, case: RowMapping) -> int:
+    async def recompute(tx: Transaction, case: Row) -> int:
         due = ctx.deadline(case["handled_at"], ctx.city.category(case["category_code"]), "check")
         decision = domain.decide_check_recompute(_state(case), due.at, provisional=due.provisional)
         if decision.events:
@@ -131,7 +131,7 @@ async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
 
 async def check(
     ctx: ServiceContext, inspector: Principal, case_id: UUID, *, passed: bool, note: str | None, photos: list[str]
-) -> RowMapping:
+) -> Row:
     """The inspector's verdict on site: passed closes the case, failed sends it back for rework."""
     async with ctx.store.transaction() as tx:
         case = await CASES.get(tx, case_id, for_update=True)
@@ -149,7 +149,7 @@ async def check(
         return await CASES.get(tx, case_id)
 
 
-async def cancel(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> RowMapping:
+async def cancel(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> Row:
     """Void a case (作废)."""
     async with ctx.store.transaction() as tx:
         case = await CASES.get(tx, case_id, for_update=True)
@@ -158,7 +158,7 @@ async def cancel(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: st
         return await CASES.get(tx, case_id)
 
 
-def _state(case: RowMapping) -> CaseState:
+def _state(case: Row) -> CaseState:
     return CaseState(
         status=ClosureStatus(case["status"]),
         inspector_id=case["inspector_id"],

@@ -8,11 +8,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import RowMapping
 
 from dispatch import handlers, queries
 from dispatch.domain import DispatchStatus
 from shared.core.auth import Principal, Role
+from shared.db.driver import Row
 from shared.web.auth import current_principal, require
 from shared.web.bodies import ReasonIn, Text
 from shared.web.context import Context
@@ -101,7 +101,7 @@ class DepartmentOut(BaseModel):
     kind: str
 
 
-def _out(row: RowMapping) -> DispatchCaseOut:
+def _out(row: Row) -> DispatchCaseOut:
     return DispatchCaseOut.model_validate(dict(row))
 
 

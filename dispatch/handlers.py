@@ -11,13 +11,13 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import RowMapping
 
 from dispatch import domain
 from dispatch.domain import ROUTING_ACTOR, CaseState, Decision, Dispatch
 from dispatch.models import CASES, assignments, cases
 from shared.core.auth import Principal
 from shared.core.errors import DomainError, InvalidInput
+from shared.db.driver import DriverStatement, Row
 from shared.events.catalogue import (
     CaseAccepted,
     CaseCancelled,
@@ -35,11 +35,11 @@ from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 from shared.service.deadlines import recompute_rows
 
-# Built once: the reactions run them for nearly every case, and a statement built per event costs
-# more CPU to build and key for the cache than to run.
-_INSERT_CASE = cases.insert()
-_INSERT_ASSIGNMENT = assignments.insert()
-_RETURN_ASSIGNMENT = (
+# Built once, and run on the driver: the reactions run them for nearly every case, and a statement
+# built per event costs more CPU to build and key for the cache than to run.
+_INSERT_CASE = DriverStatement(cases.insert())
+_INSERT_ASSIGNMENT = DriverStatement(assignments.insert())
+_RETURN_ASSIGNMENT = DriverStatement(
     update(assignments)
     .where(assignments.c.case_id == bindparam("case_id_"), assignments.c.attempt == bindparam("attempt_"))
     .values(returned_at=bindparam("returned_at"))
@@ -55,7 +55,7 @@ async def on_filed(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
     if row is None:
         return  # closed on the spot by the inspector: nobody to dispatch to
     now = ctx.clock.now()
-    await tx.connection.execute(_INSERT_CASE, {**row, "updated_at": now})
+    await _INSERT_CASE.run(tx.connection, {**row, "updated_at": now})
     rule = ctx.city.route(data.category_code, data.place)
     if rule is None:
         tx.emit(ctx.event(domain.UNCLEAR_OWNERSHIP, case_id))
@@ -80,8 +80,8 @@ async def on_returned(ctx: ServiceContext, tx: Transaction, event: Event, data: 
     decision = domain.decide_return(case, data.department_id)
     if decision is None:
         return  # a stale return from a department the case has already left
-    await tx.connection.execute(
-        _RETURN_ASSIGNMENT, {"case_id_": case.id, "attempt_": case.attempt, "returned_at": event.time}
+    await _RETURN_ASSIGNMENT.run(
+        tx.connection, {"case_id_": case.id, "attempt_": case.attempt, "returned_at": event.time}
     )
     await save(ctx, tx, case.id, decision)
 
@@ -119,7 +119,7 @@ async def on_ended(ctx: ServiceContext, tx: Transaction, event: Event, data: Cas
 # --- commands from the command center -----------------------------------------------------
 
 
-async def dispatch_case(ctx: ServiceContext, dispatcher: Principal, case_id: UUID, department_id: str) -> RowMapping:
+async def dispatch_case(ctx: ServiceContext, dispatcher: Principal, case_id: UUID, department_id: str) -> Row:
     """Dispatch a queued or returned case by hand, or move a case to another department."""
     try:
         ctx.city.department(department_id)
@@ -132,24 +132,24 @@ async def dispatch_case(ctx: ServiceContext, dispatcher: Principal, case_id: UUI
         return await CASES.get(tx, case_id)
 
 
-async def approve_extension(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapping:
+async def approve_extension(ctx: ServiceContext, lead: Principal, case_id: UUID) -> Row:
     """Grant the pending request: the deadline moves to the date asked for."""
     return await _command(ctx, case_id, lambda case: domain.decide_approve_extension(case, lead.username))
 
 
-async def deny_extension(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> RowMapping:
+async def deny_extension(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> Row:
     """Refuse the pending request: the deadline stands."""
     return await _command(ctx, case_id, lambda case: domain.decide_deny_extension(case, lead.username, reason))
 
 
-async def suspend(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> RowMapping:
+async def suspend(ctx: ServiceContext, lead: Principal, case_id: UUID, reason: str) -> Row:
     """Stop the clock (挂账/缓办)."""
     return await _command(
         ctx, case_id, lambda case: domain.decide_suspend(case, lead.username, reason, ctx.clock.now())
     )
 
 
-async def resume(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapping:
+async def resume(ctx: ServiceContext, lead: Principal, case_id: UUID) -> Row:
     """Start the clock again; the deadline moves by the time it stood still."""
 
     def decide(case: CaseState) -> Decision:
@@ -159,7 +159,7 @@ async def resume(ctx: ServiceContext, lead: Principal, case_id: UUID) -> RowMapp
     return await _command(ctx, case_id, decide)
 
 
-async def supervise(ctx: ServiceContext, lead: Principal, case_id: UUID, note: str) -> RowMapping:
+async def supervise(ctx: ServiceContext, lead: Principal, case_id: UUID, note: str) -> Row:
     """Send a supervision notice (督办) by hand; each one raises the level."""
     return await _command(ctx, case_id, lambda case: domain.decide_supervise(case, note))
 
@@ -173,7 +173,7 @@ async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
     or became official as ``case.deadline_recomputed``; the number of those."""
     now = ctx.clock.now()
 
-    async def recompute(tx: Transaction, row: RowMapping) -> int:
+    async def recompute(tx: Transaction, row: Row) -> int:
         case = CaseState.of(row)
         decision = domain.decide_recompute(case, ctx.calendar, ctx.city.category(case.category_code), now)
         await save(ctx, tx, case.id, decision, at=now)
@@ -189,7 +189,7 @@ async def recompute_provisional_deadlines(ctx: ServiceContext) -> int:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def _command(ctx: ServiceContext, case_id: UUID, decide: Callable[[CaseState], Decision]) -> RowMapping:
+async def _command(ctx: ServiceContext, case_id: UUID, decide: Callable[[CaseState], Decision]) -> Row:
     """A command on one case: lock it, decide, save; the case as it is now."""
     async with ctx.store.transaction() as tx:
         case = CaseState.of(await CASES.get(tx, case_id, for_update=True))
@@ -237,8 +237,8 @@ async def _save_dispatch(
     """Save a dispatch: the case row, its new attempt, and ``case.dispatched`` stamped with the
     instant the rows hold."""
     await save(ctx, tx, case.id, decision, at=command.at)
-    await tx.connection.execute(
-        _INSERT_ASSIGNMENT,
+    await _INSERT_ASSIGNMENT.run(
+        tx.connection,
         {
             "case_id": case.id,
             "attempt": decision.changes["attempt"],

@@ -8,12 +8,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import RowMapping
 
 from handling import handlers, queries
 from handling.domain import TaskStatus
 from shared.core.auth import Principal, Role
 from shared.core.photos import PhotoTooLarge
+from shared.db.driver import Row
 from shared.web.auth import require
 from shared.web.bodies import PhotoDigest, ReasonIn, ServedInstant, Text
 from shared.web.context import Context
@@ -73,7 +73,7 @@ class HandlingRecord(ExportRecord):
     handled_at: datetime | None
 
 
-def _out(row: RowMapping) -> TaskOut:
+def _out(row: Row) -> TaskOut:
     return TaskOut.model_validate(dict(row))
 
 

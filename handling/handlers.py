@@ -9,12 +9,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.engine import RowMapping
-
 from handling import domain, queries
 from handling.domain import Decision, Task, TaskStatus
 from handling.models import CASES, cases
 from shared.core.auth import Principal
+from shared.db.driver import DriverStatement, Row
 from shared.events.catalogue import (
     CaseCancelled,
     CaseClosed,
@@ -34,35 +33,33 @@ from shared.events.envelope import Event
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
 
-# Built once: every report runs it, and a statement built per event costs more CPU to build and
-# key for the cache than to run.
-_INSERT_CASE = cases.insert()
+# Built once, and run on the driver: every report runs it, and a statement built per event costs
+# more CPU to build and key for the cache than to run.
+_INSERT_CASE = DriverStatement(cases.insert())
 
 # --- the department's actions ----------------------------------------------------------------
 
 
-async def accept(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:
+async def accept(ctx: ServiceContext, user: Principal, case_id: UUID) -> Row:
     """Sign for the case (签收)."""
     return await _act(ctx, user, case_id, lambda task: domain.accept(task, user.username))
 
 
-async def return_case(ctx: ServiceContext, user: Principal, case_id: UUID, reason: str) -> RowMapping:
+async def return_case(ctx: ServiceContext, user: Principal, case_id: UUID, reason: str) -> Row:
     """Send the case back as not the department's (回退)."""
     return await _act(ctx, user, case_id, lambda task: domain.return_case(task, user.username, reason))
 
 
 async def request_extension(
     ctx: ServiceContext, user: Principal, case_id: UUID, requested_deadline: datetime, reason: str
-) -> RowMapping:
+) -> Row:
     """Ask the shift lead for more time (申请延期)."""
     return await _act(
         ctx, user, case_id, lambda task: domain.request_extension(task, user.username, requested_deadline, reason)
     )
 
 
-async def report_handled(
-    ctx: ServiceContext, user: Principal, case_id: UUID, result: str, photos: list[str]
-) -> RowMapping:
+async def report_handled(ctx: ServiceContext, user: Principal, case_id: UUID, result: str, photos: list[str]) -> Row:
     """Report the problem handled, with photos (处置反馈); the event carries the instant the row
     does."""
     now = ctx.clock.now()
@@ -78,7 +75,7 @@ async def _act(
     decide: Callable[[Task], Decision[Any]],
     *,
     at: datetime | None = None,
-) -> RowMapping:
+) -> Row:
     """Load the department's case locked, decide, save the changes and emit the event; the row."""
     async with ctx.store.transaction() as tx:
         row = await queries.own_case_for_update(tx, user, case_id)
@@ -101,8 +98,8 @@ async def _act(
 
 async def on_report_received(ctx: ServiceContext, tx: Transaction, event: Event, data: ReportReceived) -> None:
     """Keep what the department will need to see: the description, the place, the photos."""
-    await tx.connection.execute(
-        _INSERT_CASE,
+    await _INSERT_CASE.run(
+        tx.connection,
         {
             "id": UUID(event.subject),
             "category_code": data.category_code,

@@ -8,12 +8,12 @@ from collections.abc import Collection, Sequence
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.engine import RowMapping
 
 from handling.domain import IN_INBOX, TaskStatus
 from handling.models import CASES, cases
 from shared.core.auth import Principal
 from shared.core.errors import NotFound
+from shared.db.driver import Row
 from shared.db.keyset import Keyset, Page, Position
 from shared.messaging.store import Transaction
 from shared.service.context import ServiceContext
@@ -41,24 +41,24 @@ async def inbox(
     return await NEAREST_DEADLINE_FIRST.read(ctx.store.engine, query, after, limit)
 
 
-async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> RowMapping:
+async def own_case(ctx: ServiceContext, user: Principal, case_id: UUID) -> Row:
     """One of the department's cases; ``NotFound`` for any other."""
     async with ctx.store.engine.connect() as connection:
         row = (await connection.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
     return _seen_by(user, case_id, row)
 
 
-async def own_case_for_update(tx: Transaction, user: Principal, case_id: UUID) -> RowMapping:
+async def own_case_for_update(tx: Transaction, user: Principal, case_id: UUID) -> Row:
     """One of the department's cases, locked until ``tx`` ends, for an action on it."""
     return _seen_by(user, case_id, await CASES.find(tx, case_id, for_update=True))
 
 
-async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[RowMapping]:
+async def export_page(ctx: ServiceContext, after: UUID | None, limit: int) -> Sequence[Row]:
     """Up to ``limit`` cases with ids after ``after``, in id order (a page of the export)."""
     return await CASES.page(ctx.store.engine, after, limit)
 
 
-def _seen_by(user: Principal, case_id: UUID, row: RowMapping | None) -> RowMapping:
+def _seen_by(user: Principal, case_id: UUID, row: Row | None) -> Row:
     # Another department's case is reported as missing, not as forbidden: its existence is not
     # this department's business either.
     if row is None or row["department_id"] is None or row["department_id"] != user.department_id:

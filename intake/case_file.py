@@ -21,12 +21,12 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import bindparam, exists, select
-from sqlalchemy.engine import RowMapping
 
 from intake import domain
 from intake.delivery import check_integrations
 from intake.models import cases, reports, timeline
 from intake.outbound import INTERESTING, JOINED_HEAR, CaseFacts, Handling, Outbound, encoded
+from shared.db.driver import DriverStatement, Row
 from shared.db.rows import Rows
 from shared.events.catalogue import CaseHandled, ReportMerged, ReportSource
 from shared.events.envelope import Event
@@ -63,19 +63,24 @@ _FACTS = select(
     cases.c.on_time,
 ).select_from(reports.outerjoin(cases, cases.c.id == reports.c.id))
 
-# The batch's statements, built once: this consumer reads every event of every service, and a
-# statement built per batch costs more CPU to build and key for the cache than to run.
-_INSERT_TIMELINE = timeline.insert()
-_CASE_STATES = select(cases.c.id, cases.c.status, cases.c.status_before_suspension).where(
-    cases.c.id.in_(bindparam("ids", expanding=True))
+# The batch's statements, built once and run on the driver: this consumer reads every event of
+# every service, and a statement built per batch costs more CPU to build and key for the cache
+# than to run.
+_INSERT_TIMELINE = DriverStatement(timeline.insert())
+_CASE_STATES = DriverStatement(
+    select(cases.c.id, cases.c.status, cases.c.status_before_suspension).where(
+        cases.c.id.in_(bindparam("ids", expanding=True))
+    )
 )
-_FACTS_OF = _FACTS.where(reports.c.id.in_(bindparam("ids", expanding=True)))
+_FACTS_OF = DriverStatement(_FACTS.where(reports.c.id.in_(bindparam("ids", expanding=True))))
 # The hotlines' work orders merged into the cases ``ids`` whose merge the case file has applied.
-_JOINED = _FACTS.where(
-    reports.c.merged_into.in_(bindparam("ids", expanding=True)),
-    reports.c.source == ReportSource.HOTLINE,
-    exists().where(timeline.c.case_id == reports.c.id, timeline.c.event_type == ReportMerged.TYPE),
-).order_by(reports.c.received_at, reports.c.id)
+_JOINED = DriverStatement(
+    _FACTS.where(
+        reports.c.merged_into.in_(bindparam("ids", expanding=True)),
+        reports.c.source == ReportSource.HOTLINE,
+        exists().where(timeline.c.case_id == reports.c.id, timeline.c.event_type == ReportMerged.TYPE),
+    ).order_by(reports.c.received_at, reports.c.id)
+)
 
 
 class CaseFile:
@@ -91,7 +96,7 @@ class CaseFile:
         """Apply ``events`` to the case file: their messages (from the cases and the timeline as
         they stood before the batch), their timeline rows, then their cases' rows."""
         await self._send_messages(tx, events)
-        await tx.connection.execute(_INSERT_TIMELINE, [row for event in events for row in _timeline_rows(event)])
+        await _INSERT_TIMELINE.run_many(tx.connection, [row for event in events for row in _timeline_rows(event)])
         touching = [event for event in events if domain.is_case_row_event(event.data)]
         if not touching:
             return  # reports and filings only: their rows were written with them
@@ -149,13 +154,13 @@ def _timeline_rows(event: Event) -> list[dict[str, Any]]:
 
 async def _case_states(tx: Transaction, case_ids: Iterable[UUID]) -> dict[UUID, domain.CaseState]:
     """The state of the cases among ``case_ids`` (a report that never became a case has none)."""
-    result = await tx.connection.execute(_CASE_STATES, {"ids": list(case_ids)})
+    found = await _CASE_STATES.rows(tx.connection, {"ids": list(case_ids)})
     return {
-        row.id: domain.CaseState(
-            domain.CaseStatus(row.status),
-            None if row.status_before_suspension is None else domain.CaseStatus(row.status_before_suspension),
+        row["id"]: domain.CaseState(
+            domain.CaseStatus(row["status"]),
+            None if row["status_before_suspension"] is None else domain.CaseStatus(row["status_before_suspension"]),
         )
-        for row in result
+        for row in found
     }
 
 
@@ -185,18 +190,18 @@ async def _joined(tx: Transaction, case_ids: Iterable[UUID]) -> defaultdict[UUID
     wanted = list(case_ids)
     if not wanted:
         return found
-    for row in (await tx.connection.execute(_JOINED, {"ids": wanted})).mappings():
+    for row in await _JOINED.rows(tx.connection, {"ids": wanted}):
         found[row["merged_into"]].append(_case_facts(row))
     return found
 
 
 async def _facts(tx: Transaction, ids: Iterable[UUID]) -> dict[UUID, CaseFacts]:
     """What the messages need of the reports (and their cases) among ``ids``."""
-    result = await tx.connection.execute(_FACTS_OF, {"ids": list(ids)})
-    return {row["id"]: _case_facts(row) for row in result.mappings()}
+    found = await _FACTS_OF.rows(tx.connection, {"ids": list(ids)})
+    return {row["id"]: _case_facts(row) for row in found}
 
 
-def _case_facts(row: RowMapping) -> CaseFacts:
+def _case_facts(row: Row) -> CaseFacts:
     handling = None
     if row["handled_at"] is not None:
         handling = Handling(row["handled_result"] or "", tuple(row["handled_photos"] or ()), row["handled_at"])

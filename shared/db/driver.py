@@ -10,20 +10,27 @@ to text, an aware time to UTC), and a failure reaches the caller as SQLAlchemy w
 unique violation is an ``IntegrityError``; a connection lost is a ``DBAPIError`` whose connection
 is invalidated), so the code around it cannot tell the difference.
 
+An ``IN`` list bound at run time (``column.in_(bindparam(name, expanding=True))``), which SQLAlchemy
+writes out anew for each length of the list, is sent to PostgreSQL as one array (``column =
+ANY($n)``): one text, prepared once, whatever the list's length.
+
 On SQLite, and while tracing (so that every statement keeps its span), it runs through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from sqlalchemy import any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Delete, Insert, Select, Update
+from sqlalchemy.sql import Delete, Insert, Select, Update, operators, visitors
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement
 
 from shared.core import tracing
 
@@ -38,10 +45,10 @@ class _Compiled:
     column of its result is read."""
 
     def __init__(self, statement: Statement, dialect: Dialect, keys: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        compiled = _lists_as_arrays(statement).compile(dialect=dialect, column_keys=list(keys))
         assert isinstance(compiled, SQLCompiler)
         if "POSTCOMPILE" in compiled.string:
-            raise ValueError("a statement run on the driver cannot expand its parameters (an IN list)")
+            raise ValueError("a statement run on the driver cannot expand its parameters at every run")
         self.compiled = compiled
         self.sql = compiled.string
         order = compiled.positiontup or []
@@ -111,6 +118,26 @@ class DriverStatement:
         if compiled is None:
             compiled = self._compiled[keys] = _Compiled(self.statement, dialect, sorted(keys))
         return compiled
+
+
+def _lists_as_arrays(statement: Statement) -> Statement:
+    """``statement`` with each ``column IN (list)`` written as ``column = ANY(array)``."""
+
+    def as_array(element: visitors.ExternallyTraversible, **_: Any) -> ColumnElement[Any] | None:
+        if (
+            isinstance(element, BinaryExpression)
+            and element.operator is operators.in_op
+            and isinstance(element.right, BindParameter)
+            and element.right.expanding
+        ):
+            listed = element.right
+            array = bindparam(listed.key, listed.value, type_=ARRAY(element.left.type), unique=listed.unique)
+            return element.left == any_(array)
+        return None
+
+    # Each kind of statement is traversible; the stubs' overloads know them one at a time.
+    traversible: visitors.ExternallyTraversible = statement
+    return cast(Statement, visitors.replacement_traverse(traversible, {}, as_array))
 
 
 def _on_driver(connection: AsyncConnection) -> bool:

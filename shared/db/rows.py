@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.core.clock import Clock
 from shared.core.errors import NotFound
+from shared.db.driver import DriverStatement, Row
 
 # The bound parameter that names the row in the statements built once per table (a name no column
 # has: the other parameters of an update are its columns).
@@ -41,20 +42,22 @@ class Rows:
     def __init__(self, table: Table, what: str) -> None:
         self.table = table
         self.what = what
-        # Built once: consumers find and update rows for nearly every event, and a statement built
-        # per call costs more CPU to build and key for the cache than to run. An update sets the
-        # columns its parameters name.
+        # Built once, and run on the driver: consumers find and update rows for nearly every event,
+        # and a statement built per call costs more CPU to build and key for the cache than to run.
+        # An update sets the columns its parameters name.
         self._find = select(table).where(table.c.id == bindparam(_ROW_ID))
-        self._find_for_update = self._find.with_for_update()
-        self._update = update(table).where(table.c.id == bindparam(_ROW_ID))
+        self._found = DriverStatement(self._find)
+        self._found_for_update = DriverStatement(self._find.with_for_update())
+        self._update = DriverStatement(update(table).where(table.c.id == bindparam(_ROW_ID)))
         self._columns = frozenset(table.c.keys())
 
-    async def find(self, tx: UnitOfWork, row_id: UUID, *, for_update: bool = False) -> RowMapping | None:
+    async def find(self, tx: UnitOfWork, row_id: UUID, *, for_update: bool = False) -> Row | None:
         """The row, or None; ``for_update`` locks it until the transaction ends (PostgreSQL)."""
-        query = self._find_for_update if for_update else self._find
-        return (await tx.connection.execute(query, {_ROW_ID: row_id})).mappings().first()
+        query = self._found_for_update if for_update else self._found
+        found = await query.rows(tx.connection, {_ROW_ID: row_id})
+        return found[0] if found else None
 
-    async def get(self, tx: UnitOfWork, row_id: UUID, *, for_update: bool = False) -> RowMapping:
+    async def get(self, tx: UnitOfWork, row_id: UUID, *, for_update: bool = False) -> Row:
         """The row; ``NotFound`` (404) when there is none."""
         row = await self.find(tx, row_id, for_update=for_update)
         if row is None:
@@ -66,7 +69,7 @@ class Rows:
         unknown = values.keys() - self._columns
         if unknown:
             raise ValueError(f"{self.table.name} has no columns {sorted(unknown)}")
-        await tx.connection.execute(self._update, {"updated_at": tx.clock.now(), **values, _ROW_ID: row_id})
+        await self._update.run(tx.connection, {"updated_at": tx.clock.now(), **values, _ROW_ID: row_id})
 
     async def read(self, engine: AsyncEngine, row_id: UUID) -> RowMapping:
         """The row, read on a short connection of its own (a query, outside any unit of work);

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.core.logs import SERVICE, working_on
 from shared.core.metrics import OUTBOX_PARKED, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from shared.core.outage_logs import StateLog
+from shared.db.driver import DriverStatement
 from shared.messaging.bus import Bus, Message, PublishFailed, Unpublishable
 from shared.messaging.parking import held_by_a_parked_row
 from shared.messaging.store import ServiceStore
@@ -69,16 +70,18 @@ class OutboxRelay:
         # a relay that never published if its counter appears only at the first publish.
         OUTBOX_PUBLISHED.labels(store.service)
         self._lock_key = zlib.crc32(f"citycase.outbox.{store.service}".encode())
-        # Built once: the relay runs them every round, and a statement built per round costs more
-        # CPU to build and key for the cache than a few rows cost to publish.
+        # Built once, and run on the driver: the relay runs them every round, and a statement built
+        # per round costs more CPU to build and key for the cache than a few rows cost to publish.
         outbox = store.outbox
-        self._next_batch_query = (
+        self._next_batch_query = DriverStatement(
             select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.value, outbox.c.attempts)
             .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None), ~held_by_a_parked_row(outbox))
             .order_by(outbox.c.seq)
             .limit(batch_size)
         )
-        self._mark_sent_statement = update(outbox).where(outbox.c.seq.in_(bindparam("seqs", expanding=True)))
+        self._mark_sent_statement = DriverStatement(
+            update(outbox).where(outbox.c.seq.in_(bindparam("seqs", expanding=True)))
+        )
         self._leader_connection: AsyncConnection | None = None
         # A broker outage fails every round: logged as it begins and ends, not once per round.
         self._health = StateLog(log, f"the outbox relay of {store.service}")
@@ -145,7 +148,7 @@ class OutboxRelay:
     async def _next_batch(self) -> list[_Row]:
         """The oldest unsent rows, parked ones and those held behind them left out."""
         async with self.store.engine.connect() as connection:
-            return [_Row(*row) for row in await connection.execute(self._next_batch_query)]
+            return [_Row(**row) for row in await self._next_batch_query.rows(connection, {})]
 
     async def _publish(self, messages: list[Message]) -> None:
         try:
@@ -211,7 +214,7 @@ class OutboxRelay:
         if not seqs:
             return
         async with self.store.writer.begin() as connection:
-            await connection.execute(self._mark_sent_statement, {"seqs": seqs, "sent_at": self.store.clock.now()})
+            await self._mark_sent_statement.run(connection, {"seqs": seqs, "sent_at": self.store.clock.now()})
         OUTBOX_PUBLISHED.labels(self.store.service).inc(len(seqs))
 
     async def purge_sent(self) -> int:

@@ -126,12 +126,14 @@ class ServiceStore:
         # Built once, and run on the driver itself on PostgreSQL: every transaction that sends a
         # message runs it.
         self.insert_into_outbox = DriverStatement(self.insert_ignoring_duplicates(self.outbox, "message_id"))
-        # Built once too: every batch a consumer applies runs both.
-        self._processed = select(self.inbox.c.event_id).where(
-            self.inbox.c.consumer == bindparam("consumer"),
-            self.inbox.c.event_id.in_(bindparam("event_ids", expanding=True)),
+        # Built once too, and on the driver: every batch a consumer applies runs both.
+        self._processed = DriverStatement(
+            select(self.inbox.c.event_id).where(
+                self.inbox.c.consumer == bindparam("consumer"),
+                self.inbox.c.event_id.in_(bindparam("event_ids", expanding=True)),
+            )
         )
-        self._insert_into_inbox = self.inbox.insert()
+        self._insert_into_inbox = DriverStatement(self.inbox.insert())
         self._outbox_written = asyncio.Event()
         self.writer = Writer(engine)
 
@@ -162,15 +164,14 @@ class ServiceStore:
         ids = list(event_ids)
         if not ids:
             return set()
-        result = await tx.connection.execute(self._processed, {"consumer": consumer, "event_ids": ids})
-        return set(result.scalars())
+        found = await self._processed.rows(tx.connection, {"consumer": consumer, "event_ids": ids})
+        return {row["event_id"] for row in found}
 
     async def mark_processed(self, tx: Transaction, consumer: str, events: Iterable[Event]) -> None:
         """Remember that the consumer applied these events (same transaction as their effects)."""
         now = self.clock.now()
         rows = [{"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in events]
-        if rows:
-            await tx.connection.execute(self._insert_into_inbox, rows)
+        await self._insert_into_inbox.run_many(tx.connection, rows)
 
     def insert_ignoring_duplicates(self, table: Table, *columns: str) -> postgresql.Insert | sqlite.Insert:
         """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for this store's backend."""

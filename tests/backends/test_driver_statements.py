@@ -9,7 +9,21 @@ from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
-from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Uuid, literal, select, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -130,11 +144,31 @@ async def test_a_unique_violation_is_sqlalchemys_integrity_error_and_changes_not
         await insert.run(tx.connection, _row("third"))
 
 
-def test_a_statement_that_would_expand_an_in_list_at_every_run_is_refused_on_first_use() -> None:
+async def test_an_in_list_of_any_length_is_one_statement(backend: Backend) -> None:
+    store, table = await _store(backend)
+    insert = DriverStatement(table.insert())
+    named = DriverStatement(
+        select(table.c.name).where(table.c.id.in_(bindparam("ids", expanding=True))).order_by(table.c.name)
+    )
+    rows = [_row(name) for name in ("a", "b", "c", "d")]
+    async with store.transaction() as tx:
+        await insert.run_many(tx.connection, rows)
+        found = {
+            length: [row["name"] for row in await named.rows(tx.connection, {"ids": [r["id"] for r in rows[:length]]})]
+            for length in (0, 1, 3)
+        }
+    assert found == {0: [], 1: ["a"], 3: ["a", "b", "c"]}
+    if backend.name == "postgres-kafka":
+        # Sent as an array: one text for every length, prepared once.
+        (compiled,) = named._compiled.values()
+        assert "= ANY ($1::UUID[])" in compiled.sql
+
+
+def test_a_statement_that_would_write_a_value_into_its_text_at_every_run_is_refused_on_first_use() -> None:
     _, table = _metadata()
-    statement = DriverStatement(select(table.c.id).where(table.c.name.in_(["a", "b"])))
-    with pytest.raises(ValueError, match="IN list"):
-        statement._compile(asyncpg.dialect(), {})  # type: ignore[no-untyped-call]
+    statement = DriverStatement(select(table.c.id).where(table.c.name == bindparam("name", literal_execute=True)))
+    with pytest.raises(ValueError, match="at every run"):
+        statement._compile(asyncpg.dialect(), {"name": "a"})  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize("backend", ["postgres-kafka"], indirect=True)

@@ -71,8 +71,13 @@ async def test_an_unsatisfied_callback_reopens_the_closed_case_and_it_closes_aga
     assert isinstance(requested, CheckRequested)
     closure.clock.advance(hours(1))
     inspector = inspector_of(closure.ctx.city, first_cell(closure.ctx.city))
-    row = await handlers.check(closure.ctx, inspector, case_id, passed=True, note=None, photos=[])
-    assert (row["status"], row["on_time"], row["reopens"], row["checks_requested"]) == ("closed", False, 1, 2)
+    checked = await handlers.check(closure.ctx, inspector, case_id, passed=True, note=None, photos=[])
+    assert (checked["status"], checked["on_time"], checked["reopens"], checked["checks_requested"]) == (
+        "closed",
+        False,
+        1,
+        2,
+    )
     passed, closed = await closure.payloads()
     assert isinstance(passed, CheckPassed)
     assert closed == CaseClosed(

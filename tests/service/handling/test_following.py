@@ -160,8 +160,8 @@ async def test_a_reopened_case_is_back_in_the_inbox_for_rework(handling: Service
     assert await handling.payloads() == []
     # Reworked as after a failed check: more time may be asked for, and the case reported handled.
     await handlers.request_extension(handling.ctx, user, case_id, DUE + timedelta(days=3), "digging again")
-    row = await handlers.report_handled(handling.ctx, user, case_id, "pipe replaced", [])
-    assert row["status"] == TaskStatus.HANDLED
+    reported = await handlers.report_handled(handling.ctx, user, case_id, "pipe replaced", [])
+    assert reported["status"] == TaskStatus.HANDLED
 
 
 async def test_a_reopen_of_a_task_not_closed_changes_nothing(handling: ServiceUnderTest) -> None:
