@@ -2,8 +2,10 @@
 
 On PostgreSQL, SQLAlchemy's own execution path (a greenlet per call, an execution context, the
 DBAPI adapter's cursor, the result's wrapping) costs about 90 µs of CPU a statement on this
-machine, more than asyncpg takes to run it (bench/README.md, "Performance, round two"). A
-``DriverStatement`` is a Core statement compiled once per set of parameters and run with asyncpg
+machine, more than asyncpg takes to run it (bench/README.md, "Performance, round two"); on an
+embedded SQLite file, whose statements take a few microseconds, it is nearly all of a statement's
+cost. A ``DriverStatement`` is a Core statement compiled once per dialect and set of parameters and run
+with asyncpg, or with the sqlite3 module on an inline connection (:mod:`shared.db.inline_sqlite`),
 on the connection of the caller's transaction, so it commits or rolls back with everything else
 the transaction did. It binds its values as SQLAlchemy would (each column type's processing: JSON
 to text, an aware time to UTC), and a failure reaches the caller as SQLAlchemy would raise it (a
@@ -12,13 +14,14 @@ is invalidated), so the code around it cannot tell the difference.
 
 An ``IN`` list bound at run time (``column.in_(bindparam(name, expanding=True))``), which SQLAlchemy
 writes out anew for each length of the list, is sent to PostgreSQL as one array (``column =
-ANY($n)``): one text, prepared once, whatever the list's length.
-
-On SQLite, and while tracing (so that every statement keeps its span), it runs through SQLAlchemy.
+ANY($n)``): one text, prepared once, whatever the list's length. SQLite has no arrays: there, a
+statement with such a list runs through SQLAlchemy, as every statement does while tracing (so that
+each keeps its span).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -33,6 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement
 
 from shared.core import tracing
+from shared.db.inline_sqlite import InlineConnection
 
 # A row as a mapping of its columns (SQLAlchemy's RowMapping is one too).
 Row = Mapping[Any, Any]
@@ -41,14 +45,10 @@ Statement = Select[Any] | Insert | Update | Delete
 
 
 class _Compiled:
-    """A statement's SQL for asyncpg, its parameters in order with their processing, and how each
+    """A statement's SQL for the driver, its parameters in order with their processing, and how each
     column of its result is read."""
 
-    def __init__(self, statement: Statement, dialect: Dialect, keys: Sequence[str]) -> None:
-        compiled = _lists_as_arrays(statement).compile(dialect=dialect, column_keys=list(keys))
-        assert isinstance(compiled, SQLCompiler)
-        if "POSTCOMPILE" in compiled.string:
-            raise ValueError("a statement run on the driver cannot expand its parameters at every run")
+    def __init__(self, compiled: SQLCompiler, statement: Statement, dialect: Dialect) -> None:
         self.compiled = compiled
         self.sql = compiled.string
         order = compiled.positiontup or []
@@ -58,12 +58,14 @@ class _Compiled:
             binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.order
         ]
         self.returned = list(getattr(statement, "exported_columns", ()))
-        # How each column the statement returns is read (none for a plain insert), learnt with the
-        # type the server gives it on the first run.
+        # How each column the statement returns is read (none for a plain insert): on PostgreSQL,
+        # learnt with the type the server gives it on the first run; SQLite's columns have none.
         self.readers: list[tuple[str, Callable[[Any], Any] | None]] | None = None
         self.dialect = dialect
+        if dialect.name == "sqlite":
+            self.learn_readers([None] * len(self.returned))
 
-    def learn_readers(self, type_oids: Sequence[int]) -> None:
+    def learn_readers(self, type_oids: Sequence[int | None]) -> None:
         self.readers = [
             (column.key, column.type.dialect_impl(self.dialect).result_processor(self.dialect, oid))
             for column, oid in zip(self.returned, type_oids, strict=True)
@@ -75,29 +77,30 @@ class DriverStatement:
 
     def __init__(self, statement: Statement) -> None:
         self.statement = statement
-        self._compiled: dict[frozenset[str], _Compiled] = {}
+        # None: this dialect runs it through SQLAlchemy (an IN list on SQLite).
+        self._compiled: dict[tuple[str, frozenset[str]], _Compiled | None] = {}
 
     async def rows(self, connection: AsyncConnection, parameters: Row) -> list[Row]:
         """The rows the statement returns, each a mapping of its columns."""
-        if not _on_driver(connection):
+        compiled = self._compiled_for(connection, parameters)
+        if compiled is None:
             return [dict(row) for row in (await connection.execute(self.statement, dict(parameters))).mappings()]
-        compiled = self._compile(connection.dialect, parameters)
         records = await _run(connection, compiled, _arguments(compiled, parameters), fetch=True, many=False)
         assert compiled.readers is not None  # learnt by the first run
         return [
             {
                 name: value if read is None else read(value)
-                for (name, read), value in zip(compiled.readers, record.values(), strict=True)
+                for (name, read), value in zip(compiled.readers, record, strict=True)
             }
             for record in records
         ]
 
     async def run(self, connection: AsyncConnection, parameters: Row) -> None:
         """Run the statement for its effect."""
-        if not _on_driver(connection):
+        compiled = self._compiled_for(connection, parameters)
+        if compiled is None:
             await connection.execute(self.statement, dict(parameters))
             return
-        compiled = self._compile(connection.dialect, parameters)
         await _run(connection, compiled, _arguments(compiled, parameters), fetch=False, many=False)
 
     async def run_many(self, connection: AsyncConnection, parameter_sets: Sequence[Row]) -> None:
@@ -105,19 +108,40 @@ class DriverStatement:
         round trip."""
         if not parameter_sets:
             return
-        if not _on_driver(connection):
+        compiled = self._compiled_for(connection, parameter_sets[0])
+        if compiled is None:
             await connection.execute(self.statement, [dict(parameters) for parameters in parameter_sets])
             return
-        compiled = self._compile(connection.dialect, parameter_sets[0])
         arguments = [_arguments(compiled, parameters) for parameters in parameter_sets]
         await _run(connection, compiled, arguments, fetch=False, many=True)
 
-    def _compile(self, dialect: Dialect, parameters: Row) -> _Compiled:
-        keys = frozenset(parameters)
-        compiled = self._compiled.get(keys)
-        if compiled is None:
-            compiled = self._compiled[keys] = _Compiled(self.statement, dialect, sorted(keys))
-        return compiled
+    def _compiled_for(self, connection: AsyncConnection, parameters: Row) -> _Compiled | None:
+        """The statement compiled for the connection's driver, or None to run it through SQLAlchemy."""
+        dialect = connection.dialect
+        if dialect.driver not in _DRIVERS or tracing.active():
+            return None
+        key = (dialect.name, frozenset(parameters))
+        if key not in self._compiled:
+            self._compiled[key] = _compile(self.statement, dialect, sorted(parameters))
+        return self._compiled[key]
+
+
+# The drivers a statement runs on itself: asyncpg, and SQLite's inline connections (the
+# embedded store's engines are made with them).
+_DRIVERS = frozenset({"asyncpg", "aiosqlite"})
+
+
+def _compile(statement: Statement, dialect: Dialect, keys: Sequence[str]) -> _Compiled | None:
+    """``statement`` compiled for ``dialect``'s driver, or None where it runs through SQLAlchemy."""
+    if dialect.name == "postgresql":
+        statement = _lists_as_arrays(statement)
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    assert isinstance(compiled, SQLCompiler)
+    if "POSTCOMPILE" in compiled.string:
+        if dialect.name == "sqlite" and compiled.binds and any(bind.expanding for bind in compiled.binds.values()):
+            return None  # an IN list bound at run time, which SQLite has no array to take
+        raise ValueError("a statement run on the driver cannot expand its parameters at every run")
+    return _Compiled(compiled, statement, dialect)
 
 
 def _lists_as_arrays(statement: Statement) -> Statement:
@@ -140,10 +164,6 @@ def _lists_as_arrays(statement: Statement) -> Statement:
     return cast(Statement, visitors.replacement_traverse(traversible, {}, as_array))
 
 
-def _on_driver(connection: AsyncConnection) -> bool:
-    return connection.dialect.driver == "asyncpg" and not tracing.active()
-
-
 def _arguments(compiled: _Compiled, parameters: Row) -> list[Any]:
     """The statement's positional arguments: the parameters given, and the values bound in the
     statement itself, each processed as its type says."""
@@ -156,13 +176,16 @@ def _arguments(compiled: _Compiled, parameters: Row) -> list[Any]:
 
 
 async def _run(connection: AsyncConnection, compiled: _Compiled, arguments: Any, *, fetch: bool, many: bool) -> Any:
-    """Run ``compiled`` with its positional ``arguments``, or once for each of a list of them (``many``)."""
+    """Run ``compiled`` with its positional ``arguments``, or once for each of a list of them
+    (``many``); the rows it returned (``fetch``), each a sequence of its values."""
     # The pooled connection the transaction holds, without a trip through SQLAlchemy's greenlet;
     # one invalidated (lost) is asked for the usual way, which raises as SQLAlchemy does.
     sync = connection.sync_connection
     fairy = sync.connection if sync is not None and not sync.invalidated else await connection.get_raw_connection()
     adapter: Any = fairy.dbapi_connection
     driver = adapter.driver_connection
+    if isinstance(driver, InlineConnection):
+        return await _run_on_sqlite(connection, driver, compiled, arguments, fetch=fetch, many=many)
     try:
         async with adapter._execute_mutex:
             if adapter._transaction is None:
@@ -190,6 +213,37 @@ async def _run(connection: AsyncConnection, compiled: _Compiled, arguments: Any,
                 connection.dialect, adapter, compiled.sql, arguments, error, invalidated=True
             ) from error
         raise
+
+
+async def _run_on_sqlite(
+    connection: AsyncConnection,
+    driver: InlineConnection,
+    compiled: _Compiled,
+    arguments: Any,
+    *,
+    fetch: bool,
+    many: bool,
+) -> Any:
+    """``_run`` on an inline SQLite connection: the call runs at once in the loop's thread."""
+    if not connection.in_transaction():
+        # SQLAlchemy begins a transaction with a connection's first statement: this is one.
+        await connection.begin()
+
+    def work(raw: sqlite3.Connection) -> list[Any]:
+        if many:
+            raw.executemany(compiled.sql, arguments)
+            return []
+        cursor = raw.execute(compiled.sql, arguments)
+        return cursor.fetchall() if fetch else []
+
+    try:
+        return await driver.run(work)
+    except sqlite3.Error as error:
+        dbapi_error = connection.dialect.loaded_dbapi.Error
+        raised: BaseException = DBAPIError.instance(
+            compiled.sql, arguments, error, dbapi_error, dialect=connection.dialect
+        )
+        raise raised from error
 
 
 def _as_sqlalchemy_raises(

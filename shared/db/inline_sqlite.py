@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Generator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -34,6 +34,8 @@ import aiosqlite
 BUSY_TIMEOUT_S = 10.0
 _FIRST_PAUSE_S = 0.001
 _LONGEST_PAUSE_S = 0.05
+
+_T = TypeVar("_T")
 
 
 class InlineConnection(aiosqlite.Connection):
@@ -49,6 +51,16 @@ class InlineConnection(aiosqlite.Connection):
         if self._connection is None:
             raise ValueError("Connection closed")
         return await _patiently(partial(fn, *args, **kwargs), self._connection)
+
+    async def run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` done on the sqlite3 connection itself, tried again while another connection
+        holds the write lock (see :func:`_patiently`): for callers that bind and read values
+        themselves (``shared.db.driver``)."""
+        if self._connection is None:
+            raise ValueError("Connection closed")
+        connection = self._connection
+        result: _T = await _patiently(partial(work, connection), connection)
+        return result
 
     async def _connect(self) -> InlineConnection:
         if self._connection is None:

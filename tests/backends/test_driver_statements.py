@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     bindparam,
+    event,
     literal,
     select,
     text,
@@ -28,7 +29,7 @@ from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared.core.ids import new_id
-from shared.db.driver import DriverStatement
+from shared.db.driver import DriverStatement, _compile
 from shared.db.engine import BigIntPK, UTCDateTime
 from shared.messaging.store import ServiceStore
 from shared.messaging.tables import service_metadata
@@ -161,6 +162,7 @@ async def test_an_in_list_of_any_length_is_one_statement(backend: Backend) -> No
     if backend.name == "postgres-kafka":
         # Sent as an array: one text for every length, prepared once.
         (compiled,) = named._compiled.values()
+        assert compiled is not None
         assert "= ANY ($1::UUID[])" in compiled.sql
 
 
@@ -168,7 +170,7 @@ def test_a_statement_that_would_write_a_value_into_its_text_at_every_run_is_refu
     _, table = _metadata()
     statement = DriverStatement(select(table.c.id).where(table.c.name == bindparam("name", literal_execute=True)))
     with pytest.raises(ValueError, match="at every run"):
-        statement._compile(asyncpg.dialect(), {"name": "a"})  # type: ignore[no-untyped-call]
+        _compile(statement.statement, asyncpg.dialect(), ["name"])  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize("backend", ["postgres-kafka"], indirect=True)
@@ -192,3 +194,18 @@ async def test_a_connection_lost_is_sqlalchemys_disconnect_and_the_pool_replaces
         await insert.run(tx.connection, _row("after"))
     async with store.engine.connect() as connection:
         assert (await connection.execute(select(table.c.name))).scalars().all() == ["after"]
+
+
+async def test_a_statement_runs_on_the_driver_not_through_sqlalchemy(backend: Backend) -> None:
+    store, table = await _store(backend)
+    insert = DriverStatement(table.insert().returning(table.c.name))
+    executed: list[str] = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute", lambda *call: executed.append(call[2]))
+    async with store.transaction() as tx:
+        (returned,) = await insert.rows(tx.connection, _row("driver"))
+    async with store.engine.connect() as connection:
+        names = (await connection.execute(select(table.c.name))).scalars().all()
+    assert returned == {"name": "driver"}
+    assert names == ["driver"]
+    # SQLAlchemy ran the query above and the transaction's begin (SQLite's BEGIN), not the insert.
+    assert [statement for statement in executed if "INSERT" in statement] == []
