@@ -9,6 +9,7 @@ import asyncio
 import os
 import socket
 import sys
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -141,3 +142,57 @@ async def test_a_write_whose_connection_broke_after_it_left_is_resent_only_when_
         "POST /intake/public/reports HTTP/1.1": 3,
         "POST /intake/reports/1/file HTTP/1.1": 1,  # it might have been filed: not sent again
     }
+
+
+@asynccontextmanager
+async def arriving(after_s: float) -> AsyncIterator[tuple[str, Counter[str]]]:
+    """A server on 127.0.0.1 that answers each path 404 ("not yet") until ``after_s`` seconds after
+    it was first asked for, then ``{}``, as a service answers while an event travels to it. Yields
+    its URL and the requests it read, by path."""
+    seen: Counter[str] = Counter()
+    first_asked: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            except asyncio.IncompleteReadError:
+                break
+            path = head.split()[1]
+            seen[path] += 1
+            arrived = loop.time() - first_asked.setdefault(path, loop.time()) >= after_s
+            status, body = (b"200 OK", b"{}") if arrived else (b"404 Not Found", b'{"code":"not_found"}')
+            writer.write(
+                b"HTTP/1.1 "
+                + status
+                + b"\r\ncontent-type: application/json\r\ncontent-length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+
+
+async def test_a_call_waiting_for_an_event_learns_how_long_such_events_take() -> None:
+    async with arriving(after_s=0.2) as (base, seen):
+        client = CityClient(dict.fromkeys(SERVICE_NAMES, base), SimulatedClock(START), {})
+        try:
+            cases = [str(uuid.UUID(int=n)) for n in range(1, 7)]
+            for case in cases:
+                assert await client.call(None, "GET", "dispatch", f"/cases/{case}") == {}
+            # Another kind of call has learnt nothing yet.
+            assert await client.call(None, "GET", "handling", f"/cases/{cases[0]}") == {}
+        finally:
+            await client.aclose()
+    asked = [seen[f"/dispatch/cases/{case}"] for case in cases]
+    # Pauses of 10, 15, 22, 34, 51, 76 ms... before the event's 200 ms: at least six "not yet"s.
+    assert asked[0] >= 7
+    # Then most of the wait at once, and a few short pauses for the rest.
+    assert max(asked[2:]) <= 4, asked
+    assert seen[f"/handling/cases/{cases[0]}"] >= 7

@@ -6,6 +6,11 @@ inbox learns of a dispatch a moment after dispatch made it), and a 401 once a to
 in simulated time. The first is retried shortly, the second with a fresh token: the session's
 refresh token buys one, and when the session has ended too, the user logs in again.
 
+How long to pause before asking again is learnt: each kind of call (its method and path, the ids
+left out) remembers how long its events have lately taken to arrive after a "not yet", and the
+first pause is most of that, where a fixed first pause of 10 ms asked three or four times in vain
+for each event that crosses Kafka (every "not yet" is a request the city serves for nothing).
+
 A service process may be restarted under the simulation (fault tests do it): a call whose
 connection is refused is sent again until the process is back, and a log-in goes to any process.
 """
@@ -15,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +41,16 @@ _TOKEN_MARGIN = timedelta(minutes=10)
 _FIRST_RETRY_S = 0.01
 _RETRY_GROWTH = 1.5
 _MAX_RETRY_S = 0.1
+# The first pause after a "not yet" is this share of the time the kind of call's events have lately
+# taken to arrive (a moving average, each new wait weighing ``_LEARNING``), between the fixed
+# first pause and ``_LONGEST_FIRST_PAUSE_S``; the pauses after it grow from a tenth of it. A pause
+# that overshoots lowers the average it came from, one that falls short asks again soon: the
+# average follows the city's pace both ways.
+_SHARE_OF_LEARNT_WAIT = 0.9
+_LEARNING = 0.2
+_LONGEST_FIRST_PAUSE_S = 0.5
+# Ids in a path: calls that differ only by them are one kind.
+_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # A call that got no answer: the connection refused or broken, or the time out.
 _NO_ANSWER = (aiohttp.ClientError, TimeoutError)
 # Failures before the request left: a process restarting refuses connections. Always safe to resend.
@@ -114,6 +131,7 @@ class CityClient:
         self._slots = {base: asyncio.Semaphore(concurrency) for base in self._pools}
         self._tokens: dict[str, _Token] = {}
         self._logins: dict[str, asyncio.Lock] = {}
+        self._waits = _Waits()
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -153,7 +171,9 @@ class CityClient:
         """
         target = f"/{service}{path}"
         resendable = resendable or method in _IDEMPOTENT
-        patience = _Patience(self.patience_s)
+        kind = f"{method} {_ID.sub('{id}', target)}"
+        patience = _Patience(self.patience_s, self._waits.first_pause(kind))
+        not_yet_since: float | None = None
         logins = 0
         while True:
             token = await self._token(user) if user else None
@@ -166,6 +186,8 @@ class CityClient:
                 raise SimulationError(f"{method} {path} as {user}: {type(exc).__name__}: {exc}") from exc
             status = response.status_code
             if status < 300:
+                if not_yet_since is not None:
+                    self._waits.learn(kind, time.monotonic() - not_yet_since)
                 return response.json()
             if status == 401 and user is not None and logins < 2:
                 self._renew_soon(user, token)
@@ -177,6 +199,8 @@ class CityClient:
                 raise Stuck(
                     f"{method} {path} as {user}: still {status} after {patience.waited:.0f}s: {response.text[:300]}"
                 )
+            if status != 503 and not_yet_since is None:
+                not_yet_since = time.monotonic()
             self.retries += 1
             await patience.pause()
 
@@ -251,13 +275,19 @@ class CityClient:
         """GET ``path`` until ``ready(answer)`` holds (another service's event has arrived); the
         answer that satisfied it. :class:`Stuck` when the patience runs out first.
         """
-        patience = _Patience(self.patience_s)
+        kind = f"poll /{service}{_ID.sub('{id}', path)}"
+        patience = _Patience(self.patience_s, self._waits.first_pause(kind))
+        not_yet_since: float | None = None
         while True:
             answer = await self.call(user, "GET", service, path)
             if ready(answer):
+                if not_yet_since is not None:
+                    self._waits.learn(kind, time.monotonic() - not_yet_since)
                 return answer
             if patience.spent:
                 raise Stuck(f"GET {path} as {user}: not there after {patience.waited:.0f}s: {str(answer)[:300]}")
+            if not_yet_since is None:
+                not_yet_since = time.monotonic()
             self.retries += 1
             await patience.pause()
 
@@ -338,14 +368,37 @@ class CityClient:
 _FLOW_COUNTERS = ("citycase_outbox_published_total{", "citycase_events_consumed_total{")
 
 
-class _Patience:
-    """The pauses between tries of one thing, growing from 10 to 100 ms, until the
-    patience (seconds of pauses) is spent."""
+class _Waits:
+    """How long the events that each kind of call waits for have lately taken to arrive after a
+    "not yet", and so how long to pause after the next one."""
 
-    def __init__(self, patience_s: float) -> None:
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    def first_pause(self, kind: str) -> float | None:
+        """The first pause after a "not yet" answer to a call of ``kind``; None before one of them
+        has waited."""
+        learnt = self._seconds.get(kind)
+        if learnt is None:
+            return None
+        return min(max(learnt * _SHARE_OF_LEARNT_WAIT, _FIRST_RETRY_S), _LONGEST_FIRST_PAUSE_S)
+
+    def learn(self, kind: str, seconds: float) -> None:
+        """A call of ``kind`` got its answer ``seconds`` after its first "not yet"."""
+        learnt = self._seconds.get(kind)
+        self._seconds[kind] = seconds if learnt is None else learnt + _LEARNING * (seconds - learnt)
+
+
+class _Patience:
+    """The pauses between tries of one thing, until the patience (seconds of pauses) is spent: from
+    10 ms growing to 100 ms; or a first one as long as told (most of the wait learnt for the kind of
+    call), then growing from a tenth of it."""
+
+    def __init__(self, patience_s: float, first_s: float | None = None) -> None:
         self.patience_s = patience_s
         self.waited = 0.0
-        self._delay = _FIRST_RETRY_S
+        self._first = first_s
+        self._delay = _FIRST_RETRY_S if first_s is None else min(max(first_s / 10, _FIRST_RETRY_S), _MAX_RETRY_S)
 
     @property
     def spent(self) -> bool:
@@ -354,6 +407,9 @@ class _Patience:
 
     async def pause(self) -> None:
         """Wait before the next try."""
-        await asyncio.sleep(self._delay)
-        self.waited += self._delay
-        self._delay = min(self._delay * _RETRY_GROWTH, _MAX_RETRY_S)
+        if self._first is not None:
+            delay, self._first = self._first, None
+        else:
+            delay, self._delay = self._delay, min(self._delay * _RETRY_GROWTH, _MAX_RETRY_S)
+        await asyncio.sleep(delay)
+        self.waited += delay
