@@ -11,7 +11,7 @@ import socket
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,21 +122,36 @@ async def hanging_up(answer_after: int) -> AsyncIterator[tuple[str, Counter[str]
             await writer.drain()
         writer.close()
 
+    async with listening(serve) as base:
+        yield base, seen
+
+
+@asynccontextmanager
+async def listening(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that ``serve``s each connection; yields its URL."""
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     async with server:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@asynccontextmanager
+async def anonymous_client(base: str) -> AsyncIterator[CityClient]:
+    """The simulator's client with every service at ``base``, no one to log in as."""
+    client = CityClient(dict.fromkeys(SERVICE_NAMES, base), SimulatedClock(START), {})
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def test_a_write_whose_connection_broke_after_it_left_is_resent_only_when_safe() -> None:
-    async with hanging_up(answer_after=2) as (base, seen):
-        client = CityClient(dict.fromkeys(SERVICE_NAMES, base), SimulatedClock(START), {})
-        try:
-            assert await client.call(None, "GET", "intake", "/reports/1") == {}
-            assert await client.call(None, "POST", "intake", "/public/reports", resendable=True, json=REPORT) == {}
-            with pytest.raises(SimulationError, match="POST /reports/1/file as None: ServerDisconnectedError"):
-                await client.call(None, "POST", "intake", "/reports/1/file")
-        finally:
-            await client.aclose()
+    async with hanging_up(answer_after=2) as (base, seen), anonymous_client(base) as client:
+        assert await client.call(None, "GET", "intake", "/reports/1") == {}
+        assert await client.call(None, "POST", "intake", "/public/reports", resendable=True, json=REPORT) == {}
+        with pytest.raises(SimulationError, match="POST /reports/1/file as None: ServerDisconnectedError"):
+            await client.call(None, "POST", "intake", "/reports/1/file")
     assert seen == {
         "GET /intake/reports/1 HTTP/1.1": 3,
         "POST /intake/public/reports HTTP/1.1": 3,
@@ -174,22 +189,17 @@ async def arriving(after_s: float) -> AsyncIterator[tuple[str, Counter[str]]]:
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with server:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+    async with listening(serve) as base:
+        yield base, seen
 
 
 async def test_a_call_waiting_for_an_event_learns_how_long_such_events_take() -> None:
-    async with arriving(after_s=0.2) as (base, seen):
-        client = CityClient(dict.fromkeys(SERVICE_NAMES, base), SimulatedClock(START), {})
-        try:
-            cases = [str(uuid.UUID(int=n)) for n in range(1, 7)]
-            for case in cases:
-                assert await client.call(None, "GET", "dispatch", f"/cases/{case}") == {}
-            # Another kind of call has learnt nothing yet.
-            assert await client.call(None, "GET", "handling", f"/cases/{cases[0]}") == {}
-        finally:
-            await client.aclose()
+    cases = [str(uuid.UUID(int=n)) for n in range(1, 7)]
+    async with arriving(after_s=0.2) as (base, seen), anonymous_client(base) as client:
+        for case in cases:
+            assert await client.call(None, "GET", "dispatch", f"/cases/{case}") == {}
+        # Another kind of call has learnt nothing yet.
+        assert await client.call(None, "GET", "handling", f"/cases/{cases[0]}") == {}
     asked = [seen[f"/dispatch/cases/{case}"] for case in cases]
     # Pauses of 10, 15, 22, 34, 51, 76 ms... before the event's 200 ms: at least six "not yet"s.
     assert asked[0] >= 7
