@@ -138,7 +138,7 @@ def _compile(statement: Statement, dialect: Dialect, keys: Sequence[str]) -> _Co
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     assert isinstance(compiled, SQLCompiler)
     if "POSTCOMPILE" in compiled.string:
-        if dialect.name == "sqlite" and compiled.binds and any(bind.expanding for bind in compiled.binds.values()):
+        if dialect.name == "sqlite" and any(bind.expanding for bind in compiled.binds.values()):
             return None  # an IN list bound at run time, which SQLite has no array to take
         raise ValueError("a statement run on the driver cannot expand its parameters at every run")
     return _Compiled(compiled, statement, dialect)

@@ -171,9 +171,7 @@ class CityClient:
         """
         target = f"/{service}{path}"
         resendable = resendable or method in _IDEMPOTENT
-        kind = f"{method} {_ID.sub('{id}', target)}"
-        patience = _Patience(self.patience_s, self._waits.first_pause(kind))
-        not_yet_since: float | None = None
+        patience = _Patience(self.patience_s, self._waits, f"{method} {_ID.sub('{id}', target)}")
         logins = 0
         while True:
             token = await self._token(user) if user else None
@@ -186,8 +184,7 @@ class CityClient:
                 raise SimulationError(f"{method} {path} as {user}: {type(exc).__name__}: {exc}") from exc
             status = response.status_code
             if status < 300:
-                if not_yet_since is not None:
-                    self._waits.learn(kind, time.monotonic() - not_yet_since)
+                patience.arrived()
                 return response.json()
             if status == 401 and user is not None and logins < 2:
                 self._renew_soon(user, token)
@@ -199,8 +196,8 @@ class CityClient:
                 raise Stuck(
                     f"{method} {path} as {user}: still {status} after {patience.waited:.0f}s: {response.text[:300]}"
                 )
-            if status != 503 and not_yet_since is None:
-                not_yet_since = time.monotonic()
+            if status != 503:
+                patience.not_yet()
             self.retries += 1
             await patience.pause()
 
@@ -275,19 +272,15 @@ class CityClient:
         """GET ``path`` until ``ready(answer)`` holds (another service's event has arrived); the
         answer that satisfied it. :class:`Stuck` when the patience runs out first.
         """
-        kind = f"poll /{service}{_ID.sub('{id}', path)}"
-        patience = _Patience(self.patience_s, self._waits.first_pause(kind))
-        not_yet_since: float | None = None
+        patience = _Patience(self.patience_s, self._waits, f"poll /{service}{_ID.sub('{id}', path)}")
         while True:
             answer = await self.call(user, "GET", service, path)
             if ready(answer):
-                if not_yet_since is not None:
-                    self._waits.learn(kind, time.monotonic() - not_yet_since)
+                patience.arrived()
                 return answer
             if patience.spent:
                 raise Stuck(f"GET {path} as {user}: not there after {patience.waited:.0f}s: {str(answer)[:300]}")
-            if not_yet_since is None:
-                not_yet_since = time.monotonic()
+            patience.not_yet()
             self.retries += 1
             await patience.pause()
 
@@ -391,14 +384,30 @@ class _Waits:
 
 class _Patience:
     """The pauses between tries of one thing, until the patience (seconds of pauses) is spent: from
-    10 ms growing to 100 ms; or a first one as long as told (most of the wait learnt for the kind of
-    call), then growing from a tenth of it."""
+    10 ms growing to 100 ms; or, once ``waits`` has learnt how long calls of its ``kind`` wait for
+    their event, a first one of most of that, then growing from a tenth of it. Told when a "not
+    yet" came first and when the answer arrived, it teaches ``waits`` the wait in between."""
 
-    def __init__(self, patience_s: float, first_s: float | None = None) -> None:
+    def __init__(self, patience_s: float, waits: _Waits | None = None, kind: str = "") -> None:
         self.patience_s = patience_s
         self.waited = 0.0
-        self._first = first_s
-        self._delay = _FIRST_RETRY_S if first_s is None else min(max(first_s / 10, _FIRST_RETRY_S), _MAX_RETRY_S)
+        self._waits = waits
+        self._kind = kind
+        self._first = None if waits is None else waits.first_pause(kind)
+        self._delay = (
+            _FIRST_RETRY_S if self._first is None else min(max(self._first / 10, _FIRST_RETRY_S), _MAX_RETRY_S)
+        )
+        self._not_yet_since: float | None = None
+
+    def not_yet(self) -> None:
+        """The call was answered "not yet": its event is on its way."""
+        if self._not_yet_since is None:
+            self._not_yet_since = time.monotonic()
+
+    def arrived(self) -> None:
+        """The call got its answer: learn how long after its first "not yet", if it had one."""
+        if self._waits is not None and self._not_yet_since is not None:
+            self._waits.learn(self._kind, time.monotonic() - self._not_yet_since)
 
     @property
     def spent(self) -> bool:
