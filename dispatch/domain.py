@@ -386,7 +386,7 @@ def decide_recompute(case: CaseState, calendar: WorkingCalendar, category: Categ
     still time a step to come (the calendar has learnt an official year since): the handling
     deadline while the case is with a department or suspended, the dispatch deadline until the
     first dispatch. Each that moved, or became official, is saved and told as
-    ``case.deadline_recomputed``; a handling deadline that moves past ``now`` is no longer missed.
+    ``case.deadline_recomputed``; a handling deadline that moves to ``now`` or later is no longer missed.
     """
     changes: dict[str, Any] = {}
     events: list[EventPayload] = []
@@ -396,7 +396,7 @@ def decide_recompute(case: CaseState, calendar: WorkingCalendar, category: Categ
         handling = handling_deadline(calendar, case, category)
         if handling != (case.handling_deadline, True):
             changes.update(handling_deadline=handling.at, handling_deadline_provisional=handling.provisional)
-            if handling.at > now:
+            if handling.at >= now:
                 changes["deadline_missed_at"] = None
             events.append(_recomputed(DeadlineKind.HANDLING, handling, case.handling_deadline))
     if case.dispatch_deadline_provisional and case.dispatch_deadline is not None and case.attempt == 0:

@@ -35,17 +35,19 @@ async def report_missed_deadlines(ctx: ServiceContext, batch: int = 500) -> int:
 
 
 def unreported_missed_deadlines(now: datetime, batch: int) -> Select[Any]:
-    """The cases whose clock runs and whose deadline has passed by ``now``, not reported yet,
+    """The cases whose clock runs and whose deadline passed before ``now``, not reported yet,
     earliest deadline first (the index ``ix_dispatch_cases_timer`` serves exactly this)."""
     return select(cases).where(*missed_unreported(now)).order_by(cases.c.handling_deadline).limit(batch)
 
 
 def missed_unreported(now: datetime) -> list[ColumnElement[bool]]:
-    """The timer's rule: the case's clock runs, its deadline has passed by ``now``, not reported yet."""
+    """The timer's rule: the case's clock runs, its deadline passed before ``now``, not reported
+    yet. A case closed at its deadline's very instant is closed on time (closure's rule), so that
+    instant is not yet a miss, as with closure's check deadlines."""
     return [
         cases.c.status.in_([s.value for s in domain.CLOCK_RUNNING]),
         cases.c.deadline_missed_at.is_(None),
-        cases.c.handling_deadline <= now,
+        cases.c.handling_deadline < now,
     ]
 
 

@@ -118,6 +118,23 @@ SCALARS = {
     "dispatch_open": ("dispatch", "SELECT count(*) FROM {schema}cases WHERE status NOT IN ('closed', 'cancelled')"),
 }
 UNSENT = "SELECT count(*) FROM {schema}outbox WHERE sent_at IS NULL"
+# Each report (by its number in the plan) with what became of it, and its case's timeline as intake
+# heard it from every service: the same seed must give the same rows, times and case numbers.
+HISTORY = """
+SELECT r.description, r.status, r.case_number, m.description, c.on_time, t.at, t.event_type, t.actor
+FROM {schema}reports r
+LEFT JOIN {schema}reports m ON m.id = r.merged_into
+LEFT JOIN {schema}cases c ON c.id = r.id
+LEFT JOIN {schema}timeline t ON t.case_id = r.id
+"""
+
+
+def embedded_history(settings: Settings) -> list[tuple[Any, ...]]:
+    """What the city did with each report of a simulation (``HISTORY``), ids left out (they are
+    drawn afresh each run), in one order whatever the order of the rows."""
+    with sqlite3.connect(settings.data_dir / "intake.db") as db:
+        rows = db.execute(HISTORY.format(schema="")).fetchall()
+    return sorted(rows, key=repr)
 
 
 def embedded_rows(settings: Settings, groups: Sequence[str]) -> dict[str, Any]:
@@ -228,8 +245,12 @@ async def test_two_simulated_days_in_the_embedded_city(tmp_path: Path) -> None:
     assert FileClock(tmp_path / "city" / SIMULATION_CLOCK_FILE).now() == summary.end
     # Served again, the folder runs on that time, not today's.
     assert create_app(["all"], settings).state.runtime.shared.clock.now() == summary.end
-    again = await simulate(settings.model_copy(update={"data_dir": tmp_path / "again"}), OPTIONS, out=io.StringIO())
+    again_settings = settings.model_copy(update={"data_dir": tmp_path / "again"})
+    again = await simulate(again_settings, OPTIONS, out=io.StringIO())
     assert again.counts == summary.counts
+    history = embedded_history(settings)
+    assert len(history) > summary.counts["reports"]
+    assert embedded_history(again_settings) == history
 
 
 async def test_two_simulated_days_with_each_service_in_its_own_process(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from services.tools.simulator.plan import (
     self_handleable,
 )
 from services.tools.simulator.profile import Profile, ProfileError, load_profile
-from services.tools.simulator.scheduler import Scheduler
+from services.tools.simulator.scheduler import Scheduler, Script
 from shared.city.calendar import WorkingCalendar, load_calendar
 from shared.city.loader import load_city
 from shared.city.model import City
@@ -234,6 +234,30 @@ async def test_what_waits_for_the_others_comes_after_their_work_at_the_same_inst
     await scheduler.run()
     at_ten = start + timedelta(minutes=10)
     assert seen == [("end", at_ten), ("repeat", at_ten), ("later", start + timedelta(minutes=20))]
+
+
+async def test_scripts_take_their_turns_at_one_instant_by_rank_one_at_a_time() -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    clock = SimulatedClock(start)
+    scheduler = Scheduler(clock, timedelta(minutes=5))
+    seen: list[str] = []
+
+    def script(rank: int, busy_s: float) -> Script:
+        async def run() -> None:
+            await asyncio.sleep(busy_s)  # calls to the city before its turn: the higher ranks are quicker
+            await scheduler.in_turn(rank)
+            seen.append(f"{rank} begins")
+            await asyncio.sleep(0.01)  # its turn's call: nobody else's turn meanwhile
+            seen.append(f"{rank} ends")
+
+        return run
+
+    for rank in (2, 3, 1):
+        scheduler.start(start + timedelta(minutes=10), script(rank, busy_s=0.06 - 0.02 * rank))
+    await scheduler.run()
+    assert seen == ["1 begins", "1 ends", "2 begins", "2 ends", "3 begins", "3 ends"]
+    assert clock.now() == start + timedelta(minutes=10)
+    assert scheduler.pending == 0
 
 
 async def test_a_run_stops_at_its_end_and_errors_surface() -> None:

@@ -150,6 +150,8 @@ class Actors:
         category = self.city.category(arrival.category_code)
         if arrival.repeats is not None:
             await self._intake_knows_the_end(arrival.repeats)
+        # Reports and decisions of one instant reach intake in the order of their numbers.
+        await self.scheduler.in_turn(arrival.number)
         report = await self._report(arrival)
         self.tally.add("reports")
         self.tally.add(f"reports.{arrival.source.value}")
@@ -161,6 +163,7 @@ class Actors:
         received = datetime.fromisoformat(report["received_at"])
         if report["status"] != "filed":
             await self._wait(self._after(received, category, "filing", fate.intake_delay))
+            await self.scheduler.in_turn(arrival.number)
             if not await self._decide(report, fate):
                 self.tally.add("rejected")
                 return
@@ -385,15 +388,15 @@ class Actors:
         )
 
     def _reacted(self, service: str, case_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
-        """Make sure ``service`` has reacted to what was just done to the case before time moves
-        more than one step on.
+        """Make sure ``service`` has reacted to what was just done to the case before time moves on.
 
         Services react to each other's events as they arrive and stamp their reaction with the
-        clock's time then: were simulated time to race ahead meanwhile, dispatch would route a case
-        filed at 17:50 at midnight, and closure would start a check's time limit late. Checked as
-        time is about to move on, the reaction is almost always in: one call, no waiting.
+        clock's time then: were simulated time to move on meanwhile, dispatch would route a case
+        filed at 17:50 at 17:55 in one run and at 17:50 in the next (its deadline with it), and
+        closure would start a check's time limit a step late; the same seed would not make the
+        same city. Checked when the step's other work is done, the reaction is mostly in already.
         """
-        self._confirm(self._now() + self.scheduler.step, service, case_id, done)
+        self._confirm(self._now(), service, case_id, done)
 
     def _confirm(self, horizon: datetime, service: str, case_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
         """Before time passes ``horizon``, wait until ``service``'s view of the case satisfies ``done``."""
@@ -418,13 +421,14 @@ class Actors:
             self.tally.add("closed_on_time")
 
     def _ended_before(self, case_id: str, deadline: datetime) -> None:
-        """Make sure dispatch has heard that a case ended before time reaches its deadline: its timer
-        judges by what it knows, and a closure still on its way when the deadline passes would be
-        reported missed. Simulated minutes go by in milliseconds here, so that would be common; in
-        a city on real time the window is a few milliseconds wide.
+        """Make sure dispatch has heard that a case ended before time passes its deadline (a case
+        closed at the deadline's very instant is on time): its timer judges by what it knows, and a
+        closure still on its way when the deadline passes would be reported missed. Simulated
+        minutes go by in milliseconds here, so that would be common; in a city on real time the
+        window is a few milliseconds wide.
         """
-        if deadline > self._now():
-            self._confirm(deadline - _INSTANT, "dispatch", case_id, lambda case: case["status"] in _ENDED)
+        if deadline >= self._now():
+            self._confirm(deadline, "dispatch", case_id, lambda case: case["status"] in _ENDED)
 
     async def missed(self, case_id: str) -> None:
         """Wait until the deadline timer has reported the case's passed deadline missed (or the
@@ -436,7 +440,7 @@ class Actors:
                 case["deadline_missed_at"] is not None
                 or case["status"] not in ("dispatched", "handled")
                 or deadline is None
-                or datetime.fromisoformat(deadline) > self._now()
+                or datetime.fromisoformat(deadline) >= self._now()
             )
 
         case = await self.client.poll(self._roles[Role.SHIFT_LEAD], "dispatch", f"/cases/{case_id}", reported)
@@ -453,11 +457,12 @@ class Actors:
         await self.scheduler.until(when)
 
     async def _open_until(self, case_id: str, deadline: datetime, when: datetime) -> None:
-        """Wait until ``when`` with the case open; should its deadline come first, stop there until
-        the deadline timer has reported it missed, as it would have with time running at its pace.
+        """Wait until ``when`` with the case open; should its deadline pass first, stop once it has
+        (the next step after it) until the deadline timer has reported it missed, as it would have
+        with time running at its pace.
         """
         if self._now() < deadline < when:
-            await self._wait(deadline)
+            await self._wait(deadline + _INSTANT)
             await self.missed(case_id)
         await self._wait(when)
 

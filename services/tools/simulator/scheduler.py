@@ -43,6 +43,7 @@ class Scheduler:
         self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script]] = []
         self._holds: list[tuple[datetime, int, Script]] = []
         self._after_others: list[asyncio.Future[None]] = []
+        self._turns: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._busy = 0
         self._idle = asyncio.Event()
@@ -52,8 +53,8 @@ class Scheduler:
 
     @property
     def pending(self) -> int:
-        """Scripts waiting for their time, scripts not started yet, and holds not run yet."""
-        return len(self._queue) + len(self._holds)
+        """Scripts waiting for their time or turn, scripts not started yet, and holds not run yet."""
+        return len(self._queue) + len(self._holds) + len(self._turns)
 
     def start(self, when: datetime, script: Script) -> None:
         """Run ``script`` from the simulated instant ``when`` on."""
@@ -87,6 +88,17 @@ class Scheduler:
         self._done_working()
         await woken  # the scheduler counts this script busy again as it wakes it
 
+    async def in_turn(self, rank: int) -> None:
+        """Wait, at the present simulated instant, until every other script is waiting for a later
+        one or for its turn; then the scripts waiting for their turn go one at a time, the lowest
+        ``rank`` first, each when the one before is waiting again. What the city numbers or matches
+        in the order it hears of it (case numbers, duplicates) then comes out the same in every run.
+        """
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._turns, (rank, next(self._order), woken))
+        self._done_working()
+        await woken  # the scheduler counts this script busy again as it wakes it
+
     async def run(self, end: datetime | None = None, on_advance: Callable[[datetime], None] | None = None) -> None:
         """Move time and wake what is due until nothing is left to do, or until the next step would
         pass ``end``. Raises the first error a script did not handle itself.
@@ -99,9 +111,10 @@ class Scheduler:
                 # The step's other work is done: now what waited for it, still at this instant.
                 waiting, self._after_others = self._after_others, []
                 for woken in waiting:
-                    self._busy += 1
-                    self._idle.clear()
-                    woken.set_result(None)
+                    self._wake(woken)
+                continue
+            if self._turns:
+                self._wake(heapq.heappop(self._turns)[2])
                 continue
             if not self._queue:
                 return
@@ -119,9 +132,7 @@ class Scheduler:
             while self._queue and self._queue[0][0] <= tick:
                 _, _, wake = heapq.heappop(self._queue)
                 if isinstance(wake, asyncio.Future):
-                    self._busy += 1
-                    self._idle.clear()
-                    wake.set_result(None)
+                    self._wake(wake)
                 else:
                     self._run(wake)
             # The next step may pass these: check alongside this step's work, which costs no wait.
@@ -135,6 +146,12 @@ class Scheduler:
         self._queue.clear()
         self._holds.clear()
         self._after_others.clear()
+        self._turns.clear()
+
+    def _wake(self, woken: asyncio.Future[None]) -> None:
+        self._busy += 1
+        self._idle.clear()
+        woken.set_result(None)
 
     def _run_holds(self, before: datetime) -> None:
         while self._holds and self._holds[0][0] < before:

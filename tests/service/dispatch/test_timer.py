@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import pytest
 
 from dispatch import handlers
 from dispatch.timer import report_missed_deadlines
@@ -49,9 +51,11 @@ async def test_a_missed_deadline_is_reported_once_with_a_first_supervision_notic
     await assert_refusal_left_no_trace(dispatch_service, before)
 
 
-async def test_a_deadline_not_yet_passed_is_not_reported(dispatch_service: ServiceUnderTest) -> None:
+@pytest.mark.parametrize("at", [DUE - timedelta(minutes=1), DUE], ids=["before", "at its instant"])
+async def test_a_deadline_not_yet_passed_is_not_reported(dispatch_service: ServiceUnderTest, at: datetime) -> None:
+    # A case closed at its deadline's very instant is closed on time: that instant is not a miss.
     await file_case(dispatch_service)
-    dispatch_service.clock.set(DUE - timedelta(minutes=1))
+    dispatch_service.clock.set(at)
     before = await snapshot(dispatch_service)
     assert await report_missed_deadlines(dispatch_service.ctx) == 0
     await assert_refusal_left_no_trace(dispatch_service, before)
@@ -65,7 +69,7 @@ async def test_a_supervised_case_gets_no_second_first_notice(dispatch_service: S
         CaseHandled(department_id=ROUTED_TO, handled_by="officer-1", result="fixed"), case_id
     )  # handled but not checked: the clock still runs
     await dispatch_service.emitted()
-    dispatch_service.clock.set(DUE)
+    dispatch_service.clock.set(DUE + timedelta(minutes=1))
 
     assert await report_missed_deadlines(dispatch_service.ctx) == 1
 
@@ -90,7 +94,7 @@ async def test_suspended_and_queued_cases_are_not_timed(dispatch_service: Servic
 
 async def test_an_approved_extension_starts_a_new_watch(dispatch_service: ServiceUnderTest) -> None:
     case_id = await file_case(dispatch_service)
-    dispatch_service.clock.set(DUE)
+    dispatch_service.clock.set(DUE + timedelta(minutes=1))
     assert await report_missed_deadlines(dispatch_service.ctx) == 1
     later = DUE + timedelta(days=2)
     request = ExtensionRequested(
@@ -103,6 +107,8 @@ async def test_an_approved_extension_starts_a_new_watch(dispatch_service: Servic
 
     assert await report_missed_deadlines(dispatch_service.ctx) == 0
     dispatch_service.clock.set(later)
+    assert await report_missed_deadlines(dispatch_service.ctx) == 0  # the new deadline's instant
+    dispatch_service.clock.advance(timedelta(minutes=1))
     assert await report_missed_deadlines(dispatch_service.ctx) == 1
 
     assert await dispatch_service.payloads() == [
