@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 from shapely.geometry import Point
 
 from services.tools.simulator.plan import (
+    LONGEST_STEP,
     Arrival,
     Course,
     Fate,
@@ -121,6 +123,23 @@ def test_some_reports_repeat_a_problem_reported_nearby(fortnight: list[Arrival])
     non_inspector = sum(1 for a in fortnight if a.source is not ReportSource.INSPECTOR)
     # The profile's 6% repeats, plus the odd coincidence; not so many that everything merges.
     assert 0.04 < repeats / non_inspector < 0.08
+
+
+def test_a_report_that_may_share_an_instant_with_a_neighbour_of_its_category_says_so(
+    fortnight: list[Arrival],
+) -> None:
+    def near(a: Arrival, b: Arrival) -> bool:
+        metres = math.hypot((a.lon - b.lon) * 111_320 * math.cos(math.radians(a.lat)), (a.lat - b.lat) * 111_320)
+        return a.category_code == b.category_code and metres < 1_000
+
+    flagged = 0
+    for i, arrival in enumerate(fortnight):
+        just_before = [a for a in fortnight[max(0, i - 50) : i] if arrival.at - a.at < LONGEST_STEP]
+        assert len(just_before) < 50  # the window above holds every report of the last step
+        assert arrival.after_neighbour == any(near(a, arrival) for a in just_before), arrival.number
+        flagged += arrival.after_neighbour
+    # Rare at a city's full scale: the simulator makes these reports one after another.
+    assert 0 < flagged < len(fortnight) / 20
 
 
 def test_the_actors_rates_hold_over_many_cases() -> None:
@@ -258,6 +277,26 @@ async def test_scripts_take_their_turns_at_one_instant_by_rank_one_at_a_time() -
     assert seen == ["1 begins", "1 ends", "2 begins", "2 ends", "3 begins", "3 ends"]
     assert clock.now() == start + timedelta(minutes=10)
     assert scheduler.pending == 0
+
+
+async def test_time_waits_for_what_runs_meanwhile() -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    clock = SimulatedClock(start)
+    scheduler = Scheduler(clock, timedelta(minutes=5))
+    seen: list[tuple[str, datetime]] = []
+
+    async def confirm() -> None:
+        await asyncio.sleep(0.05)  # another service's reaction, on its way
+        seen.append(("confirmed", clock.now()))
+
+    async def act() -> None:
+        scheduler.meanwhile(confirm)
+        await scheduler.until(clock.now() + timedelta(minutes=5))
+        seen.append(("next step", clock.now()))
+
+    scheduler.start(start, act)
+    await scheduler.run()
+    assert seen == [("confirmed", start), ("next step", start + timedelta(minutes=5))]
 
 
 async def test_a_run_stops_at_its_end_and_errors_surface() -> None:

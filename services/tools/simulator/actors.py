@@ -21,7 +21,7 @@ from PIL import Image
 
 from services.tools.simulator.client import CityClient, SimulationError, Stuck
 from services.tools.simulator.plan import Arrival, Course, Fate, alternative_owner
-from services.tools.simulator.scheduler import Scheduler
+from services.tools.simulator.scheduler import Scheduler, Script
 from shared.city.calendar import TimeBasis, TimeLimit, WorkingCalendar
 from shared.city.geo import Datum, from_wgs84
 from shared.city.model import Category, City
@@ -150,8 +150,9 @@ class Actors:
         category = self.city.category(arrival.category_code)
         if arrival.repeats is not None:
             await self._intake_knows_the_end(arrival.repeats)
-        # Reports and decisions of one instant reach intake in the order of their numbers.
-        await self.scheduler.in_turn(arrival.number)
+        if arrival.after_neighbour:
+            # Made after the step's other reports, which include the neighbour's when they share it.
+            await self.scheduler.in_turn(arrival.number)
         report = await self._report(arrival)
         self.tally.add("reports")
         self.tally.add(f"reports.{arrival.source.value}")
@@ -163,14 +164,13 @@ class Actors:
         received = datetime.fromisoformat(report["received_at"])
         if report["status"] != "filed":
             await self._wait(self._after(received, category, "filing", fate.intake_delay))
-            await self.scheduler.in_turn(arrival.number)
             if not await self._decide(report, fate):
                 self.tally.add("rejected")
                 return
         self.tally.add("filed")
         if report["self_handled"]:
             # Closure closes it on hearing of the filing, at the time it hears.
-            self._reacted("closure", case_id, lambda case: case["status"] == "closed")
+            self._reacted("closure", "the filing", case_id, lambda case: case["status"] == "closed")
             self.tally.add("self_handled")
             self.tally.add("closed")
             self.tally.add("closed_on_time")
@@ -178,7 +178,7 @@ class Actors:
             return
         self.tally.open_cases[case_id] = None
         # Dispatch routes the case on hearing of the filing, and its deadline runs from then.
-        self._reacted("dispatch", case_id, lambda _case: True)
+        self._reacted("dispatch", "the filing", case_id, lambda _case: True)
         place = self.city.cell(report["cell_id"]).place
         rule = self.city.route(category.code, place)
         if rule is None:
@@ -212,7 +212,11 @@ class Actors:
         case_id = self._cases.get(number)
         if case_id is not None and case_id in self._ended:
             await self.client.poll(
-                self._roles[Role.SHIFT_LEAD], "intake", f"/cases/{case_id}", lambda case: case["status"] in _ENDED
+                self._roles[Role.SHIFT_LEAD],
+                "intake",
+                f"/cases/{case_id}",
+                lambda case: case["status"] in _ENDED,
+                waiting_for="the end",
             )
 
     async def _report(self, arrival: Arrival) -> dict[str, Any]:
@@ -365,7 +369,11 @@ class Actors:
         department still holds instead of answering its return.
         """
         await self.client.poll(
-            self._roles[Role.DISPATCHER], "dispatch", f"/cases/{case_id}", lambda case: case["status"] == "returned"
+            self._roles[Role.DISPATCHER],
+            "dispatch",
+            f"/cases/{case_id}",
+            lambda case: case["status"] == "returned",
+            waiting_for="the return",
         )
 
     async def _handle(self, user: str, case_id: str, *, again: bool = False) -> None:
@@ -383,32 +391,39 @@ class Actors:
         handled = self._now()
         self._reacted(
             "closure",
+            "the handling",
             case_id,
             lambda case: case["handled_at"] is not None and datetime.fromisoformat(case["handled_at"]) >= handled,
         )
 
-    def _reacted(self, service: str, case_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
-        """Make sure ``service`` has reacted to what was just done to the case before time moves on.
+    def _reacted(self, service: str, event: str, case_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
+        """Make sure ``service`` has reacted to what was just done to the case (``event``, as in
+        "the filing") before time moves on.
 
         Services react to each other's events as they arrive and stamp their reaction with the
         clock's time then: were simulated time to move on meanwhile, dispatch would route a case
         filed at 17:50 at 17:55 in one run and at 17:50 in the next (its deadline with it), and
         closure would start a check's time limit a step late; the same seed would not make the
-        same city. Checked when the step's other work is done, the reaction is mostly in already.
+        same city. Checked from now on, alongside the rest of the step's work.
         """
-        self._confirm(self._now(), service, case_id, done)
+        self.scheduler.meanwhile(self._confirmation(service, event, case_id, done, just_caused=True))
 
-    def _confirm(self, horizon: datetime, service: str, case_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
-        """Before time passes ``horizon``, wait until ``service``'s view of the case satisfies ``done``."""
+    def _confirmation(
+        self, service: str, event: str, case_id: str, done: Callable[[dict[str, Any]], bool], *, just_caused: bool
+    ) -> Script:
+        """A script that waits until ``service``'s view of the case satisfies ``done`` (it has
+        heard of ``event``, which the simulator ``just_caused`` or not)."""
 
         async def confirm() -> None:
             try:
-                await self.client.poll(self._roles[Role.SHIFT_LEAD], service, f"/cases/{case_id}", done)
+                lead = self._roles[Role.SHIFT_LEAD]
+                path = f"/cases/{case_id}"
+                await self.client.poll(lead, service, path, done, waiting_for=event, just_caused=just_caused)
             except SimulationError as exc:
                 self.tally.add("stuck")
                 log.error("%s did not get there with case %s: %s", service, case_id, exc)
 
-        self.scheduler.hold(horizon, confirm)
+        return confirm
 
     async def _check(self, inspector: str, case_id: str, *, passed: bool) -> None:
         verdict = {"passed": passed, "note": "cleared" if passed else "still there"}
@@ -428,7 +443,10 @@ class Actors:
         window is a few milliseconds wide.
         """
         if deadline >= self._now():
-            self._confirm(deadline, "dispatch", case_id, lambda case: case["status"] in _ENDED)
+            ended = self._confirmation(
+                "dispatch", "the end", case_id, lambda case: case["status"] in _ENDED, just_caused=False
+            )
+            self.scheduler.hold(deadline, ended)
 
     async def missed(self, case_id: str) -> None:
         """Wait until the deadline timer has reported the case's passed deadline missed (or the
@@ -443,7 +461,9 @@ class Actors:
                 or datetime.fromisoformat(deadline) >= self._now()
             )
 
-        case = await self.client.poll(self._roles[Role.SHIFT_LEAD], "dispatch", f"/cases/{case_id}", reported)
+        case = await self.client.poll(
+            self._roles[Role.SHIFT_LEAD], "dispatch", f"/cases/{case_id}", reported, waiting_for="the deadline timer"
+        )
         if case["deadline_missed_at"] is not None and case_id not in self._missed:
             self._missed.add(case_id)
             self.tally.add("deadline_missed")

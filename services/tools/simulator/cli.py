@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from services.tools.launcher import run_stoppable
 from services.tools.simulator.client import SimulationError
+from services.tools.simulator.plan import LONGEST_STEP
 from services.tools.simulator.profile import ProfileError, load_profile
 from services.tools.simulator.run import Finish, Options, simulate
 from shared.city.loader import load_city
@@ -19,7 +20,7 @@ from shared.core.settings import SERVICE_NAMES, Settings
 
 # Longer steps would blur the order of what happens within them (repeat reports come 30 minutes
 # or more after what they repeat) and the time limits of urgent cases (10 minutes to file).
-MAX_STEP_MINUTES = 10.0
+MAX_STEP_MINUTES = LONGEST_STEP / timedelta(minutes=1)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -268,11 +268,28 @@ class CityClient:
         async with request as response:
             return Answer(response.status, await response.read())
 
-    async def poll(self, user: str, service: str, path: str, ready: Callable[[Any], bool]) -> Any:
+    async def poll(
+        self,
+        user: str,
+        service: str,
+        path: str,
+        ready: Callable[[Any], bool],
+        *,
+        waiting_for: str,
+        just_caused: bool = False,
+    ) -> Any:
         """GET ``path`` until ``ready(answer)`` holds (another service's event has arrived); the
-        answer that satisfied it. :class:`Stuck` when the patience runs out first.
+        answer that satisfied it. :class:`Stuck` when the patience runs out first. Its pauses are
+        learnt from the polls ``waiting_for`` the same thing: one path serves several (a routing
+        comes in milliseconds, a deadline timer's report on the timer's next round). A poll for
+        what the caller ``just_caused`` pauses before its first look, as after a "not yet": the
+        event has only just set off.
         """
-        patience = _Patience(self.patience_s, self._waits, f"poll /{service}{_ID.sub('{id}', path)}")
+        kind = f"poll /{service}{_ID.sub('{id}', path)} for {waiting_for}"
+        patience = _Patience(self.patience_s, self._waits, kind)
+        if just_caused:
+            patience.not_yet()
+            await patience.pause()
         while True:
             answer = await self.call(user, "GET", service, path)
             if ready(answer):

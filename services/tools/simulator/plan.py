@@ -31,6 +31,11 @@ _SELF_HANDLED_MAX_MINUTES = 420
 _REPEAT_WINDOW = timedelta(hours=24)
 _REPEAT_GAP = timedelta(minutes=30)
 _METRES_PER_DEGREE = 111_320.0
+# The longest step the simulator takes: reports closer in time than this may arrive at one instant.
+LONGEST_STEP = timedelta(minutes=10)
+# Reports of one category closer than this may be taken for one problem by intake (its duplicate
+# radius is 50 m by default; a city would not merge reports a kilometre apart).
+_NEIGHBOURHOOD_M = 1_000.0
 
 
 class Course(StrEnum):
@@ -85,6 +90,9 @@ class Arrival:
     inspector_id: str | None  # the reporting inspector, for inspector reports
     fate: Fate
     repeats: int | None = None  # the number of the earlier report whose problem this one reports again
+    # An earlier report of its category, near it, may arrive at the same instant: intake must hear
+    # the two in the same order in every run (which is filed, which merged into it).
+    after_neighbour: bool = False
 
 
 def draw_fate(rng: random.Random, profile: Profile, source: ReportSource, self_handled_chance: float) -> Fate:
@@ -269,9 +277,24 @@ class Planner:
             inspector_id = self.city.inspector_for(cell.id).id
         fate = draw_fate(rng, self.profile, source, self.self_handled_chance if self._handleable(code) else 0.0)
         repeats = repeat_of.number if repeat_of is not None else None
-        arrival = Arrival(self._number, at, source, code, lon, lat, cell.id, inspector_id, fate, repeats)
+        after_neighbour = self._neighbour_just_before(at, code, lon, lat)
+        arrival = Arrival(
+            self._number, at, source, code, lon, lat, cell.id, inspector_id, fate, repeats, after_neighbour
+        )
         self._recent.append(arrival)
         return arrival
+
+    def _neighbour_just_before(self, at: datetime, code: str, lon: float, lat: float) -> bool:
+        """Whether an earlier report of category ``code`` near (``lon``, ``lat``) may come at the
+        same step as one at ``at``."""
+        scale_lon = _METRES_PER_DEGREE * math.cos(math.radians(lat))
+        for earlier in reversed(self._recent):
+            if at - earlier.at >= LONGEST_STEP:
+                return False
+            dx, dy = (earlier.lon - lon) * scale_lon, (earlier.lat - lat) * _METRES_PER_DEGREE
+            if earlier.category_code == code and math.hypot(dx, dy) < _NEIGHBOURHOOD_M:
+                return True
+        return False
 
     def _repeatable(self, at: datetime) -> int:
         """How many of the recent reports (the oldest first) a report at ``at`` may repeat: those

@@ -60,6 +60,11 @@ class Scheduler:
         """Run ``script`` from the simulated instant ``when`` on."""
         heapq.heappush(self._queue, (when, next(self._order), script))
 
+    def meanwhile(self, script: Script) -> None:
+        """Run ``script`` now, alongside the one that calls this: time does not move on before it
+        has finished (a check that something has happened in the city at this very instant)."""
+        self._run(script)
+
     def hold(self, horizon: datetime, check: Script) -> None:
         """Run ``check`` before time moves past ``horizon``: a check that something has happened in
         the city before it is too late. It runs alongside the work of the last step before its
@@ -91,8 +96,8 @@ class Scheduler:
     async def in_turn(self, rank: int) -> None:
         """Wait, at the present simulated instant, until every other script is waiting for a later
         one or for its turn; then the scripts waiting for their turn go one at a time, the lowest
-        ``rank`` first, each when the one before is waiting again. What the city numbers or matches
-        in the order it hears of it (case numbers, duplicates) then comes out the same in every run.
+        ``rank`` first, each when the one before is waiting again. What the city matches in the
+        order it hears of it (a duplicate and what it repeats) then comes out the same in every run.
         """
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._turns, (rank, next(self._order), woken))
