@@ -43,9 +43,11 @@ _RETRY_GROWTH = 1.5
 _MAX_RETRY_S = 0.1
 # The first pause after a "not yet" is this share of the time the kind of call's events have lately
 # taken to arrive (a moving average, each new wait weighing ``_LEARNING``), between the fixed
-# first pause and ``_LONGEST_FIRST_PAUSE_S``; the pauses after it grow from a tenth of it. A pause
-# that overshoots lowers the average it came from, one that falls short asks again soon: the
-# average follows the city's pace both ways.
+# first pause and ``_LONGEST_FIRST_PAUSE_S``; the pauses after it grow from a tenth of it. An
+# answer there at the first look after that pause may have come at any time within it: what is
+# learnt then is half the pause (learning the whole would never learn a quicker event: the
+# average would settle at ten times a call's own time). One that falls short asks again soon and
+# learns the wait it saw: the average follows the city's pace both ways.
 _SHARE_OF_LEARNT_WAIT = 0.9
 _LEARNING = 0.2
 _LONGEST_FIRST_PAUSE_S = 0.5
@@ -411,10 +413,12 @@ class _Patience:
         self._waits = waits
         self._kind = kind
         self._first = None if waits is None else waits.first_pause(kind)
+        self._learnt_first = self._first is not None
         self._delay = (
             _FIRST_RETRY_S if self._first is None else min(max(self._first / 10, _FIRST_RETRY_S), _MAX_RETRY_S)
         )
         self._not_yet_since: float | None = None
+        self._pauses = 0
 
     def not_yet(self) -> None:
         """The call was answered "not yet": its event is on its way."""
@@ -422,9 +426,14 @@ class _Patience:
             self._not_yet_since = time.monotonic()
 
     def arrived(self) -> None:
-        """The call got its answer: learn how long after its first "not yet", if it had one."""
-        if self._waits is not None and self._not_yet_since is not None:
-            self._waits.learn(self._kind, time.monotonic() - self._not_yet_since)
+        """The call got its answer: learn how long after its first "not yet", if it had one (half
+        that when the first look after a learnt pause found it: it came sometime in the pause)."""
+        if self._waits is None or self._not_yet_since is None:
+            return
+        waited = time.monotonic() - self._not_yet_since
+        if self._pauses == 1 and self._learnt_first:
+            waited /= 2
+        self._waits.learn(self._kind, waited)
 
     @property
     def spent(self) -> bool:
@@ -437,5 +446,6 @@ class _Patience:
             delay, self._first = self._first, None
         else:
             delay, self._delay = self._delay, min(self._delay * _RETRY_GROWTH, _MAX_RETRY_S)
+        self._pauses += 1
         await asyncio.sleep(delay)
         self.waited += delay
