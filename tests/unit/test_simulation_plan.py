@@ -197,10 +197,15 @@ def test_a_returned_case_goes_to_the_local_authority(city: City) -> None:
     assert alternative_owner(city, place, exclude=street_office) == f"gov-{place.district_id}"
 
 
-async def test_time_waits_for_busy_scripts_and_moves_in_steps() -> None:
-    start = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+def on_simulated_time(step_minutes: int) -> tuple[datetime, SimulatedClock, Scheduler]:
+    """A scheduler in steps of ``step_minutes`` on a simulated clock, and the instant it starts at."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
     clock = SimulatedClock(start)
-    scheduler = Scheduler(clock, timedelta(minutes=5))
+    return start, clock, Scheduler(clock, timedelta(minutes=step_minutes))
+
+
+async def test_time_waits_for_busy_scripts_and_moves_in_steps() -> None:
+    start, clock, scheduler = on_simulated_time(step_minutes=5)
     seen: list[tuple[str, datetime]] = []
 
     async def slow() -> None:
@@ -233,9 +238,7 @@ async def test_time_waits_for_busy_scripts_and_moves_in_steps() -> None:
 
 
 async def test_what_waits_for_the_others_comes_after_their_work_at_the_same_instant() -> None:
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    clock = SimulatedClock(start)
-    scheduler = Scheduler(clock, timedelta(minutes=5))
+    start, clock, scheduler = on_simulated_time(step_minutes=5)
     seen: list[tuple[str, datetime]] = []
 
     async def repeat() -> None:  # started first, and its own work is quicker
@@ -256,9 +259,7 @@ async def test_what_waits_for_the_others_comes_after_their_work_at_the_same_inst
 
 
 async def test_scripts_take_their_turns_at_one_instant_by_rank_one_at_a_time() -> None:
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    clock = SimulatedClock(start)
-    scheduler = Scheduler(clock, timedelta(minutes=5))
+    start, clock, scheduler = on_simulated_time(step_minutes=5)
     seen: list[str] = []
 
     def script(rank: int, busy_s: float) -> Script:
@@ -280,9 +281,7 @@ async def test_scripts_take_their_turns_at_one_instant_by_rank_one_at_a_time() -
 
 
 async def test_time_waits_for_what_runs_meanwhile() -> None:
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    clock = SimulatedClock(start)
-    scheduler = Scheduler(clock, timedelta(minutes=5))
+    start, clock, scheduler = on_simulated_time(step_minutes=5)
     seen: list[tuple[str, datetime]] = []
 
     async def confirm() -> None:
@@ -300,9 +299,7 @@ async def test_time_waits_for_what_runs_meanwhile() -> None:
 
 
 async def test_a_run_stops_at_its_end_and_errors_surface() -> None:
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    clock = SimulatedClock(start)
-    scheduler = Scheduler(clock, timedelta(minutes=1))
+    start, clock, scheduler = on_simulated_time(step_minutes=1)
     reached: list[datetime] = []
 
     async def patient() -> None:
@@ -326,9 +323,7 @@ async def test_a_run_stops_at_its_end_and_errors_surface() -> None:
 
 
 async def test_a_hold_checks_before_time_passes_its_horizon_and_adds_no_step() -> None:
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    clock = SimulatedClock(start)
-    scheduler = Scheduler(clock, timedelta(minutes=5))
+    start, clock, scheduler = on_simulated_time(step_minutes=5)
     checked: list[datetime] = []
     ticks: list[datetime] = []
 
