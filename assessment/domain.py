@@ -296,9 +296,10 @@ def _on_deadline_missed(state: CaseState, data: DeadlineMissed, at: datetime, at
 
 def _on_deadline_recomputed(state: CaseState, data: DeadlineRecomputed, at: datetime, attribution: Attribution) -> None:
     # A deadline counted on a provisional calendar year, counted again while its step is still
-    # to come: the deadline the step will be judged against. A handling deadline moved past now is
-    # no longer missed (dispatch clears its mark the same way); a check reported missed stays so.
-    if data.kind is DeadlineKind.HANDLING and at < data.deadline:
+    # to come: the deadline the step will be judged against. A handling deadline moved to now or
+    # later is no longer missed (dispatch clears its mark the same way: a deadline's own instant is
+    # not yet a miss); a check reported missed stays so.
+    if data.kind is DeadlineKind.HANDLING and at <= data.deadline:
         state.overdue = False
     elif data.kind is DeadlineKind.DISPATCH:
         state.dispatch_deadline = data.deadline

@@ -222,3 +222,17 @@ async def test_events_that_come_quicker_than_they_did_shorten_the_pause() -> Non
     first_pause = [asked[f"/dispatch{path}"][1] - asked[f"/dispatch{path}"][0] for path in quick]
     assert first_pause[0] > 0.1
     assert first_pause[-1] < first_pause[0] / 2, first_pause
+
+
+async def test_a_poll_for_what_was_just_caused_first_looks_after_the_learnt_pause() -> None:
+    paths = [f"/cases/{uuid.UUID(int=n)}" for n in range(1, 9)]
+    loop = asyncio.get_running_loop()
+    began: dict[str, float] = {}
+    async with arriving(lambda _path: 0.2) as (base, asked), anonymous_client(base) as client:
+        for path in paths:
+            began[path] = loop.time()
+            case = await client.poll(None, "closure", path, lambda _case: True, waiting_for="x", just_caused=True)
+            assert case == {}
+    first_look = [asked[f"/closure{path}"][0] - began[path] for path in paths]
+    # Once the wait is learnt, most of it goes by before the first look.
+    assert min(first_look[-3:]) > 0.1, first_look

@@ -55,3 +55,6 @@ def test_a_handling_deadline_moved_past_now_is_missed_no_more() -> None:
     # Moved, but still past when recomputed: missed it stays, as dispatch keeps its mark.
     still_past = recomputed(DeadlineKind.HANDLING, T0, at=T0 + timedelta(hours=1))
     assert state_after(*missed_case, still_past).overdue
+    # Moved to the very instant it was recomputed at: not a miss yet, as dispatch's timer has it.
+    to_now = recomputed(DeadlineKind.HANDLING, T0 + timedelta(hours=1), at=T0 + timedelta(hours=1))
+    assert not state_after(*missed_case, to_now).overdue

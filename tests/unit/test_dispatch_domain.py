@@ -436,6 +436,9 @@ def test_a_deadline_moved_past_now_is_missed_no_more() -> None:
     after_it = PROVISIONAL_DEADLINE + timedelta(hours=1)
     moved = dispatch.decide_recompute(year_end_case(), official_calendar(), FIVE_DAYS, after_it)
     assert moved.changes["deadline_missed_at"] is None
+    # Recomputed at the official deadline's very instant: not a miss yet, as the timer has it.
+    at_it = dispatch.decide_recompute(year_end_case(), official_calendar(), FIVE_DAYS, OFFICIAL_DEADLINE)
+    assert at_it.changes["deadline_missed_at"] is None
     # Recomputed after the official deadline too, a miss the timer reported stands.
     too_late = OFFICIAL_DEADLINE + timedelta(hours=1)
     assert (

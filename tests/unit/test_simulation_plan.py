@@ -19,6 +19,7 @@ from services.tools.simulator.plan import (
     Arrival,
     Course,
     Fate,
+    Merging,
     Planner,
     alternative_owner,
     default_start,
@@ -125,21 +126,29 @@ def test_some_reports_repeat_a_problem_reported_nearby(fortnight: list[Arrival])
     assert 0.04 < repeats / non_inspector < 0.08
 
 
-def test_a_report_that_may_share_an_instant_with_a_neighbour_of_its_category_says_so(
-    fortnight: list[Arrival],
-) -> None:
-    def near(a: Arrival, b: Arrival) -> bool:
-        metres = math.hypot((a.lon - b.lon) * 111_320 * math.cos(math.radians(a.lat)), (a.lat - b.lat) * 111_320)
-        return a.category_code == b.category_code and metres < 1_000
+def test_a_report_knows_the_earlier_ones_intake_may_take_for_its_problem(fortnight: list[Arrival]) -> None:
+    merging = Merging()  # intake's defaults: 50 m, 72 hours
 
-    flagged = 0
-    for i, arrival in enumerate(fortnight):
-        just_before = [a for a in fortnight[max(0, i - 50) : i] if arrival.at - a.at < LONGEST_STEP]
-        assert len(just_before) < 50  # the window above holds every report of the last step
-        assert arrival.after_neighbour == any(near(a, arrival) for a in just_before), arrival.number
-        flagged += arrival.after_neighbour
-    # Rare at a city's full scale: the simulator makes these reports one after another.
-    assert 0 < flagged < len(fortnight) / 20
+    def metres(a: Arrival, b: Arrival) -> float:
+        return math.hypot((a.lon - b.lon) * 111_320 * math.cos(math.radians(a.lat)), (a.lat - b.lat) * 111_320)
+
+    by_number = {arrival.number: arrival for arrival in fortnight}
+    by_category: dict[str, list[Arrival]] = {}
+    for arrival in fortnight:
+        by_category.setdefault(arrival.category_code, []).append(arrival)
+    for arrival in fortnight[::7]:
+        expected = {
+            other.number
+            for other in by_category[arrival.category_code]
+            if other.number < arrival.number
+            and arrival.at - other.at <= merging.window + LONGEST_STEP
+            and metres(other, arrival) <= 2 * merging.radius_m
+        }
+        assert set(arrival.neighbours) == expected, arrival.number
+    # Every repeat (5 to 20 m from what it repeats) knows what it repeats; the rest are rare.
+    repeats = [a for a in fortnight if any(metres(by_number[n], a) <= 20 for n in a.neighbours)]
+    assert len(repeats) > 200
+    assert sum(1 for a in fortnight if a.neighbours) < len(fortnight) / 10
 
 
 def test_the_actors_rates_hold_over_many_cases() -> None:
@@ -237,12 +246,12 @@ async def test_time_waits_for_busy_scripts_and_moves_in_steps() -> None:
     assert scheduler.pending == 0
 
 
-async def test_what_waits_for_the_others_comes_after_their_work_at_the_same_instant() -> None:
+async def test_what_waits_for_its_turn_comes_after_the_others_work_at_the_same_instant() -> None:
     start, clock, scheduler = on_simulated_time(step_minutes=5)
     seen: list[tuple[str, datetime]] = []
 
     async def repeat() -> None:  # started first, and its own work is quicker
-        await scheduler.after_others()
+        await scheduler.in_turn(1)
         seen.append(("repeat", clock.now()))
 
     async def end() -> None:
@@ -296,6 +305,22 @@ async def test_time_waits_for_what_runs_meanwhile() -> None:
     scheduler.start(start, act)
     await scheduler.run()
     assert seen == [("confirmed", start), ("next step", start + timedelta(minutes=5))]
+
+
+async def test_a_run_with_an_end_checks_the_holds_short_of_it_before_it_returns() -> None:
+    start, clock, scheduler = on_simulated_time(step_minutes=5)
+    checked: list[datetime] = []
+
+    async def check() -> None:
+        checked.append(clock.now())
+
+    async def act() -> None:
+        scheduler.hold(start + timedelta(hours=2), check)  # a deadline before the run's end
+
+    scheduler.start(start, act)
+    scheduler.start(start + timedelta(days=1), act)  # due after the end: the run stops before it
+    await scheduler.run(end=start + timedelta(hours=6))
+    assert checked == [start]
 
 
 async def test_a_run_stops_at_its_end_and_errors_surface() -> None:

@@ -9,6 +9,7 @@ time its fate says, as the user whose job it is.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections import Counter, OrderedDict
@@ -45,8 +46,9 @@ PHOTO = _photo()
 _ROLES_PLAYED = (Role.OPERATOR, Role.DISPATCHER, Role.SHIFT_LEAD, Role.HOTLINE, Role.VIDEO, Role.INSPECTOR)
 _ENDED = ("closed", "cancelled")
 _INSTANT = timedelta(microseconds=1)
-# Reports remembered for repeats: a day's worth at five times Zhoushan's volume.
-_REMEMBERED = 5_000
+# Reports remembered for their neighbours: intake's 72-hour duplicate window at eight times the
+# reports a day of Zhoushan (about 820).
+_REMEMBERED = 20_000
 
 
 @dataclass
@@ -148,11 +150,8 @@ class Actors:
     async def _follow(self, arrival: Arrival) -> None:
         fate = arrival.fate
         category = self.city.category(arrival.category_code)
-        if arrival.repeats is not None:
-            await self._intake_knows_the_end(arrival.repeats)
-        if arrival.after_neighbour:
-            # Made after the step's other reports, which include the neighbour's when they share it.
-            await self.scheduler.in_turn(arrival.number)
+        if arrival.neighbours:
+            await self._intake_knows_the_neighbours(arrival)
         report = await self._report(arrival)
         self.tally.add("reports")
         self.tally.add(f"reports.{arrival.source.value}")
@@ -201,23 +200,26 @@ class Actors:
             _, forgotten = self._cases.popitem(last=False)
             self._ended.discard(forgotten)
 
-    async def _intake_knows_the_end(self, number: int) -> None:
-        """Before a report repeats an earlier one's problem, let intake hear that the earlier case
-        ended, if it has: whether the new report is merged into it as a duplicate must depend on
-        simulated time, not on how fast the closure travelled.
+    async def _intake_knows_the_neighbours(self, arrival: Arrival) -> None:
+        """Before a report that intake may take for the problem of earlier ones (its neighbours),
+        let intake know what became of them: whether it is merged into one of their cases must
+        depend on simulated time, not on how fast an event travelled.
+
+        It takes its turn after the instant's other work, which may report, file or end one of
+        them (the same order in every run), then waits until intake has heard of every end among
+        them that the simulator knows of.
         """
-        # The earlier case may end at this very step: let that happen first, so that a repeat and
-        # the end of what it repeats at the same instant come out the same in every run.
-        await self.scheduler.after_others()
-        case_id = self._cases.get(number)
-        if case_id is not None and case_id in self._ended:
-            await self.client.poll(
-                self._roles[Role.SHIFT_LEAD],
-                "intake",
-                f"/cases/{case_id}",
-                lambda case: case["status"] in _ENDED,
-                waiting_for="the end",
+        await self.scheduler.in_turn(arrival.number)
+        ended = [case_id for n in arrival.neighbours if (case_id := self._cases.get(n)) in self._ended]
+        lead = self._roles[Role.SHIFT_LEAD]
+        await asyncio.gather(
+            *(
+                self.client.poll(
+                    lead, "intake", f"/cases/{case_id}", lambda case: case["status"] in _ENDED, waiting_for="the end"
+                )
+                for case_id in ended
             )
+        )
 
     async def _report(self, arrival: Arrival) -> dict[str, Any]:
         lon, lat = from_wgs84(arrival.lon, arrival.lat, Datum.GCJ02)  # what a phone or a map app sends
@@ -477,13 +479,15 @@ class Actors:
         await self.scheduler.until(when)
 
     async def _open_until(self, case_id: str, deadline: datetime, when: datetime) -> None:
-        """Wait until ``when`` with the case open; should its deadline pass first, stop once it has
-        (the next step after it) until the deadline timer has reported it missed, as it would have
-        with time running at its pace.
+        """Wait until ``when`` with the case open; should its deadline pass first (or the step
+        ``when`` falls in come after it), stop at the first step past it until the deadline timer
+        has reported it missed, as it would have with time running at its pace.
         """
-        if self._now() < deadline < when:
-            await self._wait(deadline + _INSTANT)
-            await self.missed(case_id)
+        if self._now() <= deadline:
+            # Steps fall on a grid: the one ``when`` falls in may come after the deadline too.
+            await self._wait(min(when, deadline + _INSTANT))
+            if self._now() > deadline:
+                await self.missed(case_id)
         await self._wait(when)
 
     def _deadline(self, case_id: str, value: str) -> datetime:

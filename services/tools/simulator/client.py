@@ -171,9 +171,29 @@ class CityClient:
         (a report with its ``client_ref``, a photo, which is stored by its content). Any other
         write might have been made before the line broke.
         """
+        patience = _Patience(self.patience_s, self._waits, f"{method} /{service}{_ID.sub('{id}', path)}")
+        answer = await self._answer(
+            user, method, service, path, patience, retry_on=retry_on, resendable=resendable, **kwargs
+        )
+        patience.arrived()
+        return answer
+
+    async def _answer(
+        self,
+        user: str | None,
+        method: str,
+        service: str,
+        path: str,
+        patience: _Patience,
+        *,
+        retry_on: Collection[int],
+        resendable: bool,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`call`'s work, its pauses taken from ``patience`` (which the caller tells of the
+        answer's arrival)."""
         target = f"/{service}{path}"
         resendable = resendable or method in _IDEMPOTENT
-        patience = _Patience(self.patience_s, self._waits, f"{method} {_ID.sub('{id}', target)}")
         logins = 0
         while True:
             token = await self._token(user) if user else None
@@ -186,7 +206,6 @@ class CityClient:
                 raise SimulationError(f"{method} {path} as {user}: {type(exc).__name__}: {exc}") from exc
             status = response.status_code
             if status < 300:
-                patience.arrived()
                 return response.json()
             if status == 401 and user is not None and logins < 2:
                 self._renew_soon(user, token)
@@ -272,7 +291,7 @@ class CityClient:
 
     async def poll(
         self,
-        user: str,
+        user: str | None,
         service: str,
         path: str,
         ready: Callable[[Any], bool],
@@ -288,12 +307,14 @@ class CityClient:
         event has only just set off.
         """
         kind = f"poll /{service}{_ID.sub('{id}', path)} for {waiting_for}"
+        # One patience whether the service does not know the case yet (404) or does not show the
+        # event yet: the pauses and what is learnt are the whole wait's.
         patience = _Patience(self.patience_s, self._waits, kind)
         if just_caused:
             patience.not_yet()
             await patience.pause()
         while True:
-            answer = await self.call(user, "GET", service, path)
+            answer = await self._answer(user, "GET", service, path, patience, retry_on=(404, 409), resendable=True)
             if ready(answer):
                 patience.arrived()
                 return answer

@@ -31,11 +31,11 @@ _SELF_HANDLED_MAX_MINUTES = 420
 _REPEAT_WINDOW = timedelta(hours=24)
 _REPEAT_GAP = timedelta(minutes=30)
 _METRES_PER_DEGREE = 111_320.0
-# The longest step the simulator takes: reports closer in time than this may arrive at one instant.
+# The longest step the simulator takes (a report's window for its neighbours reaches this further).
 LONGEST_STEP = timedelta(minutes=10)
-# Reports of one category closer than this may be taken for one problem by intake (its duplicate
-# radius is 50 m by default; a city would not merge reports a kilometre apart).
-_NEIGHBOURHOOD_M = 1_000.0
+# Neighbours are looked for this many times intake's duplicate radius away: the point a phone sends
+# (GCJ-02) comes back to WGS-84 within a metre or so, and a margin costs only a few more turns.
+_NEIGHBOURHOOD_MARGIN = 2.0
 
 
 class Course(StrEnum):
@@ -89,10 +89,19 @@ class Arrival:
     cell_id: str
     inspector_id: str | None  # the reporting inspector, for inspector reports
     fate: Fate
-    repeats: int | None = None  # the number of the earlier report whose problem this one reports again
-    # An earlier report of its category, near it, may arrive at the same instant: intake must hear
-    # the two in the same order in every run (which is filed, which merged into it).
-    after_neighbour: bool = False
+    # The earlier reports intake may take for the same problem (its category, within intake's
+    # duplicate radius and window, a repeat among them): whether this one is merged into one of
+    # their cases depends on what intake knows of them when it arrives.
+    neighbours: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Merging:
+    """When intake takes a new report for an open case's problem (its settings
+    ``duplicate_radius_m`` and ``duplicate_window_hours``)."""
+
+    radius_m: float = 50.0
+    window: timedelta = timedelta(hours=72)
 
 
 def draw_fate(rng: random.Random, profile: Profile, source: ReportSource, self_handled_chance: float) -> Fate:
@@ -206,8 +215,17 @@ def alternative_owner(city: City, place: GridPlace, exclude: str | None) -> str:
 class Planner:
     """Plans the reports of each simulated day, in order, from one seed."""
 
-    def __init__(self, city: City, calendar: WorkingCalendar, profile: Profile, seed: int, scale: float) -> None:
+    def __init__(
+        self,
+        city: City,
+        calendar: WorkingCalendar,
+        profile: Profile,
+        seed: int,
+        scale: float,
+        merging: Merging | None = None,
+    ) -> None:
         self.city = city
+        self.merging = merging or Merging()
         self.calendar = calendar
         self.profile = profile
         self.seed = seed
@@ -215,6 +233,7 @@ class Planner:
         self.zone = ZoneInfo(city.timezone)
         self._number = 0
         self._recent: deque[Arrival] = deque()
+        self._by_category: dict[str, deque[Arrival]] = {}
         weights = category_weights(city, profile)
         self._categories = {
             source: _Choice(
@@ -276,25 +295,25 @@ class Planner:
         if source is ReportSource.INSPECTOR:
             inspector_id = self.city.inspector_for(cell.id).id
         fate = draw_fate(rng, self.profile, source, self.self_handled_chance if self._handleable(code) else 0.0)
-        repeats = repeat_of.number if repeat_of is not None else None
-        after_neighbour = self._neighbour_just_before(at, code, lon, lat)
-        arrival = Arrival(
-            self._number, at, source, code, lon, lat, cell.id, inspector_id, fate, repeats, after_neighbour
-        )
+        neighbours = self._neighbours(at, code, lon, lat)
+        arrival = Arrival(self._number, at, source, code, lon, lat, cell.id, inspector_id, fate, neighbours)
         self._recent.append(arrival)
+        self._by_category.setdefault(code, deque()).append(arrival)
         return arrival
 
-    def _neighbour_just_before(self, at: datetime, code: str, lon: float, lat: float) -> bool:
-        """Whether an earlier report of category ``code`` near (``lon``, ``lat``) may come at the
-        same step as one at ``at``."""
+    def _neighbours(self, at: datetime, code: str, lon: float, lat: float) -> tuple[int, ...]:
+        """The earlier reports of category ``code`` near (``lon``, ``lat``) that a report at ``at``
+        may be taken for, with a margin (in place, and in time by a step)."""
+        earlier = self._by_category.get(code, deque())
+        while earlier and at - earlier[0].at > self.merging.window + LONGEST_STEP:
+            earlier.popleft()
+        within = self.merging.radius_m * _NEIGHBOURHOOD_MARGIN
         scale_lon = _METRES_PER_DEGREE * math.cos(math.radians(lat))
-        for earlier in reversed(self._recent):
-            if at - earlier.at >= LONGEST_STEP:
-                return False
-            dx, dy = (earlier.lon - lon) * scale_lon, (earlier.lat - lat) * _METRES_PER_DEGREE
-            if earlier.category_code == code and math.hypot(dx, dy) < _NEIGHBOURHOOD_M:
-                return True
-        return False
+        return tuple(
+            other.number
+            for other in earlier
+            if math.hypot((other.lon - lon) * scale_lon, (other.lat - lat) * _METRES_PER_DEGREE) <= within
+        )
 
     def _repeatable(self, at: datetime) -> int:
         """How many of the recent reports (the oldest first) a report at ``at`` may repeat: those

@@ -21,7 +21,7 @@ from services.runtime.local import serve
 from services.tools.launcher import launch
 from services.tools.simulator.actors import Actors, Tally
 from services.tools.simulator.client import CityClient, SimulationError
-from services.tools.simulator.plan import Planner, covered, default_start
+from services.tools.simulator.plan import LONGEST_STEP, Merging, Planner, covered, default_start
 from services.tools.simulator.profile import Profile
 from services.tools.simulator.scheduler import Scheduler, Script, SettableClock
 from shared.city.calendar import WorkingCalendar, load_calendar
@@ -145,9 +145,14 @@ async def simulate(
     file is ``clock_file``; without, it starts the city itself: all services in this process in
     the embedded mode, one process per service in the production mode. The city's data stays.
     """
+    if not timedelta(0) < options.step <= LONGEST_STEP:
+        # Longer steps would blur the order of what happens within them (see plan.LONGEST_STEP).
+        raise SimulationError(f"the time step must be more than 0 and at most {LONGEST_STEP}")
     city = load_city(settings.city_dir)
     calendar = load_calendar(city.calendar_file)
     zone = ZoneInfo(city.timezone)
+    # What intake takes for one problem: a running city at ``urls`` is taken to use these settings too.
+    merging = Merging(settings.duplicate_radius_m, timedelta(hours=settings.duplicate_window_hours))
     if urls is not None:
         if clock_file is None:
             raise SimulationError("a running city moves with its clock file: give the one it was started with")
@@ -157,7 +162,7 @@ async def simulate(
             raise SimulationError(f"the city's clock is at {clock.now():%Y-%m-%d %H:%M}Z already: start later")
         _check_calendar(calendar, zone, start, options.days)
         clock.set(start)
-        return await _drive(urls, clock, city, calendar, options, out)
+        return await _drive(urls, clock, city, calendar, merging, options, out)
     start = options.start or default_start(calendar, zone, options.days, date.today())
     _check_calendar(calendar, zone, start, options.days)
     if settings.mode is Mode.EMBEDDED and settings.event_log_path.exists():
@@ -172,10 +177,10 @@ async def simulate(
     tuned = settings.model_copy(update={**SIMULATION_TUNING, "clock_file": clock_path})
     if settings.mode is Mode.EMBEDDED:
         async with serve(tuned) as url:
-            return await _drive(dict.fromkeys(SERVICE_NAMES, url), file_clock, city, calendar, options, out)
+            return await _drive(dict.fromkeys(SERVICE_NAMES, url), file_clock, city, calendar, merging, options, out)
     print(f"starting {len(SERVICE_NAMES)} service processes (logs in {settings.data_dir / 'logs'})", file=out)
     async with launch(tuned, SERVICE_NAMES, _ports(base_port), log_dir=settings.data_dir / "logs") as processes:
-        return await _drive(processes.urls, file_clock, city, calendar, options, out)
+        return await _drive(processes.urls, file_clock, city, calendar, merging, options, out)
 
 
 def _check_calendar(calendar: WorkingCalendar, zone: ZoneInfo, start: datetime, days: int) -> None:
@@ -200,7 +205,13 @@ def _ports(base_port: int | None) -> dict[str, int]:
 
 
 async def _drive(
-    urls: Mapping[str, str], clock: SettableClock, city: City, calendar: WorkingCalendar, options: Options, out: TextIO
+    urls: Mapping[str, str],
+    clock: SettableClock,
+    city: City,
+    calendar: WorkingCalendar,
+    merging: Merging,
+    options: Options,
+    out: TextIO,
 ) -> Summary:
     passwords = {user.username: user.password for user in city.users if user.password is not None}
     client = CityClient(urls, clock, passwords, concurrency=options.concurrency, patience_s=options.patience_s)
@@ -219,7 +230,7 @@ async def _drive(
                 " may absorb simulated reports as duplicates",
                 file=out,
             )
-        planner = Planner(city, calendar, options.profile, options.seed, options.scale)
+        planner = Planner(city, calendar, options.profile, options.seed, options.scale, merging)
         first_day = start.astimezone(zone).date()
         end = datetime.combine(first_day + timedelta(days=options.days), datetime.min.time(), tzinfo=zone)
 
@@ -268,7 +279,7 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
         deadline = case["handling_deadline"]
         if (
             deadline is None
-            or datetime.fromisoformat(deadline) > now
+            or datetime.fromisoformat(deadline) >= now  # its own instant is not yet a miss
             or case["status"] not in ("dispatched", "handled")
         ):
             return False

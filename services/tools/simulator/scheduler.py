@@ -42,7 +42,6 @@ class Scheduler:
         self._origin = clock.now()
         self._queue: list[tuple[datetime, int, asyncio.Future[None] | Script]] = []
         self._holds: list[tuple[datetime, int, Script]] = []
-        self._after_others: list[asyncio.Future[None]] = []
         self._turns: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._busy = 0
@@ -69,7 +68,7 @@ class Scheduler:
         """Run ``check`` before time moves past ``horizon``: a check that something has happened in
         the city before it is too late. It runs alongside the work of the last step before its
         horizon, or on its own just before time jumps past it; it adds no step of its own, and a run
-        with nothing else left to do ends without it.
+        with nothing else left to do ends without it (unless the run has an end beyond its horizon).
         """
         heapq.heappush(self._holds, (horizon, next(self._order), check))
 
@@ -82,22 +81,12 @@ class Scheduler:
         self._done_working()
         await woken  # the scheduler counts this script busy again as it wakes it
 
-    async def after_others(self) -> None:
-        """Wait, at the present simulated instant, until every other script is waiting for a later
-        one: what they do at this instant then happens first, whichever of their answers comes back
-        first. Two things due at the same step otherwise race, and the outcome would depend on
-        which call the city served first rather than on the seed.
-        """
-        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._after_others.append(woken)
-        self._done_working()
-        await woken  # the scheduler counts this script busy again as it wakes it
-
     async def in_turn(self, rank: int) -> None:
         """Wait, at the present simulated instant, until every other script is waiting for a later
         one or for its turn; then the scripts waiting for their turn go one at a time, the lowest
-        ``rank`` first, each when the one before is waiting again. What the city matches in the
-        order it hears of it (a duplicate and what it repeats) then comes out the same in every run.
+        ``rank`` first, each when all else is waiting again (what the one before started meanwhile
+        included). What the city matches in the order it hears of it (a duplicate and what it
+        repeats) then comes out the same in every run, whichever answers come back first.
         """
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._turns, (rank, next(self._order), woken))
@@ -106,25 +95,23 @@ class Scheduler:
 
     async def run(self, end: datetime | None = None, on_advance: Callable[[datetime], None] | None = None) -> None:
         """Move time and wake what is due until nothing is left to do, or until the next step would
-        pass ``end``. Raises the first error a script did not handle itself.
+        pass ``end`` (the holds short of ``end`` checked before it returns: the caller moves the
+        clock there). Raises the first error a script did not handle itself.
         """
         while True:
             await self._idle.wait()
             if self._failure is not None:
                 raise self._failure
-            if self._after_others:
-                # The step's other work is done: now what waited for it, still at this instant.
-                waiting, self._after_others = self._after_others, []
-                for woken in waiting:
-                    self._wake(woken)
-                continue
             if self._turns:
+                # The instant's other work is done: now what waited for it, one at a time.
                 self._wake(heapq.heappop(self._turns)[2])
                 continue
-            if not self._queue:
-                return
-            tick = self._tick(self._queue[0][0])
-            if end is not None and tick > end:
+            tick = self._tick(self._queue[0][0]) if self._queue else None
+            if tick is None or (end is not None and tick > end):
+                if end is not None and self._holds and self._holds[0][0] < end:
+                    # The run ends at ``end``, and the clock is then moved there: check these first.
+                    self._run_holds(before=end)
+                    continue
                 return
             if self._holds and self._holds[0][0] < tick:
                 # Time is about to jump past these horizons: check first, at the present time.
@@ -150,7 +137,6 @@ class Scheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._queue.clear()
         self._holds.clear()
-        self._after_others.clear()
         self._turns.clear()
 
     def _wake(self, woken: asyncio.Future[None]) -> None:
