@@ -52,17 +52,20 @@ def by_id(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {line["id"]: line for line in lines}
 
 
-async def filed_and_dispatched(city: Harness, category: str = STREET_VENDING) -> str:
+async def filed_and_dispatched(city: Harness, category: str = STREET_VENDING, department: str = STREET_USER) -> str:
+    """A report filed and routed, once intake has heard of the dispatch and the department's inbox
+    holds the case (each service hears of it on its own: one knowing tells nothing of the other)."""
     report = await city.report(category)
     await city.case_status(report["id"], "dispatched")
+    await city.eventually(department, f"/handling/cases/{report['id']}", lambda _task: True)
     return str(report["id"])
 
 
 async def test_the_exports_hold_what_the_recount_needs_and_the_recount_counts_it(city: Harness) -> None:
     # 09:00: nine reports, in every way a report can go.
     closed_late, overdue = (
-        await filed_and_dispatched(city, POWER_MANHOLE),
-        await filed_and_dispatched(city, POWER_MANHOLE),
+        await filed_and_dispatched(city, POWER_MANHOLE, "dept-power"),
+        await filed_and_dispatched(city, POWER_MANHOLE, "dept-power"),
     )
     returned = await filed_and_dispatched(city)
     await city.post(STREET_USER, f"/handling/cases/{returned}/return", {"reason": "a market, not ours"})
