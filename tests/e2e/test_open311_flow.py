@@ -139,6 +139,7 @@ async def test_a_citizen_app_follows_its_request_from_the_form_to_closed(app: Ci
     assert request["status_notes"] == STATUS_NOTES[CaseStatus.DISPATCHED]
 
     await city.case_status(token, "dispatched")
+    await city.eventually(STREET_USER, "/handling/inbox", lambda body: any(t["id"] == token for t in body))
     await city.post(STREET_USER, f"/handling/cases/{token}/accept")
     await app.until(f"requests/{number}.json", notes_say(CaseStatus.ACCEPTED))
     await city.call(

@@ -43,6 +43,7 @@ async def closed_work_order(city: Harness, work_order: str) -> str:
     case_id = str((await city.post("hotline", "/intake/hotline/work-orders", order, expect=201))["id"])
     await city.post("inspector1", f"/intake/reports/{case_id}/verification", {"confirmed": True})
     await city.case_status(case_id, "dispatched")
+    await city.eventually(STREET_USER, "/handling/inbox", lambda body: any(t["id"] == case_id for t in body))
     await city.post(STREET_USER, f"/handling/cases/{case_id}/accept")
     await checked_and_closed(city, case_id)
     return case_id
