@@ -51,6 +51,16 @@ _INSTANT = timedelta(microseconds=1)
 _REMEMBERED = 20_000
 
 
+def deadline_passed(case: dict[str, Any], now: datetime) -> bool:
+    """Whether dispatch's view of a case (``GET /dispatch/cases/{id}``) has its handling deadline
+    passed at ``now``, by the deadline timer's rule: the clock runs and the deadline came before
+    ``now`` (its own instant is not yet a miss)."""
+    deadline = case["handling_deadline"]
+    return (
+        case["status"] in ("dispatched", "handled") and deadline is not None and datetime.fromisoformat(deadline) < now
+    )
+
+
 @dataclass
 class Tally:
     """What happened, counted as the simulator saw it in the city's answers."""
@@ -455,13 +465,7 @@ class Actors:
         deadline is no longer passed: moved, stopped, or the case ended)."""
 
         def reported(case: dict[str, Any]) -> bool:
-            deadline = case["handling_deadline"]
-            return (
-                case["deadline_missed_at"] is not None
-                or case["status"] not in ("dispatched", "handled")
-                or deadline is None
-                or datetime.fromisoformat(deadline) >= self._now()
-            )
+            return case["deadline_missed_at"] is not None or not deadline_passed(case, self._now())
 
         case = await self.client.poll(
             self._roles[Role.SHIFT_LEAD], "dispatch", f"/cases/{case_id}", reported, waiting_for="the deadline timer"

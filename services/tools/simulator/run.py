@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from services.runtime.local import serve
 from services.tools.launcher import launch
-from services.tools.simulator.actors import Actors, Tally
+from services.tools.simulator.actors import Actors, Tally, deadline_passed
 from services.tools.simulator.client import CityClient, SimulationError
 from services.tools.simulator.plan import LONGEST_STEP, Merging, Planner, covered, default_start
 from services.tools.simulator.profile import Profile
@@ -276,12 +276,7 @@ async def _settle(client: CityClient, actors: Actors, tally: Tally, options: Opt
 
     async def overdue(case_id: str) -> bool:
         case = await client.call(actors.role(Role.SHIFT_LEAD), "GET", "dispatch", f"/cases/{case_id}")
-        deadline = case["handling_deadline"]
-        if (
-            deadline is None
-            or datetime.fromisoformat(deadline) >= now  # its own instant is not yet a miss
-            or case["status"] not in ("dispatched", "handled")
-        ):
+        if not deadline_passed(case, now):
             return False
         if case["deadline_missed_at"] is None:
             await actors.missed(case_id)
