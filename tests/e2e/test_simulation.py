@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from intake import models as intake_tables
 from services.runtime.app import create_app
 from services.tools.reconcile import CityFacts, Endpoints, reconcile
 from services.tools.simulator.profile import load_profile
@@ -119,23 +120,36 @@ SCALARS = {
 }
 UNSENT = "SELECT count(*) FROM {schema}outbox WHERE sent_at IS NULL"
 # Each report (by its number in the plan) with what became of it, and its case's timeline as intake
-# heard it from every service: the same seed must give the same rows and times. (Not the case
-# numbers: cases filed at one instant may be numbered in another order.)
-HISTORY = """
-SELECT r.description, r.status, m.description, c.on_time, t.at, t.event_type, t.actor
-FROM {schema}reports r
-LEFT JOIN {schema}reports m ON m.id = r.merged_into
-LEFT JOIN {schema}cases c ON c.id = r.id
-LEFT JOIN {schema}timeline t ON t.case_id = r.id
-"""
+# heard it from every service: the same seed must give the same rows and times, in either mode.
+# (Not the case numbers: cases filed at one instant may be numbered in another order.) Built on
+# intake's tables so that both backends hand back the same types.
+_REPORT, _MERGED_INTO = intake_tables.reports.alias("report"), intake_tables.reports.alias("merged_into")
+_CASE, _STEP = intake_tables.cases.alias("case"), intake_tables.timeline.alias("step")
+HISTORY = select(
+    _REPORT.c.description,
+    _REPORT.c.status,
+    _MERGED_INTO.c.description,
+    _CASE.c.on_time,
+    _STEP.c.at,
+    _STEP.c.event_type,
+    _STEP.c.actor,
+).select_from(
+    _REPORT.outerjoin(_MERGED_INTO, _MERGED_INTO.c.id == _REPORT.c.merged_into)
+    .outerjoin(_CASE, _CASE.c.id == _REPORT.c.id)
+    .outerjoin(_STEP, _STEP.c.case_id == _REPORT.c.id)
+)
 
 
-def embedded_history(settings: Settings) -> list[tuple[Any, ...]]:
+async def history(settings: Settings) -> list[tuple[Any, ...]]:
     """What the city did with each report of a simulation (``HISTORY``), ids left out (they are
     drawn afresh each run), in one order whatever the order of the rows."""
-    with sqlite3.connect(settings.data_dir / "intake.db") as db:
-        rows = db.execute(HISTORY.format(schema="")).fetchall()
-    return sorted(rows, key=repr)
+    engine = create_engine(settings.database_url("intake"))
+    try:
+        async with engine.connect() as db:
+            rows = (await db.execute(HISTORY)).all()
+    finally:
+        await engine.dispose()
+    return sorted((tuple(row) for row in rows), key=repr)
 
 
 def embedded_rows(settings: Settings, groups: Sequence[str]) -> dict[str, Any]:
@@ -249,9 +263,9 @@ async def test_two_simulated_days_in_the_embedded_city(tmp_path: Path) -> None:
     again_settings = settings.model_copy(update={"data_dir": tmp_path / "again"})
     again = await simulate(again_settings, OPTIONS, out=io.StringIO())
     assert again.counts == summary.counts
-    history = embedded_history(settings)
-    assert len(history) > summary.counts["reports"]
-    assert embedded_history(again_settings) == history
+    city_history = await history(settings)
+    assert len(city_history) > summary.counts["reports"]
+    assert await history(again_settings) == city_history
 
 
 async def test_two_simulated_days_with_each_service_in_its_own_process(tmp_path: Path) -> None:
@@ -276,6 +290,13 @@ async def test_two_simulated_days_with_each_service_in_its_own_process(tmp_path:
         # Every service ran as a process of its own, and each has stopped.
         logs = sorted(p.name for p in (tmp_path / "city" / "logs").iterdir())
         assert logs == sorted(f"{s}.log" for s in SERVICE_NAMES)
+        # Both modes run the same handlers on the same simulated time: the seed's city in one
+        # process with the embedded log is, report by report and step by step, this one.
+        embedded = Settings(mode=Mode.EMBEDDED, data_dir=tmp_path / "embedded")
+        assert (await simulate(embedded, OPTIONS, out=io.StringIO())).counts == summary.counts
+        city_history = await history(settings)
+        assert len(city_history) > summary.counts["reports"]
+        assert await history(embedded) == city_history
     finally:
         await delete_topics(
             settings, [settings.topic_case_events, settings.topic_dead_letter, settings.topic_integration]
