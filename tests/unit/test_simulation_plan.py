@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -30,15 +29,21 @@ from services.tools.simulator.plan import (
 from services.tools.simulator.profile import Profile, ProfileError, load_profile
 from services.tools.simulator.scheduler import Scheduler, Script
 from shared.city.calendar import WorkingCalendar, load_calendar
+from shared.city.geo import distance_m
 from shared.city.loader import load_city
 from shared.city.model import City
 from shared.core.clock import SimulatedClock
+from shared.core.settings import Settings
 from shared.events.catalogue import ReportSource
 from tests.conftest import REPO
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # Two weeks of March 2026 without a holiday: ten working days.
 FORTNIGHT = [date(2026, 3, 2) + timedelta(days=n) for n in range(14)]
+
+
+# Intake's rule for one problem at its default settings (50 m, 72 hours).
+MERGING = Merging.of(Settings())
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +58,13 @@ def calendar(city: City) -> WorkingCalendar:
 
 @pytest.fixture(scope="module")
 def fortnight(city: City, calendar: WorkingCalendar) -> list[Arrival]:
-    planner = Planner(city, calendar, Profile(), seed=7, scale=1.0)
+    planner = Planner(city, calendar, Profile(), seed=7, scale=1.0, merging=MERGING)
     return [arrival for day in FORTNIGHT for arrival in planner.day(day)]
 
 
 def test_the_same_seed_plans_the_same_city(city: City, calendar: WorkingCalendar) -> None:
     def plan(seed: int) -> list[Arrival]:
-        planner = Planner(city, calendar, Profile(), seed=seed, scale=0.2)
+        planner = Planner(city, calendar, Profile(), seed=seed, scale=0.2, merging=MERGING)
         return [arrival for day in FORTNIGHT[:3] for arrival in planner.day(day)]
 
     first, again, other = plan(11), plan(11), plan(12)
@@ -127,10 +132,8 @@ def test_some_reports_repeat_a_problem_reported_nearby(fortnight: list[Arrival])
 
 
 def test_a_report_knows_the_earlier_ones_intake_may_take_for_its_problem(fortnight: list[Arrival]) -> None:
-    merging = Merging()  # intake's defaults: 50 m, 72 hours
-
     def metres(a: Arrival, b: Arrival) -> float:
-        return math.hypot((a.lon - b.lon) * 111_320 * math.cos(math.radians(a.lat)), (a.lat - b.lat) * 111_320)
+        return distance_m(a.lon, a.lat, b.lon, b.lat)
 
     by_number = {arrival.number: arrival for arrival in fortnight}
     by_category: dict[str, list[Arrival]] = {}
@@ -141,8 +144,8 @@ def test_a_report_knows_the_earlier_ones_intake_may_take_for_its_problem(fortnig
             other.number
             for other in by_category[arrival.category_code]
             if other.number < arrival.number
-            and arrival.at - other.at <= merging.window + LONGEST_STEP
-            and metres(other, arrival) <= 2 * merging.radius_m
+            and arrival.at - other.at <= MERGING.window + LONGEST_STEP
+            and metres(other, arrival) <= 2 * MERGING.radius_m
         }
         assert set(arrival.neighbours) == expected, arrival.number
     # Every repeat (5 to 20 m from what it repeats) knows what it repeats; the rest are rare.

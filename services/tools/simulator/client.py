@@ -171,7 +171,7 @@ class CityClient:
         (a report with its ``client_ref``, a photo, which is stored by its content). Any other
         write might have been made before the line broke.
         """
-        patience = _Patience(self.patience_s, self._waits, f"{method} /{service}{_ID.sub('{id}', path)}")
+        patience = _Patience(self.patience_s, self._waits, f"{method} {_shape(service, path)}")
         answer = await self._answer(
             user, method, service, path, patience, retry_on=retry_on, resendable=resendable, **kwargs
         )
@@ -306,7 +306,7 @@ class CityClient:
         what the caller ``just_caused`` pauses before its first look, as after a "not yet": the
         event has only just set off.
         """
-        kind = f"poll /{service}{_ID.sub('{id}', path)} for {waiting_for}"
+        kind = f"poll {_shape(service, path)} for {waiting_for}"
         # One patience whether the service does not know the case yet (404) or does not show the
         # event yet: the pauses and what is learnt are the whole wait's.
         patience = _Patience(self.patience_s, self._waits, kind)
@@ -399,6 +399,11 @@ class CityClient:
 
 
 _FLOW_COUNTERS = ("citycase_outbox_published_total{", "citycase_events_consumed_total{")
+
+
+def _shape(service: str, path: str) -> str:
+    """A call's target with its ids left out: calls that differ only by them are one kind."""
+    return f"/{service}{_ID.sub('{id}', path)}"
 
 
 class _Waits:

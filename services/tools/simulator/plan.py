@@ -18,7 +18,9 @@ from shapely.geometry import Point
 
 from services.tools.simulator.profile import Profile
 from shared.city.calendar import CalendarDataMissing, WorkingCalendar
+from shared.city.geo import distance_m
 from shared.city.model import AreaLevel, Category, City, GridCell
+from shared.core.settings import Settings
 from shared.events.catalogue import CategoryFamily, GridPlace, ReportSource
 
 # Reports by hour of the day (local) for the sources that never sleep: hotline, public, video.
@@ -97,11 +99,15 @@ class Arrival:
 
 @dataclass(frozen=True, slots=True)
 class Merging:
-    """When intake takes a new report for an open case's problem (its settings
-    ``duplicate_radius_m`` and ``duplicate_window_hours``)."""
+    """When intake takes a new report for an open case's problem."""
 
-    radius_m: float = 50.0
-    window: timedelta = timedelta(hours=72)
+    radius_m: float
+    window: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> Merging:
+        """Intake's rule under ``settings`` (``duplicate_radius_m``, ``duplicate_window_hours``)."""
+        return cls(settings.duplicate_radius_m, timedelta(hours=settings.duplicate_window_hours))
 
 
 def draw_fate(rng: random.Random, profile: Profile, source: ReportSource, self_handled_chance: float) -> Fate:
@@ -222,10 +228,10 @@ class Planner:
         profile: Profile,
         seed: int,
         scale: float,
-        merging: Merging | None = None,
+        merging: Merging,
     ) -> None:
         self.city = city
-        self.merging = merging or Merging()
+        self.merging = merging
         self.calendar = calendar
         self.profile = profile
         self.seed = seed
@@ -308,12 +314,7 @@ class Planner:
         while earlier and at - earlier[0].at > self.merging.window + LONGEST_STEP:
             earlier.popleft()
         within = self.merging.radius_m * _NEIGHBOURHOOD_MARGIN
-        scale_lon = _METRES_PER_DEGREE * math.cos(math.radians(lat))
-        return tuple(
-            other.number
-            for other in earlier
-            if math.hypot((other.lon - lon) * scale_lon, (other.lat - lat) * _METRES_PER_DEGREE) <= within
-        )
+        return tuple(other.number for other in earlier if distance_m(other.lon, other.lat, lon, lat) <= within)
 
     def _repeatable(self, at: datetime) -> int:
         """How many of the recent reports (the oldest first) a report at ``at`` may repeat: those

@@ -152,7 +152,7 @@ async def simulate(
     calendar = load_calendar(city.calendar_file)
     zone = ZoneInfo(city.timezone)
     # What intake takes for one problem: a running city at ``urls`` is taken to use these settings too.
-    merging = Merging(settings.duplicate_radius_m, timedelta(hours=settings.duplicate_window_hours))
+    merging = Merging.of(settings)
     if urls is not None:
         if clock_file is None:
             raise SimulationError("a running city moves with its clock file: give the one it was started with")
